@@ -1,0 +1,101 @@
+"""``generate_model``: every architecture from keyword arguments named like the CLI flags."""
+from typing import Any, Callable, Dict, Tuple
+
+import torch.nn as nn
+
+from .densenet import DENSENET_CONFIGS, densenet
+from .preresnet import preresnet
+from .resnet import RESNET_LAYERS, resnet
+from .resnet2p1d import resnet2p1d
+from .resnext import RESNEXT_DEPTHS, resnext
+from .wide_resnet import WIDE_RESNET_DEPTHS, wide_resnet
+
+# Valid depths per model family, in the order the CLI lists them.
+MODEL_DEPTHS: Dict[str, Tuple[int, ...]] = {
+    'resnet': tuple(RESNET_LAYERS),
+    'resnet2p1d': tuple(RESNET_LAYERS),
+    'preresnet': tuple(RESNET_LAYERS),
+    'wideresnet': WIDE_RESNET_DEPTHS,
+    'resnext': RESNEXT_DEPTHS,
+    'densenet': tuple(DENSENET_CONFIGS),
+}
+
+# The options that define a model's architecture, with their defaults (= the CLI defaults).
+# Checkpoints record exactly these so that ``load_model`` can rebuild the network.
+MODEL_DEFAULTS: Dict[str, Any] = {
+    'model': 'resnet',
+    'model_depth': 18,
+    'n_classes': 400,
+    'n_input_channels': 3,
+    'conv1_t_size': 7,
+    'conv1_t_stride': 1,
+    'no_max_pool': False,
+    'resnet_shortcut': 'B',
+    'resnet_widen_factor': 1.0,
+    'wide_resnet_k': 2,
+    'resnext_cardinality': 32,
+    'r2p1d_mid_planes': 'conv',
+    'r2p1d_stem_mid_planes': 0,
+}
+MODEL_OPTION_NAMES = tuple(MODEL_DEFAULTS)
+
+
+def arch_name(model: str, model_depth: int) -> str:
+    """The original's ``arch`` string, e.g. ``resnet-50``."""
+    return f'{model}-{model_depth}'
+
+
+def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int = 400,
+                   n_input_channels: int = 3, conv1_t_size: int = 7, conv1_t_stride: int = 1,
+                   no_max_pool: bool = False, resnet_shortcut: str = 'B',
+                   resnet_widen_factor: float = 1.0, wide_resnet_k: int = 2,
+                   resnext_cardinality: int = 32, r2p1d_mid_planes: str = 'conv',
+                   r2p1d_stem_mid_planes: int = 0) -> nn.Module:
+    """Build a model mapping N x C x T x H x W clips to N x ``n_classes`` logits.
+
+    ``r2p1d_mid_planes`` ('conv': per-conv parameter-matching widths as in the original;
+    'block': one width per block as in torchvision) and ``r2p1d_stem_mid_planes`` (0: the
+    formula, 110 for the default stem; torchvision uses 45) only affect ``resnet2p1d``.
+    """
+    if model not in MODEL_DEPTHS:
+        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODEL_DEPTHS)}")
+    if model_depth not in MODEL_DEPTHS[model]:
+        depths = ', '.join(str(d) for d in MODEL_DEPTHS[model])
+        raise ValueError(f'{model} has no depth {model_depth!r}: choose one of {depths}')
+    for name, value in (('n_classes', n_classes), ('n_input_channels', n_input_channels),
+                        ('conv1_t_size', conv1_t_size), ('conv1_t_stride', conv1_t_stride)):
+        if int(value) != value or value < 1:
+            raise ValueError(f'{name} must be a positive integer, not {value!r}')
+    if resnet_widen_factor <= 0:
+        raise ValueError(f'resnet_widen_factor must be positive, not {resnet_widen_factor!r}')
+
+    stem = dict(n_input_channels=n_input_channels, conv1_t_size=conv1_t_size,
+                conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, n_classes=n_classes)
+    if model == 'densenet':
+        return densenet(model_depth, **stem)
+    trunk = dict(stem, shortcut_type=resnet_shortcut, widen_factor=resnet_widen_factor)
+    builders: Dict[str, Callable[[], nn.Module]] = {
+        'resnet': lambda: resnet(model_depth, **trunk),
+        'resnet2p1d': lambda: resnet2p1d(model_depth, mid_planes_rule=r2p1d_mid_planes,
+                                         stem_mid_planes=r2p1d_stem_mid_planes, **trunk),
+        'preresnet': lambda: preresnet(model_depth, **trunk),
+        'wideresnet': lambda: wide_resnet(model_depth, k=wide_resnet_k, **trunk),
+        'resnext': lambda: resnext(model_depth, cardinality=resnext_cardinality, **trunk),
+    }
+    return builders[model]()
+
+
+def head_name(model: nn.Module) -> str:
+    """Name of the classification layer: ``fc`` or ``classifier`` (DenseNet)."""
+    return 'classifier' if hasattr(model, 'classifier') else 'fc'
+
+
+def replace_head(model: nn.Module, n_classes: int) -> nn.Module:
+    """Swap the classifier for a freshly initialised Linear with ``n_classes`` outputs."""
+    name = head_name(model)
+    old = getattr(model, name)
+    new = nn.Linear(old.in_features, n_classes)
+    if name == 'classifier':
+        nn.init.constant_(new.bias, 0)
+    setattr(model, name, new.to(device=old.weight.device, dtype=old.weight.dtype))
+    return model

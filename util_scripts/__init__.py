@@ -1,0 +1,1 @@
+"""Command-line tools, each runnable as ``python -m util_scripts.NAME``."""

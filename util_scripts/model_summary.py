@@ -1,0 +1,61 @@
+"""Parameters and multiply-accumulates per clip of any model and flags.
+
+    python -m util_scripts.model_summary --model resnet --model_depth 50 --n_classes 700
+    python -m util_scripts.model_summary --model resnet2p1d --sample_duration 32 --sample_size 160
+
+GMACs are counted by ``torch.utils.flop_counter`` (convolutions and linear layers; BN,
+ReLU and pooling excluded) for one clip of C x T x H x W, on the ``meta`` device so that
+even the largest models are summarised instantly and without memory.
+"""
+import argparse
+import sys
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from models import arch_name, generate_model
+from opts import add_model_arguments, model_options
+
+
+def summarize(options: Dict[str, Any], sample_size: int = 112, sample_duration: int = 16
+              ) -> Dict[str, Any]:
+    """Parameter count, GMACs per clip and output shape of the model ``options`` define."""
+    with torch.device('meta'):
+        model = generate_model(**options).eval()
+        clip = torch.empty(1, options.get('n_input_channels', 3), sample_duration,
+                           sample_size, sample_size)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        out = model(clip)
+    return {
+        'arch': arch_name(options['model'], options['model_depth']),
+        'params': sum(p.numel() for p in model.parameters()),
+        'gmacs': counter.get_total_flops() / 2 / 1e9,
+        'input_shape': tuple(clip.shape),
+        'output_shape': tuple(out.shape),
+        'state_dict_entries': len(model.state_dict()),
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
+    parser.add_argument('--sample_size', default=112, type=int, help='Crop side (default: %(default)s)')
+    parser.add_argument('--sample_duration', default=16, type=int,
+                        help='Frames per clip (default: %(default)s)')
+    args = parser.parse_args(argv)
+    try:
+        s = summarize(model_options(args), args.sample_size, args.sample_duration)
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(f"{s['arch']}: {s['params']:,} parameters, {s['gmacs']:.2f} GMACs per clip "
+          f"(input {'x'.join(map(str, s['input_shape'][1:]))}, output {list(s['output_shape'])}, "
+          f"{s['state_dict_entries']} state_dict entries)")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
