@@ -134,6 +134,16 @@ def _is_state_dict(obj: Any) -> bool:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
+def state_dict_key(obj: Any) -> Optional[str]:
+    """Where a loaded file keeps its weights: '' (bare state_dict), 'state_dict', 'model' or None."""
+    if _is_state_dict(obj):
+        return ''
+    for key in ('state_dict', 'model'):
+        if isinstance(obj, Mapping) and _is_state_dict(obj.get(key)):
+            return key
+    return None
+
+
 def torch_load_cpu(path: PathLike) -> Any:
     """``torch.load`` onto the CPU, weights-only where the file allows it."""
     # The original's scheduler state holds a collections.Counter; allow it in safe loading.
@@ -169,16 +179,13 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     are absent from the dict.
     """
     obj = load_checkpoint_object(path)
-    if _is_state_dict(obj):
-        ckpt: Dict[str, Any] = {'state_dict': obj}
-    elif isinstance(obj, Mapping) and _is_state_dict(obj.get('state_dict')):
-        ckpt = dict(obj)
-    elif isinstance(obj, Mapping) and _is_state_dict(obj.get('model')):
-        ckpt = {k: v for k, v in obj.items() if k != 'model'}
-        ckpt['state_dict'] = obj['model']
-    else:
+    key = state_dict_key(obj)
+    if key is None:
         keys = ', '.join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
         raise CheckpointError(f'{path}: no state_dict found (top-level keys: {keys})')
+    ckpt: Dict[str, Any] = {'state_dict': obj} if key == '' else dict(obj)
+    if key == 'model':  # training scripts of other frameworks (torchvision's references)
+        ckpt['state_dict'] = ckpt.pop('model')
     ckpt['state_dict'] = strip_prefixes(ckpt['state_dict'])
     if 'stem.0.weight' in ckpt['state_dict']:
         raise CheckpointError(

@@ -15,7 +15,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 
 from models import generate_model, load_state_dict_checked, save_checkpoint
-from models.checkpoint import CheckpointError, load_checkpoint_object, strip_prefixes
+from models.checkpoint import (CheckpointError, load_checkpoint_object, state_dict_key,
+                               strip_prefixes)
 
 TORCHVISION_MEAN = (0.43216, 0.394666, 0.37645)
 TORCHVISION_STD = (0.22803, 0.22145, 0.216989)
@@ -88,9 +89,10 @@ def kinetics400_class_names(arch: str) -> Optional[List[str]]:
 def convert(src: Path, dst: Path, arch: str) -> Path:
     """Convert ``src`` into a checkpoint at ``dst``, verifying that every weight fits."""
     obj = load_checkpoint_object(src)
-    state_dict = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
-    if not isinstance(state_dict, dict):
+    key = state_dict_key(obj)
+    if key is None:
         raise CheckpointError(f'{src}: no state_dict found')
+    state_dict = obj[key] if key else obj
     try:
         ours, options = convert_state_dict(state_dict, arch)
     except CheckpointError as e:

@@ -46,10 +46,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--sample_duration', default=16, type=int,
                         help='Frames per clip (default: %(default)s)')
     args = parser.parse_args(argv)
+    options = model_options(args)
     try:
-        s = summarize(model_options(args), args.sample_size, args.sample_duration)
+        s = summarize(options, args.sample_size, args.sample_duration)
     except ValueError as e:
         print(f'error: {e}', file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # a clip too small for the network's downsampling
+        clip = f'{args.n_input_channels}x{args.sample_duration}x{args.sample_size}x{args.sample_size}'
+        reason = str(e).strip().splitlines()[0]
+        print(f"error: a {clip} clip is too small for "
+              f"{arch_name(options['model'], options['model_depth'])}: {reason}", file=sys.stderr)
         return 2
     print(f"{s['arch']}: {s['params']:,} parameters, {s['gmacs']:.2f} GMACs per clip "
           f"(input {'x'.join(map(str, s['input_shape'][1:]))}, output {list(s['output_shape'])}, "

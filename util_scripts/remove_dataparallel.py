@@ -14,19 +14,18 @@ from typing import Any, List, Optional, Tuple
 import torch
 
 from models.checkpoint import (CheckpointError, atomic_write, load_checkpoint_object,
-                               strip_prefixes)
+                               state_dict_key, strip_prefixes)
 
 
 def strip_checkpoint(obj: Any) -> Tuple[Any, int]:
     """Return the checkpoint with prefixes stripped and the number of keys that changed."""
-    sd = obj.get('state_dict') if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict) else obj
-    if not isinstance(sd, dict):
+    key = state_dict_key(obj)
+    if key is None:
         raise CheckpointError('no state_dict found')
+    sd = obj[key] if key else obj
     clean = strip_prefixes(sd)
     changed = sum(1 for old, new in zip(sd, clean) if old != new)
-    if sd is obj:
-        return clean, changed
-    return {**obj, 'state_dict': clean}, changed
+    return (clean if not key else {**obj, key: clean}), changed
 
 
 def main(argv: Optional[List[str]] = None) -> int:
