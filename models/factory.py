@@ -91,11 +91,9 @@ def head_name(model: nn.Module) -> str:
 
 
 def replace_head(model: nn.Module, n_classes: int) -> nn.Module:
-    """Swap the classifier for a freshly initialised Linear with ``n_classes`` outputs."""
+    """Swap the classifier for a fresh Linear (PyTorch's default init) with ``n_classes`` outputs."""
     name = head_name(model)
     old = getattr(model, name)
     new = nn.Linear(old.in_features, n_classes)
-    if name == 'classifier':
-        nn.init.constant_(new.bias, 0)
     setattr(model, name, new.to(device=old.weight.device, dtype=old.weight.dtype))
     return model

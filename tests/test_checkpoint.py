@@ -81,8 +81,14 @@ def _original_style(model, arch='resnet-10'):
 
 def test_original_checkpoint_takes_options_from_arch_and_kwargs(tmp_path):
     model = make(**TINY)
-    torch.save(_original_style(model), tmp_path / 'orig.pth')
-    loaded = load_model(tmp_path / 'orig.pth', n_classes=5)  # model and depth from arch
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [50, 100, 150])
+    original = dict(_original_style(model), optimizer=opt.state_dict(), scheduler=sched.state_dict())
+    # PyTorch < 1.6 (which wrote the released r3d*_200ep.pth files) used the legacy format.
+    torch.save(original, tmp_path / 'orig.pth', _use_new_zipfile_serialization=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # safe (weights-only) loading suffices
+        loaded = load_model(tmp_path / 'orig.pth', n_classes=5)  # model and depth from arch
     x = clip()
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
