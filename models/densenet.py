@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .resnet import init_weights
+
 DENSENET_CONFIGS = {
     121: (6, 12, 24, 16),
     169: (6, 12, 32, 32),
@@ -92,14 +94,8 @@ class DenseNet(nn.Module):
         self.features.add_module('norm5', nn.BatchNorm3d(n_features))
         self.classifier = nn.Linear(n_features, n_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.Linear):
-                nn.init.constant_(m.bias, 0)
+        init_weights(self)
+        nn.init.constant_(self.classifier.bias, 0)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """N x C x T x H x W clips to N x F globally pooled features (the input of ``classifier``)."""
