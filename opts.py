@@ -1,12 +1,15 @@
 """Command-line options, named and defaulted as in the original 3D-ResNets-PyTorch.
 
-For now this holds the model-defining group, shared by ``main.py`` and the tools in
-``util_scripts/``; the data, training and inference groups arrive with the training loop.
+``parse_opts(argv)`` returns the namespace ``main.py`` and the dataset builders read, with
+the original's derived fields (``mean``, ``std``, ``n_input_channels``, ``arch``,
+``begin_epoch``, ``n_finetune_classes``). ``add_model_arguments`` is the model group shared
+with the tools in ``util_scripts/``.
 """
 import argparse
-from typing import Any, Dict
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
-from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES
+from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -50,3 +53,159 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def model_options(args: argparse.Namespace) -> Dict[str, Any]:
     """The model-defining options of parsed arguments, ready for ``generate_model(**...)``."""
     return {name: getattr(args, name) for name in MODEL_OPTION_NAMES}
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Paths, dataset, clip sampling, augmentation and normalisation flags."""
+    g = parser.add_argument_group('data')
+    g.add_argument('--root_path', default=None, type=Path,
+                   help='Prefix joined to the relative video, annotation, result, resume and pretrain paths')
+    g.add_argument('--video_path', default=None, type=Path, nargs='+',
+                   help='Root of the frame folders, hdf5 or video files (one per annotation file, or one for all)')
+    g.add_argument('--annotation_path', default=None, type=Path, nargs='+',
+                   help='Annotation JSON file(s); several merge into one label space')
+    g.add_argument('--result_path', default=None, type=Path, help='Output directory')
+    g.add_argument('--dataset', default='kinetics',
+                   choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit'],
+                   help='Only activitynet changes how annotations are read (default: %(default)s)')
+    g.add_argument('--class_fraction', default=1.0, type=float,
+                   help='Keep this seeded fraction of the classes (default: %(default)s)')
+    g.add_argument('--instance_fraction', default=1.0, type=float,
+                   help='Keep this seeded fraction of the training videos of each class (default: %(default)s)')
+    g.add_argument('--file_type', default='jpg', choices=['jpg', 'hdf5', 'video'],
+                   help='jpg frame folders, hdf5 files, or video files decoded directly (default: %(default)s)')
+    g.add_argument('--input_type', default='rgb', choices=['rgb', 'flow'],
+                   help='flow reads video_u/video_v from hdf5 files (default: %(default)s)')
+    g.add_argument('--sample_size', default=112, type=int, help='Crop side (default: %(default)s)')
+    g.add_argument('--sample_duration', default=16, type=int, help='Frames per clip (default: %(default)s)')
+    g.add_argument('--sample_t_stride', default=1, type=int,
+                   help='Take every n-th frame (default: %(default)s)')
+    g.add_argument('--train_crop', default='random', choices=['random', 'corner', 'center'],
+                   help='random: RandomResizedCrop; corner: MultiScaleCornerCrop; center (default: %(default)s)')
+    g.add_argument('--train_crop_min_scale', default=0.25, type=float,
+                   help='Minimum area fraction of the random crop (default: %(default)s)')
+    g.add_argument('--train_crop_min_ratio', default=0.75, type=float,
+                   help='Aspect range [r, 1/r] of the random crop (default: %(default)s)')
+    g.add_argument('--no_hflip', action='store_true', help='No random horizontal flip')
+    g.add_argument('--colorjitter', action='store_true',
+                   help='Random brightness/contrast/saturation 0.4 and hue 0.1, once per clip')
+    g.add_argument('--train_t_crop', default='random', choices=['random', 'center'],
+                   help='Temporal crop of training clips (default: %(default)s)')
+    g.add_argument('--mean_dataset', default='kinetics', choices=['activitynet', 'kinetics', '0.5'],
+                   help='Mean/std table (default: %(default)s)')
+    g.add_argument('--no_mean_norm', action='store_true', help='Do not subtract the mean')
+    g.add_argument('--no_std_norm', action='store_true', help='Do not divide by the std')
+    g.add_argument('--value_scale', default=1, type=int,
+                   help='Pixel range: 1 for [0, 1], 255 for [0, 255] (default: %(default)s)')
+    g.add_argument('--n_val_samples', default=3, type=int,
+                   help='Clips per validation video (default: %(default)s)')
+    g.add_argument('--inference_subset', default='val', choices=['train', 'val', 'test'],
+                   help='Subset to infer (default: %(default)s)')
+    g.add_argument('--inference_stride', default=16, type=int,
+                   help='Sliding-window stride in frames (default: %(default)s)')
+    g.add_argument('--inference_crop', default='center', choices=['center', 'nocrop'],
+                   help='center crop, or the whole resized frame (default: %(default)s)')
+    g.add_argument('--n_threads', default=4, type=int, help='DataLoader workers (default: %(default)s)')
+    g.add_argument('--accimage', action='store_true',
+                   help='Accepted for compatibility; frames are decoded with libjpeg-turbo anyway')
+    return parser
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The original's optimisation, checkpoint, inference-output and distributed flags."""
+    g = parser.add_argument_group('training')
+    g.add_argument('--n_pretrain_classes', default=0, type=int,
+                   help='Classes of the --pretrain_path checkpoint (default: %(default)s)')
+    g.add_argument('--pretrain_path', default=None, type=Path, help='Checkpoint to fine-tune from')
+    g.add_argument('--ft_begin_module', default='', type=str,
+                   help='First module to fine-tune (conv1, layer1..4, fc, ...); empty: all')
+    g.add_argument('--learning_rate', default=0.1, type=float, help='Initial learning rate')
+    g.add_argument('--momentum', default=0.9, type=float, help='SGD momentum')
+    g.add_argument('--dampening', default=0.0, type=float, help='SGD dampening (0 with --nesterov)')
+    g.add_argument('--weight_decay', default=1e-3, type=float, help='Weight decay')
+    g.add_argument('--nesterov', action='store_true', help='Nesterov momentum')
+    g.add_argument('--optimizer', default='sgd', type=str, help='Optimizer (sgd)')
+    g.add_argument('--lr_scheduler', default='multistep', choices=['multistep', 'plateau'],
+                   help='Learning-rate schedule (default: %(default)s)')
+    g.add_argument('--multistep_milestones', default=[50, 100, 150], type=int, nargs='+',
+                   help='Epochs at which the learning rate is multiplied by 0.1')
+    g.add_argument('--overwrite_milestones', action='store_true',
+                   help='On resume, use --multistep_milestones instead of the checkpoint\'s')
+    g.add_argument('--plateau_patience', default=10, type=int, help='ReduceLROnPlateau patience')
+    g.add_argument('--batch_size', default=128, type=int, help='Batch size')
+    g.add_argument('--inference_batch_size', default=0, type=int,
+                   help='Videos per inference batch; 0: batch_size')
+    g.add_argument('--batchnorm_sync', action='store_true', help='SyncBatchNorm (with --distributed)')
+    g.add_argument('--n_epochs', default=200, type=int, help='Last epoch')
+    g.add_argument('--resume_path', default=None, type=Path, help='Checkpoint to resume from')
+    g.add_argument('--no_train', action='store_true', help='Skip training')
+    g.add_argument('--no_val', action='store_true', help='Skip validation')
+    g.add_argument('--inference', action='store_true', help='Run inference after training')
+    g.add_argument('--inference_no_average', action='store_true',
+                   help='Write per-clip results instead of the per-video average')
+    g.add_argument('--no_cuda', action='store_true', help='Run on the CPU')
+    g.add_argument('--checkpoint', default=10, type=int, help='Save save_<epoch>.pth every n epochs')
+    g.add_argument('--manual_seed', default=1, type=int, help='Random seed')
+    g.add_argument('--output_topk', default=5, type=int,
+                   help='Top-k labels per video in the inference JSON; <= 0: all')
+    g.add_argument('--tensorboard', action='store_true', help='TensorBoard logs in result_path')
+    g.add_argument('--distributed', action='store_true', help='DistributedDataParallel')
+    g.add_argument('--dist_url', default='tcp://127.0.0.1:23456', type=str, help='Process group init URL')
+    g.add_argument('--world_size', default=-1, type=int, help='Number of nodes')
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``main.py`` parser."""
+    parser = argparse.ArgumentParser(description='Train, fine-tune, validate and infer 3D CNNs on video')
+    add_data_arguments(parser)
+    add_model_arguments(parser)
+    add_training_arguments(parser)
+    return parser
+
+
+def _join_root(root: Optional[Path], path: Any) -> Any:
+    if root is None or path is None:
+        return path
+    if isinstance(path, list):
+        return [root / p for p in path]
+    return root / path
+
+
+def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentParser] = None
+                  ) -> argparse.Namespace:
+    """Join --root_path, check combinations, and add the original's derived fields."""
+    from spatial_transforms import get_mean_std
+
+    def fail(message: str) -> None:
+        if parser is not None:
+            parser.error(message)
+        raise ValueError(message)
+
+    for name in ('video_path', 'annotation_path', 'result_path', 'resume_path', 'pretrain_path'):
+        setattr(opt, name, _join_root(opt.root_path, getattr(opt, name)))
+    if opt.input_type == 'flow' and opt.file_type != 'hdf5':
+        fail('--input_type flow needs --file_type hdf5 (flow is stored as video_u/video_v in hdf5 files)')
+    if opt.n_val_samples < 1:
+        fail(f'--n_val_samples must be >= 1, not {opt.n_val_samples}')
+    if opt.sample_t_stride < 1:
+        fail(f'--sample_t_stride must be >= 1, not {opt.sample_t_stride}')
+    for name in ('class_fraction', 'instance_fraction'):
+        if not 0 < getattr(opt, name) <= 1:
+            fail(f'--{name} must be in (0, 1], not {getattr(opt, name)}')
+    if not 0 < opt.train_crop_min_ratio <= 1 or not 0 < opt.train_crop_min_scale <= 1:
+        fail('--train_crop_min_scale and --train_crop_min_ratio must be in (0, 1]')
+    opt.n_input_channels = 2 if opt.input_type == 'flow' else 3
+    opt.mean, opt.std = get_mean_std(opt.value_scale, opt.mean_dataset, opt.no_mean_norm, opt.no_std_norm)
+    opt.arch = arch_name(opt.model, opt.model_depth)
+    opt.begin_epoch = 1
+    if opt.pretrain_path is not None:  # the original's fine-tuning semantics of --n_classes
+        opt.n_finetune_classes = opt.n_classes
+        opt.n_classes = opt.n_pretrain_classes
+    return opt
+
+
+def parse_opts(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse ``argv`` (default: sys.argv[1:]) into the options namespace."""
+    parser = build_parser()
+    return finalize_opts(parser.parse_args(argv), parser)

@@ -1,0 +1,273 @@
+"""Annotation JSON files -> the list of videos a dataset serves.
+
+Reads the original's format (``labels`` + ``database`` of ``{subset, annotations: {label,
+segment}}``) and ActivityNet's official one (``taxonomy`` + ``annotations`` lists in seconds,
+with the ``fps`` and ``n_frames`` that ``add_fps_into_activitynet_json`` stores). Several
+files merge into one label space (labels concatenated; clashing names prefixed by their
+file's stem), and seeded class/instance fractions give the mega-scale paper's subsets.
+Videos missing on disk are counted and named instead of silently dropped.
+"""
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+SUBSETS = {'train': 'training', 'val': 'validation', 'test': 'testing',
+           'training': 'training', 'validation': 'validation', 'testing': 'testing'}
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file (a user mistake: one line naming the file)."""
+
+
+@dataclass
+class VideoRecord:
+    """One sample: a video (or an ActivityNet segment) and where its frames are."""
+    video_id: str
+    label: int                  # index into labels; -1 for unlabeled (test) entries
+    path: Path
+    frames: range               # frame indices (1-based for jpg, 0-based for hdf5/video)
+    segment: Tuple[int, int]    # [first, last + 1] as written to inference results
+
+
+@dataclass
+class VideoList:
+    """The samples of one subset, their label space and what could not be used."""
+    labels: List[str]
+    records: List[VideoRecord]
+    missing: List[str] = field(default_factory=list)   # ids whose video is not on disk
+    empty: List[str] = field(default_factory=list)     # ids with no frames
+
+    def summary(self) -> str:
+        """One line: samples, classes, and the missing/empty videos (first few named)."""
+        line = f'{len(self.records)} videos, {len(self.labels)} classes'
+        for name, ids in (('missing on disk', self.missing), ('with no frames', self.empty)):
+            if ids:
+                shown = ', '.join(ids[:5]) + (', ...' if len(ids) > 5 else '')
+                line += f'; {len(ids)} {name} ({shown})'
+        return line
+
+
+def read_json(path: Path) -> Dict[str, Any]:
+    """Parse an annotation file, or raise a one-line ``AnnotationError`` naming it."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise AnnotationError(f'{path}: annotation file not found') from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AnnotationError(f'{path}: not valid JSON ({e})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('database'), dict):
+        raise AnnotationError(f"{path}: no 'database' object: not an annotation file")
+    return data
+
+
+def activitynet_labels(data: Dict[str, Any]) -> List[str]:
+    """Leaf classes of ActivityNet's taxonomy, in taxonomy order."""
+    nodes = data['taxonomy']
+    parents = {n['parentId'] for n in nodes}
+    return [n['nodeName'] for n in nodes if n['nodeId'] not in parents]
+
+
+def file_labels(path: Path, data: Dict[str, Any]) -> List[str]:
+    """The label list of one annotation file."""
+    if isinstance(data.get('labels'), list):
+        return [str(x) for x in data['labels']]
+    if isinstance(data.get('taxonomy'), list):
+        return activitynet_labels(data)
+    raise AnnotationError(f"{path}: no 'labels' list (nor an ActivityNet 'taxonomy')")
+
+
+def merge_labels(per_file: Sequence[Tuple[str, List[str]]]) -> List[List[str]]:
+    """Concatenated label spaces: a name that occurs in several files gets ``<file stem>:`` in front."""
+    counts: Dict[str, int] = {}
+    for _, labels in per_file:
+        for name in set(labels):
+            counts[name] = counts.get(name, 0) + 1
+    return [[f'{stem}:{name}' if counts[name] > 1 else name for name in labels]
+            for stem, labels in per_file]
+
+
+def _candidates(root: Path, video_id: str, label: Optional[str], activitynet: bool) -> List[Path]:
+    """Where a video may be, before the file type's suffix: the original's layouts."""
+    if activitynet:
+        return [root / (video_id if video_id.startswith('v_') else f'v_{video_id}')]
+    if label is None:  # unlabeled test videos: conversion puts them in <root>/test/
+        return [root / 'test' / video_id, root / video_id]
+    return [root / label / video_id]
+
+
+def _resolve(base: Path, file_type: str, listing: Dict[Path, Dict[str, Path]]) -> Path:
+    if file_type == 'hdf5':
+        return base.with_name(base.name + '.hdf5')
+    if file_type == 'video':
+        return _find_video_file(base, listing) or base
+    return base
+
+
+def _find_video_file(base: Path, cache: Dict[Path, Dict[str, Path]]) -> Optional[Path]:
+    """``<dir>/<stem>.<any extension>``, listing each folder once."""
+    folder = base.parent
+    if folder not in cache:
+        try:
+            cache[folder] = {p.stem: p for p in folder.iterdir() if p.is_file()}
+        except OSError:
+            cache[folder] = {}
+    return cache[folder].get(base.name)
+
+
+def count_jpg_frames(folder: Path) -> int:
+    """Number of ``image_*.jpg`` files in a frame folder."""
+    try:
+        return sum(1 for p in folder.iterdir() if p.name.startswith('image') and p.suffix == '.jpg')
+    except OSError:
+        return 0
+
+
+def _segment_frames(entry: Dict[str, Any], file_type: str, path: Path) -> Optional[range]:
+    """Frame range of an original-format entry (None: the video has no frames on record)."""
+    segment = (entry.get('annotations') or {}).get('segment') if isinstance(entry.get('annotations'), dict) else None
+    if segment is None:
+        segment = entry.get('segment')
+    if segment is not None:
+        return range(int(segment[0]), int(segment[1]))
+    if file_type == 'jpg':  # built before the frames existed: count them now
+        return range(1, count_jpg_frames(path) + 1)
+    return None
+
+
+def _activitynet_records(entry: Dict[str, Any], video_id: str, path: Path, labels: List[str],
+                         file_type: str, whole_video: bool) -> List[Tuple[str, int, range]]:
+    """ActivityNet: one (id, label, frames) per annotated segment, or the whole untrimmed video."""
+    first = 1 if file_type == 'jpg' else 0
+    n = entry.get('n_frames')
+    if n is None and file_type == 'jpg':
+        n = count_jpg_frames(path)
+    if n is None:
+        raise AnnotationError(f'video {video_id} has no n_frames: run util_scripts.add_fps_into_activitynet_json first')
+    if whole_video or not entry.get('annotations'):
+        label = labels.index(entry['annotations'][0]['label']) if entry.get('annotations') else -1
+        return [(video_id, label, range(first, first + int(n)))]
+    fps = entry.get('fps')
+    if not fps:
+        raise AnnotationError(f'video {video_id} has no fps: run util_scripts.add_fps_into_activitynet_json first')
+    out = []
+    for ann in entry['annotations']:
+        t0, t1 = ann['segment']
+        begin = first + int(math.floor(t0 * fps))
+        end = min(first + int(math.floor(t1 * fps)), first + int(n))
+        out.append((video_id, labels.index(ann['label']), range(begin, end)))
+    return out
+
+
+def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path], subset: str,
+                    file_type: str = 'jpg', dataset: str = 'kinetics', whole_videos: bool = False,
+                    class_fraction: float = 1.0, instance_fraction: float = 1.0,
+                    seed: int = 1) -> VideoList:
+    """The samples of ``subset`` ('training', 'validation', 'testing') across annotation files.
+
+    ``video_paths`` has one root per annotation file, or one root shared by all.
+    ``whole_videos`` makes ActivityNet serve untrimmed videos (inference).
+    ``class_fraction`` keeps a seeded fraction of the classes (the label space shrinks);
+    ``instance_fraction`` keeps a seeded fraction of each class's training videos.
+    """
+    subset = SUBSETS.get(subset, subset)
+    paths = [Path(p) for p in annotation_paths]
+    roots = [Path(p) for p in video_paths]
+    if len(roots) == 1:
+        roots = roots * len(paths)
+    if len(roots) != len(paths):
+        raise AnnotationError(f'{len(paths)} annotation files but {len(roots)} video paths: '
+                              'give one video path per annotation file, or one for all')
+    data = [read_json(p) for p in paths]
+    merged = merge_labels([(p.stem, file_labels(p, d)) for p, d in zip(paths, data)])
+    labels = [name for names in merged for name in names]
+
+    activitynet = dataset == 'activitynet'
+    records: List[VideoRecord] = []
+    missing: List[str] = []
+    empty: List[str] = []
+    offset = 0
+    listing: Dict[Path, Dict[str, Path]] = {}
+    for path, d, root in zip(paths, data, roots):
+        own = file_labels(path, d)
+        for video_id, entry in d['database'].items():
+            if not isinstance(entry, dict) or entry.get('subset') != subset:
+                continue
+            label_name = _entry_label(entry)
+            if label_name is not None and label_name not in own:
+                raise AnnotationError(f'{path}: video {video_id} has label {label_name!r}, '
+                                      "which is not in the file's 'labels'")
+            explicit = _explicit_path(entry)
+            if explicit:
+                vpath = Path(explicit) if Path(explicit).is_absolute() else root / explicit
+            else:
+                options = [_resolve(c, file_type, listing)
+                           for c in _candidates(root, video_id, label_name, activitynet)]
+                vpath = next((c for c in options if c.exists()), options[0])
+            if not vpath.exists():
+                missing.append(video_id)
+                continue
+            if activitynet:
+                try:
+                    items = _activitynet_records(entry, video_id, vpath, own, file_type, whole_videos)
+                except (AnnotationError, KeyError, ValueError) as e:
+                    raise AnnotationError(f'{path}: {e}') from None
+            else:
+                frames = _segment_frames(entry, file_type, vpath)
+                label = own.index(label_name) if label_name is not None else -1
+                items = [(video_id, label, frames if frames is not None else range(0))]
+            for vid, label, frames in items:
+                if len(frames) == 0:
+                    empty.append(vid)
+                    continue
+                records.append(VideoRecord(vid, label + offset if label >= 0 else -1, vpath, frames,
+                                           (frames.start, frames.stop)))
+        offset += len(own)
+    labels, records = _apply_fractions(labels, records, subset, class_fraction, instance_fraction, seed)
+    return VideoList(labels, records, missing, empty)
+
+
+def _explicit_path(entry: Dict[str, Any]) -> Optional[str]:
+    """An entry's own ``video_path`` (at the entry or in its annotations), if any."""
+    for holder in (entry, entry.get('annotations')):
+        if isinstance(holder, dict) and holder.get('video_path'):
+            return str(holder['video_path'])
+    return None
+
+
+def _entry_label(entry: Dict[str, Any]) -> Optional[str]:
+    ann = entry.get('annotations')
+    if isinstance(ann, dict):
+        return ann.get('label')
+    if isinstance(ann, list) and ann:  # ActivityNet: the first segment's label names the video
+        return ann[0].get('label')
+    return None
+
+
+def _apply_fractions(labels: List[str], records: List[VideoRecord], subset: str,
+                     class_fraction: float, instance_fraction: float, seed: int
+                     ) -> Tuple[List[str], List[VideoRecord]]:
+    for name, value in (('class_fraction', class_fraction), ('instance_fraction', instance_fraction)):
+        if not 0 < value <= 1:
+            raise AnnotationError(f'--{name} must be in (0, 1], not {value}')
+    if class_fraction < 1:
+        rng = random.Random(seed)
+        n_keep = max(1, round(len(labels) * class_fraction))
+        kept = sorted(rng.sample(range(len(labels)), n_keep))
+        remap = {old: new for new, old in enumerate(kept)}
+        labels = [labels[i] for i in kept]
+        records = [VideoRecord(r.video_id, remap[r.label], r.path, r.frames, r.segment)
+                   for r in records if r.label in remap]
+    if instance_fraction < 1 and subset == 'training':
+        rng = random.Random(seed + 1)
+        by_class: Dict[int, List[int]] = {}
+        for i, r in enumerate(records):
+            by_class.setdefault(r.label, []).append(i)
+        keep = set()
+        for members in by_class.values():
+            keep.update(rng.sample(members, max(1, round(len(members) * instance_fraction))))
+        records = [r for i, r in enumerate(records) if i in keep]
+    return labels, records

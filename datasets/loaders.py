@@ -1,0 +1,262 @@
+"""Frame loaders: a video on disk plus frame indices -> a uint8 T x C x H x W tensor.
+
+Three storage formats: JPG frame folders (``image_00001.jpg`` ...), HDF5 files holding a
+``video`` dataset of JPEG bytes (``video_u``/``video_v`` for flow), and encoded video files
+decoded with PyAV. Each distinct frame is decoded once per clip (loop padding repeats
+indices). A frame that is missing or cannot be decoded is replaced by the nearest good frame
+of the same video and counted; a video that yields no frame at all raises
+``VideoReadError``, which the datasets turn into a dropped, counted sample.
+"""
+import io
+import warnings
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+try:
+    from torchvision.io import ImageReadMode, decode_jpeg
+except ImportError:  # torchvision dropped its image decoders: PIL does the work
+    decode_jpeg = None
+
+# torchvision 0.29 deprecates its image decoders in favour of torchcodec; they remain the
+# fastest libjpeg-turbo path available here, and PIL takes over if they disappear.
+warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision',
+                        category=DeprecationWarning)
+
+IMAGE_TEMPLATE = 'image_{:05d}.jpg'
+PROBE_RADIUS = 16  # how far outside the clip to look for a good frame before giving up
+
+
+class VideoReadError(Exception):
+    """The whole video is unusable (missing, unreadable, no decodable frame)."""
+
+
+def decode_image(data: bytes, mode: str = 'RGB') -> torch.Tensor:
+    """JPEG (or any PIL-readable image) bytes -> uint8 C x H x W; greyscale/CMYK become RGB.
+
+    ``mode`` 'L' gives one channel (flow). Raises ValueError for undecodable bytes.
+    """
+    if not data:
+        raise ValueError('empty file')
+    if decode_jpeg is not None:
+        try:
+            buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            return decode_jpeg(buf, mode=ImageReadMode.RGB if mode == 'RGB' else ImageReadMode.GRAY)
+        except RuntimeError:
+            pass  # not a JPEG libjpeg-turbo accepts: let PIL try (PNG, odd JPEGs) or fail
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            arr = np.asarray(img.convert(mode))
+    except Exception as e:
+        raise ValueError(f'cannot decode image ({e})') from e
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1) if arr.ndim == 3 else torch.from_numpy(arr.copy())[None]
+
+
+def assemble(indices: Sequence[int], frames: Dict[int, Optional[torch.Tensor]],
+             read_more: Callable[[int], Optional[torch.Tensor]], source: str
+             ) -> Tuple[torch.Tensor, int]:
+    """Stack ``frames[i]`` for ``indices``, filling bad frames with the nearest good one.
+
+    ``frames`` maps each distinct index to its decoded frame or None. When no frame of the clip
+    is good, ``read_more(i)`` is asked for frames just outside it. Returns the T x C x H x W
+    clip and the number of substituted indices.
+    """
+    good = sorted(i for i, f in frames.items() if f is not None)
+    if good:  # frames of another size than the first good one are corrupt too
+        shape = frames[good[0]].shape
+        good = [i for i in good if frames[i].shape == shape]
+    if not good:
+        lo, hi = min(indices), max(indices)
+        for step in range(1, PROBE_RADIUS + 1):
+            for i in (lo - step, hi + step):
+                if i >= 0:
+                    frame = read_more(i)
+                    if frame is not None:
+                        frames[i] = frame
+                        good = [i]
+                        break
+            if good:
+                break
+    if not good:
+        raise VideoReadError(f'{source}: no decodable frame among {len(frames)} requested')
+    good_arr = np.asarray(good)
+    out, bad = [], 0
+    for i in indices:
+        f = frames.get(i)
+        if f is None or f.shape != frames[good[0]].shape:
+            f = frames[int(good_arr[np.abs(good_arr - i).argmin()])]
+            bad += 1
+        out.append(f)
+    return torch.stack(out), bad
+
+
+class JpgLoader:
+    """Frames from a folder of ``image_%05d.jpg`` files (1-based indices, as the original)."""
+
+    def __init__(self, template: str = IMAGE_TEMPLATE):
+        self.template = template
+
+    def _read(self, folder: Path, index: int) -> Optional[torch.Tensor]:
+        try:
+            return decode_image((folder / self.template.format(index)).read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
+        if not path.is_dir():
+            raise VideoReadError(f'{path}: frame folder not found')
+        frames = {i: self._read(path, i) for i in dict.fromkeys(indices)}
+        return assemble(indices, frames, lambda i: self._read(path, i), str(path))
+
+
+class Hdf5Loader:
+    """Frames from an HDF5 file whose ``video`` dataset holds JPEG bytes (0-based indices).
+
+    With ``datasets=('video_u', 'video_v')`` it reads optical flow: one greyscale JPEG per
+    direction, stacked into a 2-channel frame.
+    """
+
+    def __init__(self, datasets: Sequence[str] = ('video',)):
+        self.datasets = tuple(datasets)
+        self.mode = 'RGB' if len(self.datasets) == 1 else 'L'
+
+    def _read(self, h5: 'object', index: int) -> Optional[torch.Tensor]:
+        try:
+            parts = []
+            for name in self.datasets:
+                data = h5[name]
+                if index >= len(data):
+                    return None
+                parts.append(decode_image(bytes(data[index]), self.mode))
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
+        except (OSError, ValueError, KeyError, RuntimeError):
+            return None
+
+    def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
+        import h5py
+        try:
+            with h5py.File(path, 'r') as h5:
+                missing = [n for n in self.datasets if n not in h5]
+                if missing:
+                    raise VideoReadError(f"{path}: no dataset {', '.join(missing)} in the file")
+                frames = {i: self._read(h5, i) for i in dict.fromkeys(indices)}
+                return assemble(indices, frames, lambda i: self._read(h5, i), str(path))
+        except VideoReadError:
+            raise
+        except (OSError, RuntimeError, ValueError) as e:  # missing, truncated or corrupt file
+            raise VideoReadError(f'{path}: unreadable hdf5 ({str(e).splitlines()[0]})') from e
+
+
+class VideoIndex:
+    """Presentation timestamps of every frame of a video's first stream, and its keyframes.
+
+    Built once per video by demuxing (no decoding) and cached by ``VideoLoader``.
+    """
+
+    def __init__(self, pts: List[int], keyframes: List[int], time_base: Fraction, fps: float):
+        self.pts = pts                  # sorted: frame i (0-based, display order) has pts[i]
+        self.keyframes = keyframes      # frame numbers of keyframes, sorted
+        self.time_base = time_base
+        self.fps = fps
+        self.position = {p: i for i, p in enumerate(pts)}
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def keyframe_before(self, frame: int) -> int:
+        """The last keyframe at or before ``frame`` (0 if none)."""
+        k = np.searchsorted(self.keyframes, frame, side='right') - 1
+        return self.keyframes[k] if k >= 0 else 0
+
+
+def _open_container(path: Path) -> 'object':
+    import av
+    return av.open(str(path), metadata_errors='ignore')
+
+
+def build_video_index(path: Path) -> VideoIndex:
+    """Index a video file's frames by demuxing its packets."""
+    import av
+    try:
+        with _open_container(path) as container:
+            if not container.streams.video:
+                raise VideoReadError(f'{path}: no video stream')
+            stream = container.streams.video[0]
+            entries = []
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                entries.append((packet.pts, bool(packet.is_keyframe)))
+            rate = stream.average_rate or stream.guessed_rate or 0
+            time_base = stream.time_base
+    except VideoReadError:
+        raise
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
+        raise VideoReadError(f'{path}: unreadable video ({str(e).splitlines()[0]})') from e
+    if not entries:
+        raise VideoReadError(f'{path}: no video frames')
+    entries.sort()
+    pts = [p for p, _ in entries]
+    keyframes = [i for i, (_, key) in enumerate(entries) if key] or [0]
+    return VideoIndex(pts, keyframes, time_base, float(rate))
+
+
+class VideoLoader:
+    """Frames decoded from a video file with PyAV (0-based display-order indices).
+
+    Seeks to the keyframe before the clip and decodes only up to its last frame, so a clip
+    from a short-GOP file (``generate_video_mp4``) costs at most about one GOP of extra decoding.
+    The per-video frame index is cached for the life of the loader (of the worker).
+    """
+
+    def __init__(self, max_cached: int = 100_000):
+        self.index_cache: Dict[Path, VideoIndex] = {}
+        self.max_cached = max_cached
+
+    def index(self, path: Path) -> VideoIndex:
+        """The (cached) frame index of ``path``."""
+        idx = self.index_cache.get(path)
+        if idx is None:
+            idx = build_video_index(path)
+            if len(self.index_cache) >= self.max_cached:
+                self.index_cache.pop(next(iter(self.index_cache)))
+            self.index_cache[path] = idx
+        return idx
+
+    def _decode(self, path: Path, idx: VideoIndex, wanted: Sequence[int]) -> Dict[int, Optional[torch.Tensor]]:
+        import av
+        frames: Dict[int, Optional[torch.Tensor]] = {i: None for i in wanted}
+        valid = sorted(i for i in wanted if 0 <= i < len(idx))
+        if not valid:
+            return frames
+        first, last = valid[0], valid[-1]
+        need = set(valid)
+        try:
+            with _open_container(path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = 'NONE'  # one core per worker; the DataLoader parallelises
+                start = idx.keyframe_before(first)
+                container.seek(idx.pts[start], stream=stream, backward=True, any_frame=False)
+                for frame in container.decode(stream):
+                    pos = idx.position.get(frame.pts)
+                    if pos is None:
+                        continue
+                    if pos in need:
+                        frames[pos] = torch.from_numpy(frame.to_ndarray(format='rgb24')).permute(2, 0, 1)
+                    if pos >= last:
+                        break
+        except (av.FFmpegError, OSError, ValueError):
+            pass  # frames decoded before the error are kept; the rest count as bad
+        return frames
+
+    def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
+        if not path.is_file():
+            raise VideoReadError(f'{path}: video file not found')
+        idx = self.index(path)
+        frames = self._decode(path, idx, list(dict.fromkeys(indices)))
+        read_one = lambda i: self._decode(path, idx, [i])[i]  # noqa: E731
+        return assemble(indices, frames, read_one, str(path))

@@ -1,0 +1,105 @@
+"""Datasets of clips: one clip per video (training) or several per video (validation, inference).
+
+A sample is a dict: ``clip`` (uint8 C x T x H x W) or ``clips`` (K x C x T x H x W) with
+their ``segments``, ``label``, ``video_id`` and ``bad_frames`` (frames replaced by a
+neighbour). A video that cannot give a clip comes back as ``{'failed': reason, 'video_id':
+...}`` with a warning; ``collate`` drops it from the batch and counts it.
+"""
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch.utils.data import Dataset
+
+from .annotations import VideoList
+from .loaders import VideoReadError
+
+Sample = Dict[str, Any]
+
+
+class VideoDataset(Dataset):
+    """One clip per video: ``temporal_transform`` gives its frame indices."""
+
+    def __init__(self, videos: VideoList, loader: Callable, temporal_transform: Callable,
+                 spatial_transform: Optional[Callable] = None):
+        self.videos = videos
+        self.records = videos.records
+        self.class_names = videos.labels
+        self.loader = loader
+        self.temporal_transform = temporal_transform
+        self.spatial_transform = spatial_transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _load(self, index: int, indices: List[int]) -> Union[Tuple[torch.Tensor, int], str]:
+        """The transformed C x T x H x W clip and its count of replaced frames, or why not."""
+        try:
+            frames, bad = self.loader(self.records[index].path, indices)
+        except VideoReadError as e:
+            warnings.warn(f'{e}; the video leaves the batch')
+            return str(e)
+        clip = frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W (a view)
+        return (self.spatial_transform(clip) if self.spatial_transform else clip), bad
+
+    def _failed(self, index: int, reason: str) -> Sample:
+        return {'failed': reason, 'video_id': self.records[index].video_id}
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        indices = self.temporal_transform(list(record.frames))
+        loaded = self._load(index, indices)
+        if isinstance(loaded, str):
+            return self._failed(index, loaded)
+        clip, bad = loaded
+        return {'clip': clip, 'label': record.label, 'video_id': record.video_id,
+                'segment': (min(indices), max(indices) + 1), 'bad_frames': bad}
+
+
+class MultiClipDataset(VideoDataset):
+    """Several clips per video (``temporal_transform`` returns a list of clips).
+
+    The frames of all clips are decoded once and transformed together (validation and
+    inference transforms are deterministic), then split into clips.
+    """
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        clips = self.temporal_transform(list(record.frames))
+        if not clips:
+            return self._failed(index, f'{record.path}: no clip')
+        loaded = self._load(index, [i for clip in clips for i in clip])
+        if isinstance(loaded, str):
+            return self._failed(index, loaded)
+        video, bad = loaded
+        stacked = torch.stack(video.split(len(clips[0]), dim=1))
+        return {'clips': stacked, 'label': record.label, 'video_id': record.video_id,
+                'segments': [(min(c), max(c) + 1) for c in clips], 'bad_frames': bad}
+
+
+def collate(samples: Sequence[Sample]) -> Dict[str, Any]:
+    """Batch samples of either dataset; multi-clip samples are flattened clip by clip.
+
+    Returns ``clip`` (N x C x T x H x W uint8, or None when every video failed), ``label``
+    (N), ``video_id`` and ``segment`` (lists of N), ``bad_frames`` (sum) and ``failed``
+    (a list of (video_id, reason)).
+    """
+    good = [s for s in samples if 'failed' not in s]
+    failed = [(s['video_id'], s['failed']) for s in samples if 'failed' in s]
+    batch: Dict[str, Any] = {'clip': None, 'label': torch.zeros(0, dtype=torch.long), 'video_id': [],
+                             'segment': [], 'bad_frames': sum(s['bad_frames'] for s in good),
+                             'failed': failed}
+    if not good:
+        return batch
+    if 'clips' in good[0]:
+        batch['clip'] = torch.cat([s['clips'] for s in good])
+        counts = [len(s['clips']) for s in good]
+        batch['label'] = torch.tensor([s['label'] for s, n in zip(good, counts) for _ in range(n)])
+        batch['video_id'] = [s['video_id'] for s, n in zip(good, counts) for _ in range(n)]
+        batch['segment'] = [seg for s in good for seg in s['segments']]
+    else:
+        batch['clip'] = torch.stack([s['clip'] for s in good])
+        batch['label'] = torch.tensor([s['label'] for s in good])
+        batch['video_id'] = [s['video_id'] for s in good]
+        batch['segment'] = [s['segment'] for s in good]
+    return batch
