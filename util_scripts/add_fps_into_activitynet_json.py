@@ -1,0 +1,105 @@
+"""Add each video's fps and frame count to the ActivityNet annotation JSON.
+
+    python -m util_scripts.add_fps_into_activitynet_json VIDEO_DIR JSON_PATH [DST_JSON]
+
+For every id of ``database`` it looks for ``VIDEO_DIR/v_<id>.<ext>`` (any video extension)
+and the frame folder ``VIDEO_DIR/v_<id>``, and stores ``fps`` (the video stream's average
+rate, read by PyAV) and ``n_frames`` (``image_*.jpg`` files of the frame folder when there is
+one, else the video's packet count), so a loader needs no folder listing per annotation.
+DST_JSON (default: JSON_PATH itself) is written atomically. Ids found nowhere are reported.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from util_scripts.annotation_utils import (AnnotationError, count_jpg_frames, list_class_folder,
+                                           preview, print_error, probe_video, progress,
+                                           require_dir, require_file, subset_counts,
+                                           unreadable_errors, video_fps, write_json_atomic)
+
+
+def read_activitynet_json(path: Path) -> Dict[str, Any]:
+    """The annotation JSON; AnnotationError if it is not one with a ``database`` object."""
+    require_file(path, 'annotation JSON')
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AnnotationError(f'{path}: not a JSON file ({e})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('database'), dict):
+        raise AnnotationError(f'{path}: no "database" object')
+    return data
+
+
+def add_fps(data: Dict[str, Any], video_dir: Path) -> Dict[str, List[str]]:
+    """Set ``fps`` and ``n_frames`` in place; return the ids not found / without fps / broken."""
+    videos = list_class_folder(video_dir, 'video')
+    broken = unreadable_errors()
+    found: Dict[str, List[str]] = {'not_found': [], 'no_fps': [], 'unreadable': [],
+                                   'from_frames': [], 'from_video': []}
+    for video_id, entry in progress(list(data['database'].items()), 'probing videos'):
+        video = videos.get(f'v_{video_id}')
+        frames = video_dir / f'v_{video_id}'
+        frames = frames if frames.is_dir() else None
+        if video is None and frames is None:
+            found['not_found'].append(video_id)
+            continue
+        try:
+            if frames is not None:
+                fps = video_fps(video) if video is not None else None
+                n_frames = count_jpg_frames(frames)
+            else:
+                n_frames, fps = probe_video(video)
+        except broken:
+            found['unreadable'].append(video_id)
+            continue
+        if fps is None:
+            found['no_fps'].append(video_id)
+        else:
+            entry['fps'] = fps
+        entry['n_frames'] = n_frames
+        found['from_frames' if frames is not None else 'from_video'].append(video_id)
+    return found
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    """Command-line arguments (the original's positionals)."""
+    parser = argparse.ArgumentParser(prog='python -m util_scripts.add_fps_into_activitynet_json',
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument('video_dir', metavar='VIDEO_DIR', type=Path,
+                        help='folder with v_<id>.<ext> videos and/or v_<id> frame folders')
+    parser.add_argument('json_path', metavar='JSON_PATH', type=Path,
+                        help='ActivityNet annotation JSON')
+    parser.add_argument('dst_json', metavar='DST_JSON', type=Path, nargs='?', default=None,
+                        help='where to write (default: overwrite JSON_PATH)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI entry point."""
+    args = parse_args(argv)
+    try:
+        data = read_activitynet_json(args.json_path)
+        require_dir(args.video_dir, 'video folder')
+        found = add_fps(data, args.video_dir)
+        dst = write_json_atomic(args.dst_json or args.json_path, data)
+    except AnnotationError as e:
+        return print_error(e)
+    n_written = len(found['from_frames']) + len(found['from_video'])
+    print('\n'.join([
+        f'{dst}:',
+        f'  entries: {subset_counts(data["database"])}',
+        f'  fps and n_frames written: {n_written} (n_frames from frame folders '
+        f'{len(found["from_frames"])}, from video packets {len(found["from_video"])})',
+        f'  not found in {args.video_dir}: {preview(found["not_found"])}',
+        f'  no fps (frame folder without a video, or no rate in it): '
+        f'{preview(found["no_fps"])}',
+        f'  unreadable: {preview(found["unreadable"])}',
+    ]))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Annotation JSON for a custom dataset laid out as ROOT/<class>/<video>.
+
+    python -m util_scripts.folder_json ROOT DST_JSON [--file_type jpg|hdf5|video]
+                                       [--val_fraction 0.2] [--seed 0]
+
+Videos are frame folders (jpg), ``<id>.hdf5`` files or video files (any video extension).
+``labels`` are the class folder names, sorted. Each class is split on its own, reproducibly
+for a given seed: about ``val_fraction`` of its videos go to ``validation``, and a class with
+two or more videos always keeps at least one video in each subset (unless val_fraction is 0).
+"""
+import argparse
+import random
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from util_scripts.annotation_utils import (FILE_TYPES, AnnotationError, Row, list_class_folder,
+                                           print_error, require_dir, write_annotation_json)
+
+
+def scan_classes(root: Path, file_type: str,
+                 duplicates: List[str]) -> Tuple[Dict[str, List[str]], List[str]]:
+    """({class: sorted video ids}, class folders without videos) of a dataset root."""
+    videos: Dict[str, List[str]] = {}
+    empty: List[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')):
+        ids = sorted(list_class_folder(folder, file_type, duplicates))
+        if ids:
+            videos[folder.name] = ids
+        else:
+            empty.append(folder.name)
+    return videos, empty
+
+
+def n_validation(n_videos: int, val_fraction: float) -> int:
+    """Validation videos of a class: rounded fraction, at least 1 and at most n-1 if n >= 2."""
+    n_val = int(n_videos * val_fraction + 0.5)
+    if val_fraction > 0 and n_videos >= 2:
+        n_val = min(max(n_val, 1), n_videos - 1)
+    return min(n_val, n_videos)
+
+
+def split_class(label: str, video_ids: List[str], val_fraction: float, seed: int) -> List[Row]:
+    """Rows of one class; the draw depends only on the seed, the class name and its videos."""
+    shuffled = sorted(video_ids)
+    random.Random(f'{seed}/{label}').shuffle(shuffled)
+    validation = set(shuffled[:n_validation(len(shuffled), val_fraction)])
+    return [(video_id, 'validation' if video_id in validation else 'training', label)
+            for video_id in sorted(video_ids)]
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    """Command-line arguments."""
+    parser = argparse.ArgumentParser(prog='python -m util_scripts.folder_json',
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument('root', metavar='ROOT', type=Path,
+                        help='dataset folder: ROOT/<class>/<video>')
+    parser.add_argument('dst_json', metavar='DST_JSON', type=Path, help='JSON file to write')
+    parser.add_argument('--file_type', choices=FILE_TYPES, default='jpg',
+                        help='jpg frame folders, hdf5 files or video files (default: jpg)')
+    parser.add_argument('--val_fraction', type=float, default=0.2,
+                        help='share of each class put in validation (default: 0.2)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the split (default: 0)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI entry point."""
+    args = parse_args(argv)
+    try:
+        if not 0 <= args.val_fraction < 1:
+            raise AnnotationError(f'--val_fraction must be in [0, 1), got {args.val_fraction}')
+        duplicates: List[str] = []
+        videos, empty = scan_classes(require_dir(args.root, 'dataset folder'), args.file_type,
+                                     duplicates)
+        if not videos:
+            raise AnnotationError(f'no class folder with {args.file_type} videos in {args.root}')
+        if empty:
+            print(f'note: class folders without {args.file_type} videos left out: '
+                  f'{", ".join(empty)}')
+        single = [label for label, ids in videos.items() if len(ids) == 1]
+        if single and args.val_fraction > 0:
+            print(f'note: classes with one video (training only): {", ".join(single)}')
+        rows = [row for label, ids in videos.items()
+                for row in split_class(label, ids, args.val_fraction, args.seed)]
+        write_annotation_json(args.dst_json, sorted(videos), rows, args.root, args.file_type,
+                              duplicates=duplicates)
+    except AnnotationError as e:
+        return print_error(e)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""HMDB-51 annotation JSONs, one per official split.
+
+    python -m util_scripts.hmdb51_json SPLIT_DIR VIDEO_ROOT DST_DIR [--file_type jpg|hdf5|video]
+
+Reads every ``SPLIT_DIR/<class>_test_split<k>.txt`` (lines "video.avi id": 1 training,
+2 validation, 0 left out) and writes ``DST_DIR/hmdb51_{1,2,3}.json``. ``labels`` is the
+sorted set of classes over all split files. Keys are the file name up to its first dot.
+"""
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from util_scripts.annotation_utils import (FILE_TYPES, AnnotationError, DiskCache, Row,
+                                           print_error, read_lines, require_dir,
+                                           write_annotation_json)
+
+SPLIT_FILE = re.compile(r'^(?P<label>.+)_test_split(?P<k>\d+)\.txt$')
+SUBSET_OF_ID = {'1': 'training', '2': 'validation', '0': None}
+
+
+def find_split_files(split_dir: Path) -> Dict[int, List[Tuple[str, Path]]]:
+    """{k: [(class, path), ...]} for the ``<class>_test_split<k>.txt`` files, sorted."""
+    found: Dict[int, List[Tuple[str, Path]]] = {}
+    for path in sorted(split_dir.iterdir()):
+        match = SPLIT_FILE.match(path.name)
+        if match and path.is_file():
+            found.setdefault(int(match['k']), []).append((match['label'], path))
+    return found
+
+
+def read_split_file(path: Path, label: str) -> List[Row]:
+    """(video_id, subset, label) rows of one split file; id 0 lines are left out."""
+    rows = []
+    for i, line in enumerate(read_lines(path), 1):
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in SUBSET_OF_ID:
+            raise AnnotationError(f'{path}: line {i}: expected "video.avi 0|1|2", got {line!r}')
+        subset = SUBSET_OF_ID[parts[1]]
+        if subset is not None:
+            rows.append((parts[0].split('.')[0], subset, label))
+    return rows
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    """Command-line arguments (the original's positionals, plus optional flags)."""
+    parser = argparse.ArgumentParser(prog='python -m util_scripts.hmdb51_json',
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument('split_dir', metavar='SPLIT_DIR', type=Path,
+                        help='folder with the <class>_test_split<k>.txt files')
+    parser.add_argument('video_root', metavar='VIDEO_ROOT', type=Path,
+                        help='videos as VIDEO_ROOT/<class>/<id>[.hdf5|.<ext>]')
+    parser.add_argument('dst_dir', metavar='DST_DIR', type=Path,
+                        help='folder for hmdb51_{1,2,3}.json')
+    parser.add_argument('--file_type', choices=FILE_TYPES, default='jpg',
+                        help='jpg frame folders, hdf5 files or video files (default: jpg)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI entry point."""
+    args = parse_args(argv)
+    try:
+        split_files = find_split_files(require_dir(args.split_dir, 'split folder'))
+        if not split_files:
+            raise AnnotationError(f'no <class>_test_split<k>.txt files in {args.split_dir}')
+        require_dir(args.video_root, 'video root')
+        labels = sorted({label for files in split_files.values() for label, _ in files})
+        cache = DiskCache()
+        for k in (1, 2, 3):
+            if k not in split_files:
+                print(f'note: split {k} skipped: no *_test_split{k}.txt in {args.split_dir}')
+                continue
+            rows = [row for label, path in split_files[k] for row in read_split_file(path, label)]
+            write_annotation_json(args.dst_dir / f'hmdb51_{k}.json', labels, rows,
+                                  args.video_root, args.file_type, cache)
+    except AnnotationError as e:
+        return print_error(e)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
