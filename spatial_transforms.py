@@ -216,6 +216,27 @@ class ColorJitter:
         return frames.transpose(0, 1)
 
 
+# BT.601 limited range, what libswscale uses by default for YUV -> RGB.
+_YUV_TO_RGB = torch.tensor([[1.164383, 0.0, 1.596027],
+                            [1.164383, -0.391762, -0.812968],
+                            [1.164383, 2.017232, 0.0]])
+_YUV_OFFSET = torch.tensor([16.0, 128.0, 128.0])
+
+
+class YUVToRGB:
+    """YUV (BT.601, limited range) uint8 clip -> RGB uint8, run after crop and resize.
+
+    ``datasets.VideoLoader(yuv=True)`` leaves frames in YUV so that only the final crop is
+    colour-converted; geometric transforms do not care which colour space they move.
+    """
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        c, rest = clip.shape[0], clip.shape[1:]
+        x = clip.reshape(c, -1).float() - _YUV_OFFSET.view(3, 1)
+        rgb = torch.mm(_YUV_TO_RGB, x).round_().clamp_(0, 255)
+        return rgb.to(torch.uint8).view(c, *rest)
+
+
 class PickFirstChannels:
     """Keep the first ``n`` channels (optical flow stored as images)."""
 

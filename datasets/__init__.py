@@ -29,10 +29,15 @@ def get_loader(file_type: str, input_type: str = 'rgb') -> Callable:
         if file_type != 'hdf5':
             raise ValueError('--input_type flow needs --file_type hdf5')
         return Hdf5Loader(('video_u', 'video_v'))
-    loaders = {'jpg': JpgLoader, 'hdf5': Hdf5Loader, 'video': VideoLoader}
+    loaders = {'jpg': JpgLoader, 'hdf5': Hdf5Loader, 'video': lambda: VideoLoader(yuv=True)}
     if file_type not in loaders:
         raise ValueError(f"unknown file_type {file_type!r}: choose one of {', '.join(loaders)}")
     return loaders[file_type]()
+
+
+def _to_rgb(opt: Namespace) -> List[Callable]:
+    """Video frames stay YUV through crop and resize (see ``VideoLoader``): convert them last."""
+    return [st.YUVToRGB()] if opt.file_type == 'video' and opt.input_type == 'rgb' else []
 
 
 def get_normalization(opt: Namespace) -> st.ClipNormalize:
@@ -70,6 +75,7 @@ def get_training_data(opt: Namespace) -> VideoDataset:
         spatial = [st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)]
     if not opt.no_hflip:
         spatial.append(st.RandomHorizontalFlip())
+    spatial += _to_rgb(opt)
     if opt.colorjitter and opt.input_type == 'rgb':
         spatial.append(st.ColorJitter())
     return VideoDataset(_video_list(opt, 'training'), get_loader(opt.file_type, opt.input_type),
@@ -79,7 +85,7 @@ def get_training_data(opt: Namespace) -> VideoDataset:
 def get_validation_data(opt: Namespace) -> MultiClipDataset:
     """``n_val_samples`` evenly spaced centre-cropped clips per validation video."""
     temporal = tt.TemporalCompose(_subsampling(opt) + [tt.TemporalEvenCrop(opt.sample_duration, opt.n_val_samples)])
-    spatial = st.Compose([st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)])
+    spatial = st.Compose([st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)] + _to_rgb(opt))
     return MultiClipDataset(_video_list(opt, 'validation'), get_loader(opt.file_type, opt.input_type),
                             temporal, spatial)
 
@@ -95,6 +101,7 @@ def get_inference_data(opt: Namespace) -> MultiClipDataset:
     spatial = [st.Resize(opt.sample_size)]
     if opt.inference_crop == 'center':
         spatial.append(st.CenterCrop(opt.sample_size))
+    spatial += _to_rgb(opt)
     subset = {'train': 'training', 'val': 'validation', 'test': 'testing'}[opt.inference_subset]
     return MultiClipDataset(_video_list(opt, subset, whole_videos=True),
                             get_loader(opt.file_type, opt.input_type), temporal, st.Compose(spatial))

@@ -59,7 +59,7 @@ def decode_image(data: bytes, mode: str = 'RGB') -> torch.Tensor:
 def assemble(indices: Sequence[int], frames: Dict[int, Optional[torch.Tensor]],
              read_more: Callable[[int], Optional[torch.Tensor]], source: str
              ) -> Tuple[torch.Tensor, int]:
-    """Stack ``frames[i]`` for ``indices``, filling bad frames with the nearest good one.
+    """Stack ``frames[i]`` (C x H x W) for ``indices``, filling bad frames with the nearest good one.
 
     ``frames`` maps each distinct index to its decoded frame or None. When no frame of the clip
     is good, ``read_more(i)`` is asked for frames just outside it. Returns the T x C x H x W
@@ -90,8 +90,10 @@ def assemble(indices: Sequence[int], frames: Dict[int, Optional[torch.Tensor]],
         if f is None or f.shape != frames[good[0]].shape:
             f = frames[int(good_arr[np.abs(good_arr - i).argmin()])]
             bad += 1
-        out.append(f)
-    return torch.stack(out), bad
+        out.append(f.permute(1, 2, 0))
+    # Decoders give H x W x C memory: stack it as such (a plain copy) and return a
+    # T x C x H x W view in channels-last layout, which the uint8 resize kernel reads directly.
+    return torch.stack(out).permute(0, 3, 1, 2), bad
 
 
 class JpgLoader:
@@ -124,17 +126,35 @@ class Hdf5Loader:
         self.datasets = tuple(datasets)
         self.mode = 'RGB' if len(self.datasets) == 1 else 'L'
 
-    def _read(self, h5: 'object', index: int) -> Optional[torch.Tensor]:
+    def _read(self, h5: 'object', index: int, cache: Optional[Dict[Tuple[str, int], bytes]] = None
+              ) -> Optional[torch.Tensor]:
         try:
             parts = []
             for name in self.datasets:
-                data = h5[name]
-                if index >= len(data):
+                if cache is not None and (name, index) in cache:
+                    data = cache[name, index]
+                elif 0 <= index < len(h5[name]):
+                    data = bytes(h5[name][index])
+                else:
                     return None
-                parts.append(decode_image(bytes(data[index]), self.mode))
+                parts.append(decode_image(data, self.mode))
             return parts[0] if len(parts) == 1 else torch.cat(parts)
         except (OSError, ValueError, KeyError, RuntimeError):
             return None
+
+    def _prefetch(self, h5: 'object', wanted: Sequence[int]) -> Dict[Tuple[str, int], bytes]:
+        """The clip's JPEG bytes in one slice read per dataset (much cheaper than one read per frame)."""
+        cache: Dict[Tuple[str, int], bytes] = {}
+        for name in self.datasets:
+            lo, hi = max(0, min(wanted)), min(len(h5[name]), max(wanted) + 1)
+            if hi <= lo or hi - lo > 4 * len(wanted):
+                continue  # sparse indices: read them one by one
+            try:
+                for offset, data in enumerate(h5[name][lo:hi]):
+                    cache[name, lo + offset] = bytes(data)
+            except (OSError, RuntimeError):
+                return {}  # a damaged chunk: fall back to per-frame reads, which isolate it
+        return cache
 
     def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
         import h5py
@@ -143,7 +163,9 @@ class Hdf5Loader:
                 missing = [n for n in self.datasets if n not in h5]
                 if missing:
                     raise VideoReadError(f"{path}: no dataset {', '.join(missing)} in the file")
-                frames = {i: self._read(h5, i) for i in dict.fromkeys(indices)}
+                wanted = list(dict.fromkeys(indices))
+                cache = self._prefetch(h5, wanted)
+                frames = {i: self._read(h5, i, cache) for i in wanted}
                 return assemble(indices, frames, lambda i: self._read(h5, i), str(path))
         except VideoReadError:
             raise
@@ -205,17 +227,67 @@ def build_video_index(path: Path) -> VideoIndex:
     return VideoIndex(pts, keyframes, time_base, float(rate))
 
 
+def _plane(plane: 'object') -> np.ndarray:
+    """One image plane of a decoded frame as an H x W uint8 array (line padding removed)."""
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+
+
+def frame_to_tensor(frame: 'object', yuv: bool) -> torch.Tensor:
+    """A decoded frame as C x H x W uint8 (H x W x C in memory): RGB, or YUV 4:4:4 when ``yuv``.
+
+    YUV skips the full-frame colour conversion, which costs more than decoding: the clip is
+    cropped and resized first and ``spatial_transforms.YUVToRGB`` converts only what is left.
+    Frames that are not 4:2:0 are converted to RGB here whatever ``yuv`` says.
+    """
+    if not yuv or frame.format.name != 'yuv420p':
+        return torch.from_numpy(frame.to_ndarray(format='rgb24')).permute(2, 0, 1)
+    y, u, v = (_plane(p) for p in frame.planes)
+    h, w = y.shape
+    out = np.empty((h, w, 3), np.uint8)
+    out[..., 0] = y
+    for channel, chroma in ((1, u), (2, v)):  # each chroma sample covers 2 x 2 pixels
+        for dy in (0, 1):
+            for dx in (0, 1):
+                target = out[dy::2, dx::2, channel]
+                target[...] = chroma[:target.shape[0], :target.shape[1]]
+    return torch.from_numpy(out).permute(2, 0, 1)
+
+
 class VideoLoader:
     """Frames decoded from a video file with PyAV (0-based display-order indices).
 
     Seeks to the keyframe before the clip and decodes only up to its last frame, so a clip
     from a short-GOP file (``generate_video_mp4``) costs at most about one GOP of extra decoding.
-    The per-video frame index is cached for the life of the loader (of the worker).
+    The per-video frame index is cached for the life of the loader (of the worker). With
+    ``yuv`` the frames come back as YUV 4:4:4 (see ``frame_to_tensor``).
     """
 
-    def __init__(self, max_cached: int = 100_000):
+    def __init__(self, yuv: bool = False, max_cached: int = 100_000, max_open: int = 8):
+        self.yuv = yuv
         self.index_cache: Dict[Path, VideoIndex] = {}
         self.max_cached = max_cached
+        self.open_files: Dict[Path, 'object'] = {}  # opening a container costs ~3 ms: keep a few
+        self.max_open = max_open
+
+    def _container(self, path: Path) -> 'object':
+        container = self.open_files.pop(path, None)
+        if container is None:
+            container = _open_container(path)
+            if container.streams.video:  # one core per worker: the DataLoader parallelises
+                container.streams.video[0].thread_type = 'NONE'
+            if len(self.open_files) >= self.max_open:
+                self.open_files.pop(next(iter(self.open_files))).close()
+        self.open_files[path] = container  # most recently used last
+        return container
+
+    def _forget(self, path: Path) -> None:
+        container = self.open_files.pop(path, None)
+        if container is not None:
+            container.close()
+
+    def __getstate__(self) -> Dict:
+        # Open containers cannot cross into DataLoader worker processes; each opens its own.
+        return {**self.__dict__, 'open_files': {}}
 
     def index(self, path: Path) -> VideoIndex:
         """The (cached) frame index of ``path``."""
@@ -236,21 +308,20 @@ class VideoLoader:
         first, last = valid[0], valid[-1]
         need = set(valid)
         try:
-            with _open_container(path) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = 'NONE'  # one core per worker; the DataLoader parallelises
-                start = idx.keyframe_before(first)
-                container.seek(idx.pts[start], stream=stream, backward=True, any_frame=False)
-                for frame in container.decode(stream):
-                    pos = idx.position.get(frame.pts)
-                    if pos is None:
-                        continue
-                    if pos in need:
-                        frames[pos] = torch.from_numpy(frame.to_ndarray(format='rgb24')).permute(2, 0, 1)
-                    if pos >= last:
-                        break
+            container = self._container(path)
+            stream = container.streams.video[0]
+            start = idx.keyframe_before(first)
+            container.seek(idx.pts[start], stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                pos = idx.position.get(frame.pts)
+                if pos is None:
+                    continue
+                if pos in need:
+                    frames[pos] = frame_to_tensor(frame, self.yuv)
+                if pos >= last:
+                    break
         except (av.FFmpegError, OSError, ValueError):
-            pass  # frames decoded before the error are kept; the rest count as bad
+            self._forget(path)  # frames decoded before the error are kept; the rest count as bad
         return frames
 
     def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:

@@ -237,3 +237,14 @@ def test_invalid_option_combinations_are_one_line_errors(capsys):
     assert '--input_type flow needs --file_type hdf5' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         opts.parse_opts(['--class_fraction', '0'])
+
+
+def test_video_frames_kept_in_yuv_convert_to_the_same_rgb(data):
+    """The video path converts colours after crop and resize; the result matches swscale's RGB."""
+    import spatial_transforms as st
+    path = data['video'][0] / 'jump' / 'jump_0.mp4'
+    rgb, _ = VideoLoader()(path, list(range(8)))
+    yuv, _ = VideoLoader(yuv=True)(path, list(range(8)))
+    converted = st.YUVToRGB()(yuv.transpose(0, 1)).transpose(0, 1)
+    assert converted.shape == rgb.shape and converted.dtype == torch.uint8
+    assert (converted.float() - rgb.float()).abs().mean() < 1.5

@@ -1,0 +1,247 @@
+"""Clip-loading throughput: our jpg, hdf5 and video pipelines against the original's and the floor.
+
+    python bench/bench_loader.py [--videos 8] [--frames 96] [--seconds 4] [--workers 1 2]
+
+Makes ``--videos`` synthetic 320x240 source videos with textured moving content, converts
+them with the real tools (generate_video_jpgs, generate_video_hdf5, generate_video_mp4
+--gop 16, folder_json), then measures on one core (one process, one torch thread):
+
+- reference: a per-frame PIL pipeline written the way the original works (open + convert
+  each JPEG, the same crop box resized per frame, flip, ToTensor, Normalize per frame);
+- floor: only reading and decoding the clip's 16 JPEGs with torchvision.io.decode_jpeg;
+- ours: ``datasets.get_training_data`` / ``get_validation_data`` items for each file type
+  (uint8 clips, normalised later on the device; also shown with normalisation in the worker).
+
+and how a DataLoader scales with 1, 2, ... workers. Prints a Markdown table for BENCHMARKS.md.
+"""
+import argparse
+import io
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import datasets  # noqa: E402
+import opts  # noqa: E402
+import spatial_transforms as st  # noqa: E402
+from datasets.loaders import decode_image  # noqa: E402
+from util_scripts import folder_json, generate_video_hdf5, generate_video_jpgs, generate_video_mp4  # noqa: E402
+
+WIDTH, HEIGHT, SIZE, DURATION = 320, 240, 112, 16
+
+
+def make_sources(root: Path, n_videos: int, n_frames: int) -> None:
+    """Textured, moving 320x240 H.264 videos (default GOP) in two class folders."""
+    import av
+    rng = np.random.default_rng(0)
+    for v in range(n_videos):
+        path = root / f'class{v % 2}' / f'video{v}.mp4'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        coarse = rng.integers(0, 255, (HEIGHT // 8 + 2, WIDTH // 8 + 2, 3), dtype=np.uint8)
+        base = np.asarray(Image.fromarray(coarse).resize((WIDTH + 16, HEIGHT + 16), Image.BICUBIC)).astype(np.int16)
+        with av.open(str(path), 'w') as container:
+            stream = container.add_stream('libx264', rate=25)
+            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, 'yuv420p'
+            stream.options = {'crf': '20'}
+            for t in range(n_frames):
+                dx, dy = t % 16, (t // 2) % 16
+                frame = base[dy:dy + HEIGHT, dx:dx + WIDTH] + rng.integers(-4, 5, (HEIGHT, WIDTH, 3))
+                frame = np.clip(frame, 0, 255).astype(np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+
+def prepare(root: Path, n_videos: int, n_frames: int) -> Dict[str, Path]:
+    """Convert the sources to every storage format and build one annotation file per format."""
+    make_sources(root / 'src', n_videos, n_frames)
+    quiet = io.StringIO()
+    stdout, sys.stdout = sys.stdout, quiet
+    try:
+        generate_video_jpgs.main([str(root / 'src'), str(root / 'jpg'), 'kinetics', '--n_jobs', '1'])
+        generate_video_hdf5.main([str(root / 'src'), str(root / 'hdf5'), 'kinetics', '--n_jobs', '1'])
+        generate_video_mp4.main([str(root / 'src'), str(root / 'video'), 'kinetics', '--n_jobs', '1',
+                                 '--gop', '16'])
+        for ft in ('jpg', 'hdf5', 'video'):
+            folder_json.main([str(root / ft), str(root / f'{ft}.json'), '--file_type', ft,
+                              '--val_fraction', '0.5'])
+    finally:
+        sys.stdout = stdout
+    return {ft: root / ft for ft in ('jpg', 'hdf5', 'video')}
+
+
+def rate(fn: Callable[[], int], seconds: float) -> float:
+    """Items per second of ``fn`` (which returns how many clips it made), after one warm-up call."""
+    fn()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        count += fn()
+    return count / (time.perf_counter() - start)
+
+
+def median_ms(fn: Callable[[], object], n: int = 200) -> float:
+    """Median wall time of ``fn`` in milliseconds."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def endless(loader: torch.utils.data.DataLoader) -> Iterator[dict]:
+    """Batches of ``loader``, epoch after epoch."""
+    while True:
+        yield from loader
+
+
+def frame_folders(root: Path) -> List[Path]:
+    return sorted(p for p in root.glob('*/*') if p.is_dir())
+
+
+def reference_train_clip(folder: Path, n_frames: int, mean, std) -> torch.Tensor:
+    """The original's training path: per-frame PIL decode, crop+resize, flip, ToTensor, Normalize."""
+    begin = random.randint(0, n_frames - DURATION)
+    images = [Image.open(folder / f'image_{i:05d}.jpg').convert('RGB') for i in range(begin + 1, begin + DURATION + 1)]
+    crop = st.RandomResizedCrop(SIZE)
+    top, left, h, w = crop.get_params(images[0].height, images[0].width)
+    flip = random.random() < 0.5
+    mean_t = torch.tensor(mean).view(3, 1, 1)
+    std_t = torch.tensor(std).view(3, 1, 1)
+    out = []
+    for img in images:
+        img = img.crop((left, top, left + w, top + h)).resize((SIZE, SIZE), Image.BILINEAR)
+        if flip:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        t = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
+        out.append((t - mean_t) / std_t)
+    return torch.stack(out, 1)
+
+
+def reference_val_clips(folder: Path, n_frames: int, mean, std, n_clips: int = 3) -> int:
+    """The original's validation path: per-frame Resize + CenterCrop, n evenly spaced clips."""
+    step = max(1, (n_frames - DURATION) // max(1, n_clips - 1))
+    mean_t = torch.tensor(mean).view(3, 1, 1)
+    std_t = torch.tensor(std).view(3, 1, 1)
+    for c in range(n_clips):
+        frames = []
+        for i in range(c * step + 1, c * step + DURATION + 1):
+            img = Image.open(folder / f'image_{i:05d}.jpg').convert('RGB')
+            w, h = img.size
+            img = img.resize((int(SIZE * w / h), SIZE), Image.BILINEAR)
+            left = (img.width - SIZE) // 2
+            img = img.crop((left, 0, left + SIZE, SIZE))
+            t = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
+            frames.append((t - mean_t) / std_t)
+        torch.stack(frames, 1)
+    return n_clips
+
+
+def decode_floor_clip(folder: Path, n_frames: int) -> None:
+    """Only read and decode the clip's 16 JPEGs."""
+    begin = random.randint(0, n_frames - DURATION)
+    for i in range(begin + 1, begin + DURATION + 1):
+        decode_image((folder / f'image_{i:05d}.jpg').read_bytes())
+
+
+def main(argv=None) -> int:
+    """Run the benchmark and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--videos', type=int, default=8)
+    parser.add_argument('--frames', type=int, default=96)
+    parser.add_argument('--seconds', type=float, default=4.0, help='time per measurement')
+    parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
+    parser.add_argument('--data_dir', type=Path, default=None, help='keep the converted data here')
+    parser.add_argument('--json', type=Path, default=None, help='also write the numbers as JSON')
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    random.seed(0)
+
+    tmp = tempfile.TemporaryDirectory() if args.data_dir is None else None
+    root = args.data_dir or Path(tmp.name)
+    roots = prepare(root, args.videos, args.frames) if not (root / 'video.json').exists() else \
+        {ft: root / ft for ft in ('jpg', 'hdf5', 'video')}
+    folders = frame_folders(roots['jpg'])
+    sample_jpg = (folders[0] / 'image_00001.jpg')
+    mean, std = st.get_mean_std()
+    results: Dict[str, float] = {}
+
+    data = sample_jpg.read_bytes()
+    per_frame_ms = median_ms(lambda: decode_image(data))
+    n_frames = min(len(list(f.glob('image_*.jpg'))) for f in folders)
+
+    def cycle(fn_per_item: Callable[[int], int], n_items: int) -> Callable[[], int]:
+        state = {'i': 0}
+
+        def step() -> int:
+            state['i'] = (state['i'] + 1) % n_items
+            return fn_per_item(state['i'])
+        return step
+
+    results['reference train'] = rate(cycle(lambda i: (reference_train_clip(folders[i], n_frames, mean, std), 1)[1],
+                                            len(folders)), args.seconds)
+    results['decode floor (16 JPEGs)'] = rate(cycle(lambda i: (decode_floor_clip(folders[i], n_frames), 1)[1],
+                                                    len(folders)), args.seconds)
+    results['reference val'] = rate(cycle(lambda i: reference_val_clips(folders[i], n_frames, mean, std),
+                                          len(folders)), args.seconds)
+    loaders = {}
+    for ft in ('jpg', 'hdf5', 'video'):
+        opt = opts.parse_opts(['--video_path', str(roots[ft]), '--annotation_path', str(root / f'{ft}.json'),
+                               '--file_type', ft])
+        train = datasets.get_training_data(opt)
+        val = datasets.get_validation_data(opt)
+        norm = datasets.get_normalization(opt)
+        results[f'ours train {ft}'] = rate(cycle(lambda i, d=train: (d[i], 1)[1], len(train)), args.seconds)
+        if ft == 'jpg':
+            results['ours train jpg + normalise in worker'] = rate(
+                cycle(lambda i, d=train: (norm(d[i]['clip']), 1)[1], len(train)), args.seconds)
+        results[f'ours val {ft}'] = rate(cycle(lambda i, d=val: len(d[i]['clips']), len(val)), args.seconds)
+        loaders[ft] = train
+
+    scaling: Dict[str, Dict[int, float]] = {}
+    for ft, train in loaders.items():
+        scaling[ft] = {}
+        for k in args.workers:
+            loader = torch.utils.data.DataLoader(train, batch_size=8, shuffle=True, num_workers=k,
+                                                 collate_fn=datasets.collate, persistent_workers=True,
+                                                 prefetch_factor=4)
+            stream = endless(loader)
+            scaling[ft][k] = rate(lambda: len(next(stream)['video_id']), args.seconds)
+            del stream, loader
+
+    ref = results['reference train']
+    floor = results['decode floor (16 JPEGs)']
+    print(f'# bench_loader  {time.strftime("%Y-%m-%d")}  {platform.processor() or platform.machine()}, '
+          f'torch {torch.__version__}, one core')
+    print(f'one 320x240 JPEG decodes in {per_frame_ms:.2f} ms (median)\n')
+    print('| pipeline (1 core) | clips/s | x reference | % of decode floor |')
+    print('|---|---|---|---|')
+    for name, value in results.items():
+        base = results['reference val'] if ' val' in name else ref
+        print(f'| {name} | {value:.1f} | {value / base:.2f} | {100 * value / floor:.0f}% |')
+    print('\n| DataLoader workers (training, batch 8) | ' + ' | '.join(str(k) for k in args.workers) + ' |')
+    print('|---|' + '---|' * len(args.workers))
+    for ft, row in scaling.items():
+        print(f'| {ft} | ' + ' | '.join(f'{row[k]:.1f}' for k in args.workers) + ' |')
+    if args.json:
+        args.json.write_text(json.dumps({'per_core': results, 'workers': scaling,
+                                         'jpeg_decode_ms': per_frame_ms}, indent=1))
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
