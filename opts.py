@@ -152,6 +152,20 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--distributed', action='store_true', help='DistributedDataParallel')
     g.add_argument('--dist_url', default='tcp://127.0.0.1:23456', type=str, help='Process group init URL')
     g.add_argument('--world_size', default=-1, type=int, help='Number of nodes')
+    g = parser.add_argument_group('beyond the original')
+    g.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'bf16', 'fp16'],
+                   help='auto: bf16 autocast on GPUs that support it, fp32 otherwise; fp16 uses a '
+                        'gradient scaler (default: %(default)s)')
+    g.add_argument('--channels_last', action='store_true', help='channels_last_3d memory format')
+    g.add_argument('--compile', action='store_true', help='torch.compile the model')
+    g.add_argument('--accumulate_steps', default=1, type=int,
+                   help='Optimizer step every n batches (gradient accumulation) (default: %(default)s)')
+    g.add_argument('--label_smoothing', default=0.0, type=float, help='Cross-entropy label smoothing')
+    g.add_argument('--deterministic', action='store_true',
+                   help='Deterministic algorithms and no cudnn.benchmark (slower, repeatable)')
+    g.add_argument('--dist_timeout', default=600, type=int,
+                   help='Seconds before the other ranks give up on a dead one (default: %(default)s)')
+    g.add_argument('--no_progress', action='store_true', help='No progress bars')
     return parser
 
 
@@ -195,6 +209,16 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
             fail(f'--{name} must be in (0, 1], not {getattr(opt, name)}')
     if not 0 < opt.train_crop_min_ratio <= 1 or not 0 < opt.train_crop_min_scale <= 1:
         fail('--train_crop_min_scale and --train_crop_min_ratio must be in (0, 1]')
+    if opt.lr_scheduler == 'plateau' and opt.no_val:
+        fail('--lr_scheduler plateau steps on the validation loss: it cannot be used with --no_val')
+    if opt.batchnorm_sync and not opt.distributed:
+        fail('--batchnorm_sync needs --distributed')
+    if opt.optimizer not in ('sgd', 'adamw'):
+        fail(f'--optimizer must be sgd or adamw, not {opt.optimizer!r}')
+    if opt.accumulate_steps < 1:
+        fail(f'--accumulate_steps must be >= 1, not {opt.accumulate_steps}')
+    if opt.pretrain_path is not None and opt.resume_path is None and opt.n_pretrain_classes < 0:
+        fail('--n_pretrain_classes must be >= 0')
     opt.n_input_channels = 2 if opt.input_type == 'flow' else 3
     opt.mean, opt.std = get_mean_std(opt.value_scale, opt.mean_dataset, opt.no_mean_norm, opt.no_std_norm)
     opt.arch = arch_name(opt.model, opt.model_depth)

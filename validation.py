@@ -1,4 +1,66 @@
-"""Validation: clip-level loss and accuracy plus video-level top-1/top-5 from the same pass.
+"""Validation: the original's clip-level loss and accuracy, and video-level metrics from the same pass.
 
-Not implemented yet: lands with the training-loop issue (main.py).
+Each video contributes ``--n_val_samples`` clips; its video-level prediction is the mean of
+its clips' softmax scores. Video top-1/top-5 and the mean class accuracy (the mean over
+classes of their top-1 recall) are what papers report; the clip accuracy is the original's
+``val.log`` column.
 """
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from training import autocast, to_device
+
+VideoScores = Dict[str, Tuple[torch.Tensor, int, int]]  # id -> (sum of softmax, n clips, label)
+
+
+@torch.no_grad()
+def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, criterion: nn.Module,
+              device: torch.device, normalize: Callable, *, amp_dtype: Optional[torch.dtype] = None,
+              channels_last: bool = False, show_progress: bool = True) -> Dict[str, Any]:
+    """One pass over the validation clips: clip loss/accuracy sums and per-video softmax sums."""
+    model.eval()
+    loss_sum, correct, seen, bad_frames, failed = 0.0, 0, 0, 0, 0
+    videos: VideoScores = {}
+    bar = tqdm(loader, desc=f'epoch {epoch} val', disable=not show_progress, dynamic_ncols=True, leave=False)
+    for batch in bar:
+        bad_frames += batch['bad_frames']
+        failed += len(batch['failed'])
+        if batch['clip'] is None:
+            continue
+        x = to_device(batch['clip'], device, normalize, channels_last)
+        y = batch['label'].to(device)
+        with autocast(device, amp_dtype):
+            logits = model(x).float()
+        labelled = y >= 0
+        if labelled.any():
+            loss_sum += criterion(logits[labelled], y[labelled]).item() * int(labelled.sum())
+            correct += int((logits.argmax(1) == y)[labelled].sum())
+            seen += int(labelled.sum())
+        probs = F.softmax(logits, dim=1).cpu()
+        for vid, p, label in zip(batch['video_id'], probs, batch['label'].tolist()):
+            total, count, _ = videos.get(vid, (torch.zeros_like(p), 0, label))
+            videos[vid] = (total + p, count + 1, label)
+        if seen:
+            bar.set_postfix(loss=f'{loss_sum / seen:.3f}', acc=f'{correct / seen:.3f}')
+    bar.close()
+    return {'loss_sum': loss_sum, 'correct': correct, 'clips': seen, 'videos': videos,
+            'bad_frames': bad_frames, 'failed_videos': failed}
+
+
+def video_metrics(videos: VideoScores) -> Dict[str, float]:
+    """Video top-1/top-5 accuracy and mean class accuracy from per-video softmax sums."""
+    labelled = [(total, label) for total, _, label in videos.values() if label >= 0]
+    if not labelled:
+        return {'video_top1': 0.0, 'video_top5': 0.0, 'mean_class_acc': 0.0, 'videos': 0}
+    scores = torch.stack([t for t, _ in labelled])
+    labels = torch.tensor([label for _, label in labelled])
+    top = scores.topk(min(5, scores.shape[1]), dim=1).indices
+    hit1 = top[:, 0] == labels
+    hit5 = (top == labels[:, None]).any(1)
+    per_class = [hit1[labels == c].float().mean().item() for c in labels.unique()]
+    return {'video_top1': hit1.float().mean().item(), 'video_top5': hit5.float().mean().item(),
+            'mean_class_acc': sum(per_class) / len(per_class), 'videos': len(labelled)}

@@ -94,11 +94,6 @@ def test_model_flags_have_the_original_defaults_and_feed_generate_model():
     assert model.conv1_t.weight.shape[2] == 3 and model.fc.out_features == 3
 
 
-def test_main_says_training_is_not_there_yet():
-    done = subprocess.run([sys.executable, 'main.py'], capture_output=True, text=True)
-    assert done.returncode == 2 and 'not implemented yet' in done.stderr
-
-
 @pytest.mark.parametrize('module', ['model_summary', 'remove_dataparallel', 'convert_torchvision_weights'])
 def test_tools_run_as_modules(module):
     done = subprocess.run([sys.executable, '-m', f'util_scripts.{module}', '--help'],

@@ -88,17 +88,18 @@ def entry(subset: str, label=None, segment=None) -> Dict:
 
 
 def make_dataset(root: Path, file_type: str, n_frames=(12, 20, 9, 16), labels=('jump', 'wave'),
-                 h: int = 48, w: int = 64) -> Path:
-    """A two-class dataset in ``file_type`` layout; returns its annotation file.
+                 h: int = 48, w: int = 64, n_train: int = 1) -> Path:
+    """A dataset in ``file_type`` layout; returns its annotation file.
 
-    Videos ``<label>_<k>``: k = 0 training, 1 validation; frame counts from ``n_frames``.
+    Videos ``<label>_<k>``: k < n_train training, k = n_train validation; frame counts cycle
+    through ``n_frames``.
     """
     videos = {}
     for c, label in enumerate(labels):
-        for k in range(2):
+        for k in range(n_train + 1):
             vid = f'{label}_{k}'
-            n = n_frames[(2 * c + k) % len(n_frames)]
-            frames = moving_frames(n, h, w, seed=2 * c + k)
+            n = n_frames[((n_train + 1) * c + k) % len(n_frames)]
+            frames = moving_frames(n, h, w, seed=(n_train + 1) * c + k)
             if file_type == 'jpg':
                 write_jpg_folder(root / label / vid, frames)
                 seg = (1, n + 1)
@@ -108,5 +109,5 @@ def make_dataset(root: Path, file_type: str, n_frames=(12, 20, 9, 16), labels=('
             else:
                 write_video(root / label / f'{vid}.mp4', frames)
                 seg = (0, n)
-            videos[vid] = entry('training' if k == 0 else 'validation', label, seg)
+            videos[vid] = entry('training' if k < n_train else 'validation', label, seg)
     return write_annotation(root / f'{file_type}.json', list(labels), videos)

@@ -1,0 +1,125 @@
+"""main.py end to end on tiny data: train, validate, checkpoints, logs, resume, fine-tune, inference."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import main as main_module
+from models import load_checkpoint
+from tests.video_fixtures import make_dataset
+
+TINY = ['--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25', '--sample_size', '32',
+        '--sample_duration', '8', '--batch_size', '2', '--n_threads', '0', '--no_progress',
+        '--learning_rate', '0.01', '--n_val_samples', '2']
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('main_data')
+    ann = make_dataset(root / 'jpg', 'jpg', n_frames=(12, 20, 9, 16, 14, 10), n_train=2)
+    return root / 'jpg', ann
+
+
+def args(data, result, *extra):
+    return ['--video_path', str(data[0]), '--annotation_path', str(data[1]), '--result_path', str(result),
+            '--n_classes', '2', *TINY, *extra]
+
+
+def read_tsv(path):
+    rows = [line.split('\t') for line in path.read_text().splitlines()]
+    return rows[0], rows[1:]
+
+
+@pytest.fixture(scope='module')
+def trained(data, tmp_path_factory):
+    result = tmp_path_factory.mktemp('run')
+    assert main_module.main(args(data, result, '--n_epochs', '2', '--checkpoint', '1',
+                                 '--multistep_milestones', '2', '--inference')) == 0
+    return result
+
+
+def test_training_writes_checkpoints_logs_and_results(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {'opts.json', 'save_1.pth', 'save_2.pth', 'save_latest.pth', 'save_best.pth', 'train.log',
+            'train_batch.log', 'val.log', 'val.json'} <= names
+    header, rows = read_tsv(trained / 'train.log')
+    assert header[:4] == ['epoch', 'loss', 'acc', 'lr'] and [r[0] for r in rows] == ['1', '2']
+    assert [float(r[3]) for r in rows] == [0.01, 0.01]
+    header, rows = read_tsv(trained / 'train_batch.log')
+    assert header == ['epoch', 'batch', 'iter', 'loss', 'acc', 'lr'] and rows[-1][:3] == ['2', '2', '4']
+    header, rows = read_tsv(trained / 'val.log')
+    assert header[:3] == ['epoch', 'loss', 'acc'] and 'video_top1' in header and 'mean_class_acc' in header
+    assert len(rows) == 2
+    opts = json.loads((trained / 'opts.json').read_text())
+    assert opts['arch'] == 'resnet-10' and opts['mean'] == [0.4345, 0.4051, 0.3775]
+    ckpt = load_checkpoint(trained / 'save_latest.pth')
+    assert ckpt['epoch'] == 2 and ckpt['arch'] == 'resnet-10' and ckpt['class_names'] == ['jump', 'wave']
+    assert ckpt['scheduler']['last_epoch'] == 2 and ckpt['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.001)
+
+
+def test_inference_json_has_the_original_format(trained):
+    results = json.loads((trained / 'val.json').read_text())['results']
+    assert set(results) == {'jump_2', 'wave_2'}
+    for ranking in results.values():
+        assert [r['label'] for r in ranking] in (['jump', 'wave'], ['wave', 'jump'])
+        assert sum(r['score'] for r in ranking) == pytest.approx(1.0, abs=1e-4)
+        assert ranking[0]['score'] >= ranking[1]['score']
+
+
+def test_resume_continues_at_the_right_epoch_and_learning_rate(trained, data):
+    assert main_module.main(args(data, trained, '--n_epochs', '3', '--checkpoint', '1',
+                                 '--multistep_milestones', '2', '--resume_path', 'auto')) == 0
+    _, rows = read_tsv(trained / 'train.log')
+    assert [r[0] for r in rows] == ['1', '2', '3']  # appended, not truncated
+    assert float(rows[2][3]) == pytest.approx(0.001)  # milestone 2 fired after epoch 2, not one late
+    assert load_checkpoint(trained / 'save_latest.pth')['epoch'] == 3
+
+
+def test_fine_tuning_freezes_what_it_should(trained, data, tmp_path):
+    pretrained = trained / 'save_2.pth'
+    before = load_checkpoint(pretrained)['state_dict']
+    result = tmp_path / 'ft'
+    assert main_module.main(args(data, result, '--n_epochs', '1', '--pretrain_path', str(pretrained),
+                                 '--n_pretrain_classes', '2', '--ft_begin_module', 'layer4',
+                                 '--no_val')) == 0
+    after = load_checkpoint(result / 'save_latest.pth')
+    sd = after['state_dict']
+    for key in ('conv1.weight', 'bn1.running_mean', 'layer3.0.bn1.running_var', 'layer1.0.conv1.weight'):
+        assert torch.equal(sd[key], before[key]), key  # weights and BN statistics unchanged
+    assert not torch.equal(sd['layer4.0.conv1.weight'], before['layer4.0.conv1.weight'])
+    assert after['ft_begin_module'] == 'layer4'
+    # resuming the fine-tune needs no pretrain flags
+    assert main_module.main(args(data, result, '--n_epochs', '2', '--resume_path', 'auto', '--no_val')) == 0
+    assert load_checkpoint(result / 'save_latest.pth')['epoch'] == 2
+
+
+def test_bad_options_are_one_line_errors(data, tmp_path, capsys):
+    assert main_module.main(args(data, tmp_path / 'r', '--pretrain_path', str(tmp_path / 'none.pth'),
+                                 '--n_pretrain_classes', '5')) == 2
+    assert 'none.pth: no such checkpoint file' in capsys.readouterr().err
+    assert main_module.main(args(data, tmp_path / 'r', '--n_classes', '5', '--n_epochs', '1')) == 2
+    assert 'pass --n_classes 2' in capsys.readouterr().err
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    assert main_module.main(args(data, blocker / 'sub', '--n_epochs', '1')) == 2
+    assert 'cannot create or write the result path' in capsys.readouterr().err
+
+
+def test_two_process_torchrun_on_cpu(data, tmp_path):
+    result = tmp_path / 'ddp'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29533',
+           'main.py', *args(data, result, '--n_epochs', '1', '--inference', '--distributed', '--no_cuda',
+                                 '--batch_size', '4')]
+    done = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count('epoch 1 |') == 1  # only rank 0 reports
+    results = json.loads((result / 'val.json').read_text())['results']
+    assert set(results) == {'jump_2', 'wave_2'}  # every video once, gathered from both ranks
+    _, rows = read_tsv(result / 'val.log')
+    assert len(rows) == 1
