@@ -1,0 +1,50 @@
+"""inference.py on raw video files: top-k per file and features, from a checkpoint alone."""
+import h5py
+import numpy as np
+import pytest
+
+import inference
+from models import generate_model, save_checkpoint
+from tests.video_fixtures import moving_frames, write_video
+
+CFG = dict(model='resnet', model_depth=10, n_classes=3, resnet_widen_factor=0.25)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    return save_checkpoint(tmp_path / 'model.pth', generate_model(**CFG).eval(), CFG,
+                           class_names=['cook', 'dance', 'swim'], mean=[0.5] * 3, std=[0.5] * 3,
+                           sample_size=32, sample_duration=8)
+
+
+def test_predict_prints_top_k_per_video_and_saves_features(tmp_path, checkpoint, capsys):
+    a = write_video(tmp_path / 'a.mp4', moving_frames(20, 40, 56))
+    b = write_video(tmp_path / 'b.avi', moving_frames(8, 40, 56, seed=3), codec='mpeg4')
+    assert inference.predict([str(a), str(b), '--resume_path', str(checkpoint), '--output_topk', '2',
+                              '--features', str(tmp_path / 'feats.hdf5'), '--no_cuda']) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f'{a}: ') and lines[1].startswith(f'{b}: ')
+    labels = [part.rsplit(' ', 1)[0] for part in lines[0].split(': ', 1)[1].split(', ')]
+    assert len(labels) == 2 and set(labels) <= {'cook', 'dance', 'swim'}
+    with h5py.File(tmp_path / 'feats.hdf5') as f:
+        assert f['a/clips'].shape == (3, 128) and f['a/video'].shape == (128,)  # 20 frames: 3 windows
+        assert np.allclose(f['a/video'][()], f['a/clips'][()].mean(0), atol=1e-5)
+        assert f['a/segments'][()].tolist() == [[0, 8], [8, 16], [16, 20]]
+        assert f['b/clips'].shape == (1, 128)
+
+
+def test_predict_reports_unreadable_files_and_keeps_going(tmp_path, checkpoint, capsys):
+    good = write_video(tmp_path / 'good.mp4', moving_frames(8, 32, 32))
+    (tmp_path / 'bad.mp4').write_bytes(b'not a video')
+    assert inference.predict([str(tmp_path / 'bad.mp4'), str(good), '--resume_path', str(checkpoint),
+                              '--features', str(tmp_path / 'npy'), '--no_cuda']) == 1
+    captured = capsys.readouterr()
+    assert 'bad.mp4' in captured.err and f'{good}: ' in captured.out
+    assert (tmp_path / 'npy' / 'good.npy').is_file() and (tmp_path / 'npy' / 'good_clips.npy').is_file()
+
+
+def test_checkpoints_without_class_names_need_an_annotation_file(tmp_path, capsys):
+    path = save_checkpoint(tmp_path / 'bare.pth', generate_model(**CFG), CFG)
+    video = write_video(tmp_path / 'v.mp4', moving_frames(8, 32, 32))
+    assert inference.predict([str(video), '--resume_path', str(path), '--no_cuda']) == 2
+    assert 'pass --annotation_path' in capsys.readouterr().err
