@@ -144,8 +144,8 @@ def gather_dict(d: Dict[str, Any]) -> Dict[str, Any]:
 
 # ----------------------------------------------------------------------------- the run
 
-def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0) -> int:
-    """Everything a ``main.py`` invocation does, on one process."""
+def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: int = 1) -> int:
+    """Everything a ``main.py`` invocation does, on one process (``local_world`` processes per node)."""
     master = rank == 0
     cuda = torch.cuda.is_available() and not opt.no_cuda
     device = torch.device(f'cuda:{local_rank}' if cuda else 'cpu')
@@ -256,8 +256,9 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0) -> int:
 
     # --- data
     normalize = datasets.get_normalization(opt)
-    per_rank_batch = max(1, opt.batch_size // max(1, world))
-    workers = opt.n_threads if world == 1 else -(-opt.n_threads // world)
+    # As in the original: --batch_size and --n_threads are per node, split over its processes.
+    per_rank_batch = max(1, opt.batch_size // local_world)
+    workers = -(-opt.n_threads // local_world)
     loader_args = dict(num_workers=workers, collate_fn=datasets.collate, pin_memory=cuda,
                        persistent_workers=workers > 0)
     class_names: Optional[List[str]] = resume.get('class_names') if resume else None
@@ -362,7 +363,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0) -> int:
         check_classes(names, options['n_classes'])
         shard = Subset(infer_data, list(range(rank, len(infer_data), world)))
         batch = opt.inference_batch_size or opt.batch_size
-        loader = DataLoader(shard, batch_size=max(1, batch // max(1, world)), **loader_args)
+        loader = DataLoader(shard, batch_size=max(1, batch // local_world), **loader_args)
         scores, faults = infer(loader, model, device, normalize, amp_dtype=dtype,
                                channels_last=opt.channels_last, show_progress=show)
         scores = gather_dict(scores)
@@ -449,7 +450,7 @@ def _spawned(local_rank: int, opt, node_rank: int, per_node: int, world: int) ->
     dist.init_process_group(backend, init_method=opt.dist_url, world_size=world, rank=rank,
                             timeout=timedelta(seconds=opt.dist_timeout))
     try:
-        run(opt, rank, world, local_rank)
+        run(opt, rank, world, local_rank, per_node)
     finally:
         dist.destroy_process_group()
 
@@ -462,7 +463,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             backend = 'nccl' if torch.cuda.is_available() and not opt.no_cuda else 'gloo'
             dist.init_process_group(backend, init_method='env://', timeout=timedelta(seconds=opt.dist_timeout))
             try:
-                return run(opt, dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)))
+                return run(opt, dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)),
+                           int(os.environ.get('LOCAL_WORLD_SIZE', dist.get_world_size())))
             finally:
                 dist.destroy_process_group()
         if opt.distributed:  # the original's form: one process per GPU on each of --world_size nodes

@@ -123,3 +123,24 @@ def test_two_process_torchrun_on_cpu(data, tmp_path):
     assert set(results) == {'jump_2', 'wave_2'}  # every video once, gathered from both ranks
     _, rows = read_tsv(result / 'val.log')
     assert len(rows) == 1
+
+
+def test_no_train_validates_once_and_overwrite_milestones(trained, data, tmp_path):
+    result = tmp_path / 'eval'
+    assert main_module.main(args(data, result, '--no_train', '--resume_path', str(trained / 'save_2.pth'))) == 0
+    _, rows = read_tsv(result / 'val.log')
+    assert [r[0] for r in rows] == ['2']  # the original re-validated n_epochs (200) times
+    result = tmp_path / 'ms'
+    assert main_module.main(args(data, result, '--n_epochs', '1', '--multistep_milestones', '5')) == 0
+    assert main_module.main(args(data, result, '--n_epochs', '3', '--resume_path', 'auto',
+                                 '--multistep_milestones', '2', '--overwrite_milestones', '--no_val')) == 0
+    _, rows = read_tsv(result / 'train.log')
+    assert [float(r[3]) for r in rows] == pytest.approx([0.01, 0.01, 0.001])
+
+
+def test_tensorboard_logs_the_learning_rate(data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '1', '--tensorboard', '--no_val')) == 0
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [e.value for e in events.Scalars('train/lr')] == pytest.approx([0.01])
