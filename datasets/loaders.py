@@ -8,6 +8,7 @@ of the same video and counted; a video that yields no frame at all raises
 ``VideoReadError``, which the datasets turn into a dropped, counted sample.
 """
 import io
+import os
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -56,6 +57,28 @@ def decode_image(data: bytes, mode: str = 'RGB') -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1) if arr.ndim == 3 else torch.from_numpy(arr.copy())[None]
 
 
+def decode_many(blobs: Dict[int, Optional[bytes]], mode: str = 'RGB') -> Dict[int, Optional[torch.Tensor]]:
+    """Decode several images at once (one batched libjpeg-turbo call when all are fine).
+
+    A missing (None) or undecodable image gives None; one bad image does not spoil the rest.
+    """
+    out: Dict[int, Optional[torch.Tensor]] = {i: None for i in blobs}
+    present = {i: b for i, b in blobs.items() if b}
+    if decode_jpeg is not None and mode == 'RGB' and len(present) > 1:
+        try:
+            buffers = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in present.values()]
+            out.update(zip(present, decode_jpeg(buffers, mode=ImageReadMode.RGB)))
+            return out
+        except RuntimeError:
+            pass  # some image is broken: decode one by one to find it
+    for i, b in present.items():
+        try:
+            out[i] = decode_image(b, mode)
+        except ValueError:
+            pass
+    return out
+
+
 def assemble(indices: Sequence[int], frames: Dict[int, Optional[torch.Tensor]],
              read_more: Callable[[int], Optional[torch.Tensor]], source: str
              ) -> Tuple[torch.Tensor, int]:
@@ -102,17 +125,22 @@ class JpgLoader:
     def __init__(self, template: str = IMAGE_TEMPLATE):
         self.template = template
 
-    def _read(self, folder: Path, index: int) -> Optional[torch.Tensor]:
+    def _bytes(self, folder: str, index: int) -> Optional[bytes]:
         try:
-            return decode_image((folder / self.template.format(index)).read_bytes())
-        except (OSError, ValueError):
+            with open(os.path.join(folder, self.template.format(index)), 'rb') as f:
+                return f.read()
+        except OSError:
             return None
+
+    def _read(self, folder: str, index: int) -> Optional[torch.Tensor]:
+        return decode_many({index: self._bytes(folder, index)})[index]
 
     def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
         if not path.is_dir():
             raise VideoReadError(f'{path}: frame folder not found')
-        frames = {i: self._read(path, i) for i in dict.fromkeys(indices)}
-        return assemble(indices, frames, lambda i: self._read(path, i), str(path))
+        folder = str(path)
+        frames = decode_many({i: self._bytes(folder, i) for i in dict.fromkeys(indices)})
+        return assemble(indices, frames, lambda i: self._read(folder, i), folder)
 
 
 class Hdf5Loader:
