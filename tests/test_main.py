@@ -144,3 +144,23 @@ def test_tensorboard_logs_the_learning_rate(data, tmp_path):
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     assert [e.value for e in events.Scalars('train/lr')] == pytest.approx([0.01])
+
+
+def test_a_dead_rank_ends_the_run_instead_of_hanging(data, tmp_path):
+    script = Path(__file__).resolve().parent / 'helpers' / 'dies_on_rank1.py'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29541',
+           str(script), *args(data, tmp_path, '--n_epochs', '1', '--distributed', '--no_cuda', '--batch_size', '4',
+                              '--dist_timeout', '20')]
+    done = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS='1'), capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode != 0
+    assert 'exitcode  : 3' in done.stderr or 'exitcode: 3' in done.stderr
+
+
+def test_per_segment_inference_results(trained, data, tmp_path):
+    assert main_module.main(args(data, tmp_path, '--no_train', '--no_val', '--inference', '--inference_no_average',
+                                 '--inference_stride', '8', '--resume_path', str(trained / 'save_2.pth'))) == 0
+    results = json.loads((tmp_path / 'val.json').read_text())['results']
+    segments = results['jump_2']  # 9 frames: windows 1-8 and 9 (looped), segments [min, max + 1]
+    assert [s['segment'] for s in segments] == [[1, 9], [9, 10]]
+    assert {r['label'] for r in segments[0]['result']} == {'jump', 'wave'}
