@@ -457,8 +457,12 @@ def _spawned(local_rank: int, opt, node_rank: int, per_node: int, world: int) ->
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse the options and run on this process, under torchrun, or spawned per GPU."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     opt = parse_opts(argv)
     try:
+        if opt.demo:
+            from util_scripts.demo import run_demo
+            return run_demo([a for a in argv if a != '--demo'])
         if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ and int(os.environ['WORLD_SIZE']) > 1:
             backend = 'nccl' if torch.cuda.is_available() and not opt.no_cuda else 'gloo'
             dist.init_process_group(backend, init_method='env://', timeout=timedelta(seconds=opt.dist_timeout))

@@ -1,0 +1,48 @@
+"""The built-in demo: real encoded videos whose classes need motion, and the whole pipeline on them."""
+import numpy as np
+import pytest
+
+import main as main_module
+from datasets.loaders import VideoLoader
+from util_scripts import demo, make_demo_dataset
+
+
+def test_demo_dataset_is_ucf101_shaped_video_whose_classes_need_motion(tmp_path):
+    splits = make_demo_dataset.make_demo_dataset(tmp_path, videos_per_class=8, n_frames=12, show_progress=False)
+    assert (splits / 'classInd.txt').read_text().splitlines()[0] == '1 MoveLeft'
+    train = (splits / 'trainlist01.txt').read_text().splitlines()
+    test = (splits / 'testlist01.txt').read_text().splitlines()
+    assert len(train) == 36 and len(test) == 12 and train[0].endswith('.avi 1')
+    assert all('_g01_' in t or '_g02_' in t for t in test)
+    loader = VideoLoader()
+    frames = {}
+    for label in ('MoveLeft', 'MoveRight', 'Grow', 'Shrink'):
+        clip, bad = loader(tmp_path / 'videos' / label / f'v_{label}_g01_c01.avi', list(range(12)))
+        assert bad == 0 and clip.shape == (12, 3, 64, 80)
+        frames[label] = clip.float()
+    # the shape really moves: first and last frames differ much more than neighbouring ones
+    for clip in frames.values():
+        assert (clip[0] - clip[-1]).abs().mean() > 2 * (clip[5] - clip[6]).abs().mean()
+
+
+def test_a_single_frame_does_not_reveal_the_class():
+    """Object positions and sizes overlap across classes, so only motion separates them."""
+    rng = np.random.default_rng(0)
+    xs = {label: [make_demo_dataset.trajectory(label, 32, rng)[16][0] for _ in range(200)]
+          for label in ('MoveLeft', 'MoveRight')}
+    assert abs(np.mean(xs['MoveLeft']) - np.mean(xs['MoveRight'])) < 6
+    radii = {label: [make_demo_dataset.trajectory(label, 32, rng)[16][2] for _ in range(200)]
+             for label in ('Grow', 'Shrink')}
+    assert abs(np.mean(radii['Grow']) - np.mean(radii['Shrink'])) < 1
+
+
+def test_main_demo_runs_every_step(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo, 'VIDEOS_PER_CLASS', 8)
+    assert main_module.main(['--demo', '--n_epochs', '1', '--no_progress', '--n_threads', '0']) == 0
+    out = capsys.readouterr().out
+    assert 'Demo video-level top-1 accuracy:' in out and '(chance: 16.7%)' in out
+    results = tmp_path / 'demo_data' / 'results'
+    for name in ('save_latest.pth', 'train.log', 'val.log', 'val.json', 'val_classes.png', 'opts.json'):
+        assert (results / name).is_file(), name
+    assert (tmp_path / 'demo_data' / 'ucf101_01.json').is_file()
