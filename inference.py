@@ -11,10 +11,8 @@ pre-classifier features of every clip and their per-video mean (one .hdf5 file, 
 files in a folder).
 """
 import argparse
-import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -24,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training import autocast, to_device
+from util_scripts.atomic import atomic_write_json
 
 ClipScores = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, softmax)]
 
@@ -73,21 +72,7 @@ def results_json(scores: ClipScores, class_names: Sequence[str], topk: int = 5,
 
 def write_json(path: Path, data: Any) -> Path:
     """Write JSON atomically (temp file beside it, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_json(path, data)
 
 
 # ----------------------------------------------------------------------------- any video file

@@ -12,7 +12,6 @@ import collections
 import os
 import pickle
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Union
@@ -25,6 +24,7 @@ from .factory import (MODEL_DEFAULTS, MODEL_OPTION_NAMES, arch_name, generate_mo
                       replace_head)
 from .resnet import RESNET_LAYERS
 from .resnet2p1d import mid_planes
+from util_scripts.atomic import atomic_write  # noqa: F401  (re-exported: checkpoint writers use it)
 
 FRAMEWORK_VERSION = '0.1.0'
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')
@@ -36,46 +36,6 @@ class CheckpointError(ValueError):
 
 
 # ----------------------------------------------------------------------------- writing
-
-def atomic_write(path: PathLike, write: Callable[[Any], None]) -> Path:
-    """Write a file through ``write(fileobj)`` into a temp file beside it, fsync, then rename.
-
-    A crash at any moment leaves either the previous file or the complete new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
 
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The bare model inside DataParallel/DDP (``.module``) and torch.compile (``._orig_mod``)."""

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from util_scripts.atomic import atomic_write_json
+
 PathLike = Union[str, os.PathLike]
 
 FILE_TYPES = ('jpg', 'hdf5', 'video')
@@ -313,10 +315,8 @@ def read_csv_dicts(path: PathLike, required: Sequence[str]) -> List[Dict[str, st
 
 def write_json_atomic(path: PathLike, data: Any) -> Path:
     """Write JSON through a temp file beside ``path`` and a rename; creates the folder."""
-    from models.checkpoint import atomic_write  # imports torch: only when writing
-    payload = json.dumps(data).encode('utf-8')
     try:
-        return atomic_write(path, lambda f: f.write(payload))
+        return atomic_write_json(path, data)
     except OSError as e:
         raise AnnotationError(f'cannot write {path}: {e.strerror or e}') from None
 

@@ -21,9 +21,10 @@ import io
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from util_scripts.atomic import atomic_write_bytes
 
 PathLike = Union[str, os.PathLike]
 Ranking = List[Tuple[str, float]]
@@ -216,27 +217,6 @@ def confusion_matrix(ground_truth: Dict[str, str], results: Dict[str, Ranking],
 
 
 # ----------------------------------------------------------------------------- output
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a fsynced temp file in the same folder and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(f.fileno(), 0o666 & ~umask)  # mkstemp makes 0600; use the usual mode
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
 
 def _tsv_cell(text: str) -> str:
     return text.replace('\t', ' ').replace('\n', ' ').replace('\r', ' ')
