@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from util_scripts import annotation_utils
+
 SUBSETS = {'train': 'training', 'val': 'validation', 'test': 'testing',
            'training': 'training', 'validation': 'validation', 'testing': 'testing'}
 
@@ -119,9 +121,9 @@ def _find_video_file(base: Path, cache: Dict[Path, Dict[str, Path]]) -> Optional
 
 
 def count_jpg_frames(folder: Path) -> int:
-    """Number of ``image_*.jpg`` files in a frame folder."""
+    """Number of ``image_*.jpg`` files in a frame folder (0 if it cannot be listed)."""
     try:
-        return sum(1 for p in folder.iterdir() if p.name.startswith('image') and p.suffix == '.jpg')
+        return annotation_utils.count_jpg_frames(folder)
     except OSError:
         return 0
 
