@@ -91,6 +91,15 @@ def freeze_before(model: nn.Module, ft_begin_module: str) -> List[nn.Module]:
     return frozen
 
 
+def warmup(optimizer: torch.optim.Optimizer, base_lrs: List[float], steps: int):
+    """A ``before_step`` hook: learning rate base * (iteration / steps) for the first ``steps`` iterations."""
+    def set_lr(iteration: int) -> None:
+        if iteration <= steps:
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group['lr'] = base * iteration / steps
+    return set_lr
+
+
 def rng_state() -> Dict[str, Any]:
     """Python, numpy, torch and CUDA random states, for an exact resume."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -310,11 +319,17 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         if train_loader is not None:
             train_sampler.set_epoch(epoch)
             iter_offset = (epoch - 1) * len(train_loader)
+            warm = None
+            if opt.warmup_epochs > 0:
+                warm = warmup(optimizer, list(scheduler.base_lrs) if hasattr(scheduler, 'base_lrs')
+                              else [opt.learning_rate] * len(optimizer.param_groups),
+                              max(1, round(opt.warmup_epochs * len(train_loader))))
             try:
                 t = train_epoch(epoch, train_loader, train_model, criterion_for(opt), optimizer, device,
                                 normalize, frozen=frozen, scaler=scaler, amp_dtype=dtype,
                                 channels_last=opt.channels_last, accumulate_steps=opt.accumulate_steps,
-                                batch_log=logs.get('batch'), iter_offset=iter_offset, show_progress=show)
+                                batch_log=logs.get('batch'), iter_offset=iter_offset, before_step=warm,
+                                show_progress=show)
             except NonFiniteLossError as e:
                 raise UserError(f'{e}: stopping; the last good checkpoint is kept in {opt.result_path} '
                                 '(lower --learning_rate, or try --precision fp32)')

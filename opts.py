@@ -161,6 +161,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--accumulate_steps', default=1, type=int,
                    help='Optimizer step every n batches (gradient accumulation) (default: %(default)s)')
     g.add_argument('--label_smoothing', default=0.0, type=float, help='Cross-entropy label smoothing')
+    g.add_argument('--warmup_epochs', default=0.0, type=float,
+                   help='Raise the learning rate linearly from 0 over this many epochs, iteration by iteration')
     g.add_argument('--deterministic', action='store_true',
                    help='Deterministic algorithms and no cudnn.benchmark (slower, repeatable)')
     g.add_argument('--dist_timeout', default=600, type=int,
@@ -217,6 +219,8 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
         fail('--batchnorm_sync needs --distributed')
     if opt.optimizer not in ('sgd', 'adamw'):
         fail(f'--optimizer must be sgd or adamw, not {opt.optimizer!r}')
+    if opt.warmup_epochs < 0:
+        fail(f'--warmup_epochs must be >= 0, not {opt.warmup_epochs}')
     if opt.accumulate_steps < 1:
         fail(f'--accumulate_steps must be >= 1, not {opt.accumulate_steps}')
     if opt.pretrain_path is not None and opt.resume_path is None and opt.n_pretrain_classes < 0:

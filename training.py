@@ -43,7 +43,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 frozen: Iterable[nn.Module] = (), scaler: Optional[torch.amp.GradScaler] = None,
                 amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
                 accumulate_steps: int = 1, batch_log: Optional[Callable[[List[Any]], None]] = None,
-                iter_offset: int = 0, step_hook: Optional[Callable[[], None]] = None,
+                iter_offset: int = 0, before_step: Optional[Callable[[int], None]] = None,
                 show_progress: bool = True) -> Dict[str, float]:
     """Train for one pass over ``loader``; return loss, acc, lr, clips/s, data-wait share and faults."""
     model.train()
@@ -55,7 +55,6 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                dynamic_ncols=True, leave=False)
     optimizer.zero_grad(set_to_none=True)
     tick = time.perf_counter()
-    step = 0
     for i, batch in enumerate(bar, 1):
         wait += time.perf_counter() - tick
         bad_frames += batch['bad_frames']
@@ -73,15 +72,14 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
         scaled = loss / accumulate_steps
         (scaler.scale(scaled) if scaler is not None else scaled).backward()
         if i % accumulate_steps == 0 or i == n_batches:
+            if before_step is not None:  # e.g. the warm-up's learning rate for this iteration
+                before_step(iter_offset + i)
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if step_hook is not None:
-                step_hook()
         n = y.shape[0]
         batch_correct = (logits.argmax(1) == y).sum().item()
         total_loss += loss.item() * n

@@ -164,3 +164,10 @@ def test_per_segment_inference_results(trained, data, tmp_path):
     segments = results['jump_2']  # 9 frames: windows 1-8 and 9 (looped), segments [min, max + 1]
     assert [s['segment'] for s in segments] == [[1, 9], [9, 10]]
     assert {r['label'] for r in segments[0]['result']} == {'jump', 'wave'}
+
+
+def test_warmup_raises_the_learning_rate_per_iteration(data, tmp_path):
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '2', '--warmup_epochs', '1', '--no_val')) == 0
+    _, rows = read_tsv(tmp_path / 'train_batch.log')
+    lrs = [float(r[5]) for r in rows]
+    assert lrs == pytest.approx([0.005, 0.01, 0.01, 0.01])  # 2 batches an epoch: 1/2, 2/2, then the base
