@@ -168,6 +168,8 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     torch.manual_seed(opt.manual_seed)
     show = master and not opt.no_progress
 
+    if opt.batchnorm_sync and not cuda:
+        raise UserError('--batchnorm_sync needs GPUs: PyTorch\'s SyncBatchNorm does not run on the CPU')
     if opt.result_path is None:
         raise UserError('--result_path is required')
     try:

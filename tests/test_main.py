@@ -103,6 +103,9 @@ def test_bad_options_are_one_line_errors(data, tmp_path, capsys):
     assert 'none.pth: no such checkpoint file' in capsys.readouterr().err
     assert main_module.main(args(data, tmp_path / 'r', '--n_classes', '5', '--n_epochs', '1')) == 2
     assert 'pass --n_classes 2' in capsys.readouterr().err
+    assert main_module.main(args(data, tmp_path / 'r', '--distributed', '--world_size', '1', '--no_cuda',
+                                 '--batchnorm_sync')) == 2
+    assert 'SyncBatchNorm does not run on the CPU' in capsys.readouterr().err
     blocker = tmp_path / 'file'
     blocker.write_text('')
     assert main_module.main(args(data, blocker / 'sub', '--n_epochs', '1')) == 2
