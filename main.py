@@ -22,7 +22,6 @@ import datasets
 from inference import infer, results_json, write_json
 from models import (CheckpointError, MODEL_OPTION_NAMES, generate_model, load_checkpoint,
                     load_pretrained, load_state_dict_checked, save_checkpoint)
-from models.checkpoint import unwrap_model
 from opts import model_options, parse_opts
 from training import NonFiniteLossError, train_epoch
 from validation import val_epoch, video_metrics

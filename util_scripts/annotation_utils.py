@@ -15,7 +15,6 @@ or ``<root>/<label>/<video_id>.<ext>`` (video); testing entries use the label ``
 """
 import collections
 import csv
-import json
 import os
 import sys
 from dataclasses import dataclass, field

@@ -19,7 +19,7 @@ DEMO_FLAGS = ['--dataset', 'ucf101', '--model', 'resnet', '--model_depth', '10',
               '--train_crop', 'random', '--train_crop_min_scale', '0.5', '--no_hflip',
               '--batch_size', '16', '--n_threads', '2', '--learning_rate', '0.05', '--weight_decay', '1e-3',
               '--n_epochs', '30', '--multistep_milestones', '20', '--checkpoint', '10', '--n_val_samples', '2',
-              '--inference', '--inference_subset', 'val', '--inference_stride', '8', '--output_topk', '3']
+              '--inference', '--inference_subset', 'val', '--inference_stride', '8', '--output_topk', '5']
 
 
 def _step(title: str) -> float:
