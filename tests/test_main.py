@@ -174,3 +174,19 @@ def test_warmup_raises_the_learning_rate_per_iteration(data, tmp_path):
     _, rows = read_tsv(tmp_path / 'train_batch.log')
     lrs = [float(r[5]) for r in rows]
     assert lrs == pytest.approx([0.005, 0.01, 0.01, 0.01])  # 2 batches an epoch: 1/2, 2/2, then the base
+
+
+@pytest.mark.parametrize('extra', [['--precision', 'bf16'], ['--precision', 'fp16'], ['--channels_last'],
+                                   ['--distributed', '--world_size', '1', '--no_cuda'], ['--compile'],
+                                   ['--accumulate_steps', '2', '--label_smoothing', '0.1', '--deterministic',
+                                    '--optimizer', 'adamw', '--lr_scheduler', 'plateau']],
+                         ids=['bf16', 'fp16', 'channels_last', 'original-distributed-form', 'compile',
+                              'accumulate-smoothing-deterministic-adamw-plateau'])
+def test_speed_and_launch_options_run_on_the_cpu(data, tmp_path, extra):
+    """The same code the GPU runs: autocast, the fp16 grad scaler, channels_last_3d, torch.compile."""
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '1', '--n_val_samples', '1', *extra)) == 0
+    ckpt = load_checkpoint(tmp_path / 'save_latest.pth')
+    assert (ckpt['scaler'] is not None) == ('fp16' in extra)
+    assert all(not k.startswith(('_orig_mod.', 'module.')) for k in ckpt['state_dict'])
+    _, rows = read_tsv(tmp_path / 'train.log')
+    assert len(rows) == 1 and float(rows[0][1]) == float(rows[0][1])  # a finite loss was logged
