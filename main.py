@@ -270,7 +270,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     per_rank_batch = max(1, opt.batch_size // local_world)
     workers = -(-opt.n_threads // local_world)
     loader_args = dict(num_workers=workers, collate_fn=datasets.collate, pin_memory=cuda,
-                       persistent_workers=workers > 0)
+                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
     class_names: Optional[List[str]] = resume.get('class_names') if resume else None
     train_loader = val_loader = train_sampler = None
     if not opt.no_train:
