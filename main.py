@@ -7,6 +7,7 @@ Read top to bottom: options -> processes -> model (fresh, pretrained or resumed)
 """
 import os
 import random
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Subset
 
 import datasets
 from inference import infer, results_json, write_json
@@ -244,8 +245,12 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, 'min', patience=opt.plateau_patience)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     begin_epoch, best = 1, -1.0
+    position = None  # where a preempted epoch stopped
     if resume is not None and 'epoch' in resume:
         begin_epoch = int(resume['epoch']) + 1
+        if isinstance(resume.get('resume_position'), dict) and not opt.no_train:
+            position = resume['resume_position']
+            begin_epoch = int(position['epoch'])
         if not opt.no_train:
             try:
                 if resume.get('optimizer'):
@@ -277,8 +282,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         train_data = datasets.get_training_data(opt)
         report_data('training', train_data, master)
         class_names = train_data.class_names
-        train_sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True,
-                                           seed=opt.manual_seed)
+        train_sampler = datasets.EpochSampler(len(train_data), seed=opt.manual_seed, rank=rank, world=world)
         train_loader = DataLoader(train_data, batch_size=per_rank_batch, sampler=train_sampler,
                                   generator=torch.Generator().manual_seed(opt.manual_seed + rank), **loader_args)
     if not opt.no_val:
@@ -302,14 +306,32 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(log_dir=str(opt.result_path), purge_step=begin_epoch)
 
-    def save(name: str, epoch: int, metrics: Dict[str, Any]) -> None:
+    def save(name: str, epoch: int, metrics: Dict[str, Any], resume_position: Optional[Dict] = None) -> None:
         save_checkpoint(opt.result_path / name, model, options, epoch=epoch, optimizer=optimizer,
                         scheduler=scheduler, class_names=class_names, mean=opt.mean, std=opt.std,
                         value_scale=opt.value_scale, sample_size=opt.sample_size,
                         sample_duration=opt.sample_duration,
                         extra={'scaler': scaler.state_dict() if scaler else None, 'rng_state': rng_state(),
                                'best_video_top1': best, 'ft_begin_module': ft_begin_module,
-                               'metrics': metrics})
+                               'metrics': metrics, 'resume_position': resume_position})
+
+    # --- preemption: SIGTERM (Slurm, cloud) or SIGINT ends the current step, saves, exits 0
+    stop: Dict[str, Any] = {'signal': None}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop['signal'] = signum
+
+    if threading_main():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+
+    def should_stop() -> bool:
+        flag = stop['signal'] is not None
+        if world > 1:  # every rank stops at the same step, even if only some got the signal
+            t = torch.tensor([float(flag)], device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flag = bool(t.item())
+        return flag
 
     # --- the epoch loop
     last_epoch = begin_epoch - 1
@@ -319,21 +341,41 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         metrics: Dict[str, Any] = {}
         if train_loader is not None:
             train_sampler.set_epoch(epoch)
-            iter_offset = (epoch - 1) * len(train_loader)
+            per_epoch = -(-train_sampler.per_rank // per_rank_batch)
+            start_batch, carried = 0, None
+            if position is not None and int(position['epoch']) == epoch:  # finish a preempted epoch
+                start_batch, carried = int(position['batch']), position['sums']
+                train_sampler.set_start(start_batch * per_rank_batch)
+                if master:
+                    print(f'epoch {epoch}: resuming after batch {start_batch} of {per_epoch}')
+            iter_offset = (epoch - 1) * per_epoch
             warm = None
             if opt.warmup_epochs > 0:
                 warm = warmup(optimizer, list(scheduler.base_lrs) if hasattr(scheduler, 'base_lrs')
                               else [opt.learning_rate] * len(optimizer.param_groups),
-                              max(1, round(opt.warmup_epochs * len(train_loader))))
+                              max(1, round(opt.warmup_epochs * per_epoch)))
             try:
                 t = train_epoch(epoch, train_loader, train_model, criterion_for(opt), optimizer, device,
                                 normalize, frozen=frozen, scaler=scaler, amp_dtype=dtype,
                                 channels_last=opt.channels_last, accumulate_steps=opt.accumulate_steps,
                                 batch_log=logs.get('batch'), iter_offset=iter_offset, before_step=warm,
+                                should_stop=should_stop, start_batch=start_batch, carried=carried,
                                 show_progress=show)
             except NonFiniteLossError as e:
                 raise UserError(f'{e}: stopping; the last good checkpoint is kept in {opt.result_path} '
                                 '(lower --learning_rate, or try --precision fp32)')
+            if t['interrupted']:  # preempted: save where this epoch stands and leave
+                sums = {k: t[k] for k in ('loss_sum', 'correct', 'clips', 'bad_frames', 'failed_videos')}
+                if master:
+                    save('save_latest.pth', epoch - 1, {},
+                         resume_position={'epoch': epoch, 'batch': t['batches_done'], 'sums': sums,
+                                          'sampler': {'seed': opt.manual_seed, 'epoch': epoch,
+                                                      'samples_done': t['batches_done'] * per_rank_batch}})
+                    print(f"signal {stop['signal']}: stopped after batch {t['batches_done']} of epoch {epoch}; "
+                          f"saved {opt.result_path / 'save_latest.pth'}. Resume with --resume_path auto.",
+                          flush=True)
+                close_logs(logs, writer)
+                return 0
             t.update(reduce_sums({k: t[k] for k in ('loss_sum', 'correct', 'clips', 'bad_frames',
                                                     'failed_videos')}, device))
             t['loss'], t['acc'] = t['loss_sum'] / max(t['clips'], 1), t['correct'] / max(t['clips'], 1)
@@ -365,11 +407,14 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                 save('save_latest.pth', epoch, summary)
                 if improved:
                     save('save_best.pth', epoch, summary)
+        if train_loader is not None and epoch < opt.n_epochs and should_stop():
+            if master:
+                print(f"signal {stop['signal']}: stopped after epoch {epoch}; resume with --resume_path auto.",
+                      flush=True)
+            close_logs(logs, writer)
+            return 0
 
-    for log in logs.values():
-        log.close()
-    if writer is not None:
-        writer.close()
+    close_logs(logs, writer)
 
     # --- inference
     if opt.inference:
@@ -402,6 +447,20 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     if master:
         print(f'done: epoch {last_epoch}; checkpoints, logs and results in {opt.result_path}')
     return 0
+
+
+def threading_main() -> bool:
+    """Signal handlers can only be installed from the main thread."""
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def close_logs(logs: Dict[str, 'TsvLog'], writer: Any) -> None:
+    """Close the TSV logs and the TensorBoard writer."""
+    for log in logs.values():
+        log.close()
+    if writer is not None:
+        writer.close()
 
 
 def criterion_for(opt) -> nn.Module:

@@ -44,22 +44,33 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
                 accumulate_steps: int = 1, batch_log: Optional[Callable[[List[Any]], None]] = None,
                 iter_offset: int = 0, before_step: Optional[Callable[[int], None]] = None,
-                show_progress: bool = True) -> Dict[str, float]:
-    """Train for one pass over ``loader``; return loss, acc, lr, clips/s, data-wait share and faults."""
+                should_stop: Optional[Callable[[], bool]] = None, start_batch: int = 0,
+                carried: Optional[Dict[str, float]] = None, show_progress: bool = True) -> Dict[str, Any]:
+    """Train for one pass over ``loader``; return loss, acc, lr, clips/s, data-wait share and faults.
+
+    ``should_stop`` is asked after every optimizer step (preemption): if it says so, the
+    epoch ends there with ``interrupted`` set and ``batches_done`` counted. A resumed epoch
+    passes the batches already done (``start_batch``) and their sums (``carried``).
+    """
     model.train()
     set_frozen_eval(frozen)
-    total_loss, correct, seen, bad_frames, failed = 0.0, 0, 0, 0, 0
+    c = carried or {}
+    total_loss, correct, seen = c.get('loss_sum', 0.0), int(c.get('correct', 0)), int(c.get('clips', 0))
+    bad_frames, failed = int(c.get('bad_frames', 0)), int(c.get('failed_videos', 0))
     wait, start = 0.0, time.perf_counter()
-    n_batches = len(loader) if hasattr(loader, '__len__') else None
-    bar = tqdm(loader, total=n_batches, desc=f'epoch {epoch} train', disable=not show_progress,
-               dynamic_ncols=True, leave=False)
+    seen_at_start = seen
+    n_batches = start_batch + len(loader) if hasattr(loader, '__len__') else None
+    bar = tqdm(loader, total=n_batches, initial=start_batch, desc=f'epoch {epoch} train',
+               disable=not show_progress, dynamic_ncols=True, leave=False)
     optimizer.zero_grad(set_to_none=True)
     tick = time.perf_counter()
-    for i, batch in enumerate(bar, 1):
+    interrupted, done = False, start_batch
+    for i, batch in enumerate(bar, start_batch + 1):
         wait += time.perf_counter() - tick
         bad_frames += batch['bad_frames']
         failed += len(batch['failed'])
         if batch['clip'] is None:  # every video of the batch was unusable
+            done = i
             tick = time.perf_counter()
             continue
         x = to_device(batch['clip'], device, normalize, channels_last)
@@ -85,12 +96,16 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
         total_loss += loss.item() * n
         correct += batch_correct
         seen += n
+        done = i
         lr = max(g['lr'] for g in optimizer.param_groups)
         if batch_log is not None:
             batch_log([epoch, i, iter_offset + i, loss.item(), batch_correct / n, lr])
         elapsed = time.perf_counter() - start
         bar.set_postfix(loss=f'{total_loss / seen:.3f}', acc=f'{correct / seen:.3f}',
-                        clips_s=f'{seen / elapsed:.1f}', data=f'{wait / elapsed:.0%}')
+                        clips_s=f'{(seen - seen_at_start) / elapsed:.1f}', data=f'{wait / elapsed:.0%}')
+        if i % accumulate_steps == 0 and should_stop is not None and should_stop():
+            interrupted = True
+            break
         tick = time.perf_counter()
     bar.close()
     elapsed = time.perf_counter() - start
@@ -98,6 +113,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
         'loss_sum': total_loss, 'correct': correct, 'clips': seen,
         'loss': total_loss / max(seen, 1), 'acc': correct / max(seen, 1),
         'lr': max(g['lr'] for g in optimizer.param_groups),
-        'clips_per_s': seen / max(elapsed, 1e-9), 'data_wait': wait / max(elapsed, 1e-9),
+        'clips_per_s': (seen - seen_at_start) / max(elapsed, 1e-9), 'data_wait': wait / max(elapsed, 1e-9),
         'bad_frames': bad_frames, 'failed_videos': failed, 'batches': n_batches or 0,
+        'interrupted': interrupted, 'batches_done': done,
     }

@@ -14,12 +14,13 @@ import temporal_transforms as tt
 
 from .annotations import AnnotationError, VideoList, VideoRecord, load_video_list
 from .loaders import Hdf5Loader, JpgLoader, VideoLoader, VideoReadError, decode_image
+from .samplers import EpochSampler, sample_seed
 from .video_dataset import MultiClipDataset, VideoDataset, collate
 
 __all__ = [
-    'AnnotationError', 'Hdf5Loader', 'JpgLoader', 'MultiClipDataset', 'VideoDataset', 'VideoList',
+    'AnnotationError', 'EpochSampler', 'Hdf5Loader', 'JpgLoader', 'MultiClipDataset', 'VideoDataset', 'VideoList',
     'VideoLoader', 'VideoReadError', 'VideoRecord', 'collate', 'decode_image', 'get_inference_data',
-    'get_loader', 'get_normalization', 'get_training_data', 'get_validation_data', 'load_video_list',
+    'get_loader', 'get_normalization', 'get_training_data', 'get_validation_data', 'load_video_list', 'sample_seed',
 ]
 
 

@@ -5,6 +5,7 @@ their ``segments``, ``label``, ``video_id`` and ``bad_frames`` (frames replaced 
 neighbour). A video that cannot give a clip comes back as ``{'failed': reason, 'video_id':
 ...}`` with a warning; ``collate`` drops it from the batch and counts it.
 """
+import random
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -42,10 +43,20 @@ class VideoDataset(Dataset):
         clip = frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W (a view)
         return (self.spatial_transform(clip) if self.spatial_transform else clip), bad
 
+    @staticmethod
+    def _seeded(item: Union[int, Tuple[int, int]]) -> int:
+        """``(index, seed)`` from ``EpochSampler`` seeds this sample's augmentation; a plain index does not."""
+        if isinstance(item, tuple):
+            index, seed = item
+            random.seed(seed)
+            return index
+        return item
+
     def _failed(self, index: int, reason: str) -> Sample:
         return {'failed': reason, 'video_id': self.records[index].video_id}
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, item: Union[int, Tuple[int, int]]) -> Sample:
+        index = self._seeded(item)
         record = self.records[index]
         indices = self.temporal_transform(list(record.frames))
         loaded = self._load(index, indices)
@@ -63,7 +74,8 @@ class MultiClipDataset(VideoDataset):
     inference transforms are deterministic), then split into clips.
     """
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, item: Union[int, Tuple[int, int]]) -> Sample:
+        index = self._seeded(item)
         record = self.records[index]
         clips = self.temporal_transform(list(record.frames))
         if not clips:

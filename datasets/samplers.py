@@ -1,0 +1,65 @@
+"""The training sampler: a seeded permutation per epoch, sharded over ranks, resumable mid-epoch.
+
+It yields ``(index, sample_seed)`` pairs. The dataset seeds its augmentation with
+``sample_seed``, a pure function of (seed, epoch, index), so a clip's random crop, flip and
+temporal position do not depend on which worker loads it, how many workers there are, or
+whether the run was interrupted and resumed: that is what makes a resumed run bitwise equal
+to an uninterrupted one.
+"""
+import math
+from typing import Iterator, Tuple
+
+import torch
+from torch.utils.data import Sampler
+
+MASK = (1 << 63) - 1
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 63-bit seed for one sample of one epoch (splitmix64-style)."""
+    x = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + index * 0x94D049BB133111EB) & MASK
+    x ^= x >> 31
+    x = (x * 0xD6E8FEB86659FD93) & MASK
+    return x ^ (x >> 32)
+
+
+class EpochSampler(Sampler):
+    """Shuffled (or ordered) indices of ``n`` samples for one rank, from ``start`` on.
+
+    Like DistributedSampler, the permutation is padded by repetition so that every rank gets
+    the same number of samples. ``set_epoch`` picks the epoch's permutation; ``set_start``
+    skips the samples a resumed epoch has already trained on (reset at the next epoch).
+    """
+
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1, shuffle: bool = True):
+        self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world, shuffle
+        self.epoch = 0
+        self.start = 0
+        self.per_rank = math.ceil(n / world) if n else 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the permutation of ``epoch`` and start from its beginning."""
+        self.epoch = epoch
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        """Skip this rank's first ``start`` samples of the current epoch."""
+        self.start = start
+
+    def indices(self) -> list:
+        """This rank's sample indices for the current epoch."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        total = self.per_rank * self.world
+        order += order[:total - len(order)]
+        return order[self.rank:total:self.world]
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        for i in self.indices()[self.start:]:
+            yield i, sample_seed(self.seed, self.epoch, i)
+
+    def __len__(self) -> int:
+        return max(0, self.per_rank - self.start)
