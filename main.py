@@ -179,6 +179,9 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         probe.unlink()
     except OSError as e:
         raise UserError(f'{opt.result_path}: cannot create or write the result path ({e.strerror})')
+    if master:  # temp files of saves that a kill interrupted (the previous files are intact)
+        for stale in opt.result_path.glob('.*.tmp'):
+            stale.unlink(missing_ok=True)
 
     # --- model: resumed, pretrained or fresh
     resume = None
@@ -194,7 +197,13 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     if opt.resume_path is not None:
         resume = load_checkpoint(opt.resume_path)
         if isinstance(resume.get('model_options'), dict):  # ours: the model is what it says
-            options = {k: v for k, v in resume['model_options'].items() if k in MODEL_OPTION_NAMES}
+            recorded = {k: v for k, v in resume['model_options'].items() if k in MODEL_OPTION_NAMES}
+            differ = [f'--{k} {recorded[k]}' for k in recorded if k in options and options[k] != recorded[k]
+                      and not (k == 'n_classes' and opt.pretrain_path is not None)]
+            if differ and master:
+                print(f"note: {opt.resume_path} records {' '.join(differ)}; the checkpoint's model options "
+                      'are used, not the flags')
+            options = recorded
             ft_begin_module = ft_begin_module or resume.get('ft_begin_module', '')
         elif opt.pretrain_path is not None:  # the original's resume of a fine-tune
             options['n_classes'] = opt.n_finetune_classes

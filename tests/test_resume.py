@@ -81,6 +81,7 @@ def test_sigkill_at_any_moment_then_resume_is_bitwise_identical(data, reference,
     assert_same_weights(reference, load_checkpoint(tmp_path / 'save_latest.pth')['state_dict'])
     rows = (tmp_path / 'train.log').read_text().splitlines()[1:]
     assert [r.split('\t')[0] for r in rows][-1] == '3'
+    assert not list(tmp_path.glob('.*.tmp'))  # temp files of an interrupted save are cleaned up
 
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
