@@ -4,6 +4,7 @@ from typing import Any, Callable, Dict, Tuple
 import torch.nn as nn
 
 from .densenet import DENSENET_CONFIGS, densenet
+from .i3d import I3D
 from .preresnet import preresnet
 from .resnet import RESNET_LAYERS, resnet
 from .resnet2p1d import resnet2p1d
@@ -18,6 +19,7 @@ MODEL_DEPTHS: Dict[str, Tuple[int, ...]] = {
     'wideresnet': WIDE_RESNET_DEPTHS,
     'resnext': RESNEXT_DEPTHS,
     'densenet': tuple(DENSENET_CONFIGS),
+    'i3d': (22,),  # Inception-v1 is 22 layers deep; any --model_depth is accepted for it
 }
 
 # The options that define a model's architecture, with their defaults (= the CLI defaults).
@@ -41,8 +43,8 @@ MODEL_OPTION_NAMES = tuple(MODEL_DEFAULTS)
 
 
 def arch_name(model: str, model_depth: int) -> str:
-    """The original's ``arch`` string, e.g. ``resnet-50``."""
-    return f'{model}-{model_depth}'
+    """The original's ``arch`` string, e.g. ``resnet-50`` (I3D: ``i3d-22``)."""
+    return f"{model}-{22 if model == 'i3d' else model_depth}"
 
 
 def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int = 400,
@@ -59,6 +61,8 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
     """
     if model not in MODEL_DEPTHS:
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODEL_DEPTHS)}")
+    if model == 'i3d':
+        model_depth = 22
     if model_depth not in MODEL_DEPTHS[model]:
         depths = ', '.join(str(d) for d in MODEL_DEPTHS[model])
         raise ValueError(f'{model} has no depth {model_depth!r}: choose one of {depths}')
@@ -73,6 +77,9 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
                 conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, n_classes=n_classes)
     if model == 'densenet':
         return densenet(model_depth, **stem)
+    if model == 'i3d':  # the paper's stem has --conv1_t_stride 2
+        return I3D(n_classes=n_classes, n_input_channels=n_input_channels, conv1_t_size=conv1_t_size,
+                   conv1_t_stride=conv1_t_stride)
     trunk = dict(stem, shortcut_type=resnet_shortcut, widen_factor=resnet_widen_factor)
     builders: Dict[str, Callable[[], nn.Module]] = {
         'resnet': lambda: resnet(model_depth, **trunk),
