@@ -47,6 +47,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     g.add_argument('--r2p1d_stem_mid_planes', default=d['r2p1d_stem_mid_planes'], type=int,
                    help='resnet2p1d stem mid-plane width; 0 = parameter-matching formula '
                         '(110 for conv1_t_size 7); torchvision uses 45 (default: %(default)s)')
+    g.add_argument('--temporal_padding', default=d['temporal_padding'], choices=['zeros', 'replicate'],
+                   help='ResNet families: pad time with zeros (the original) or by repeating border frames '
+                        '(for weights inflated from 2D networks) (default: %(default)s)')
     return parser
 
 

@@ -38,6 +38,7 @@ MODEL_DEFAULTS: Dict[str, Any] = {
     'resnext_cardinality': 32,
     'r2p1d_mid_planes': 'conv',
     'r2p1d_stem_mid_planes': 0,
+    'temporal_padding': 'zeros',
 }
 MODEL_OPTION_NAMES = tuple(MODEL_DEFAULTS)
 
@@ -52,12 +53,14 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
                    no_max_pool: bool = False, resnet_shortcut: str = 'B',
                    resnet_widen_factor: float = 1.0, wide_resnet_k: int = 2,
                    resnext_cardinality: int = 32, r2p1d_mid_planes: str = 'conv',
-                   r2p1d_stem_mid_planes: int = 0) -> nn.Module:
+                   r2p1d_stem_mid_planes: int = 0, temporal_padding: str = 'zeros') -> nn.Module:
     """Build a model mapping N x C x T x H x W clips to N x ``n_classes`` logits.
 
     ``r2p1d_mid_planes`` ('conv': per-conv parameter-matching widths as in the original;
     'block': one width per block as in torchvision) and ``r2p1d_stem_mid_planes`` (0: the
     formula, 110 for the default stem; torchvision uses 45) only affect ``resnet2p1d``.
+    ``temporal_padding`` 'replicate' pads time with border frames in the ResNet families
+    (inflated 2D weights then reproduce the 2D network on a still video); I3D always does.
     """
     if model not in MODEL_DEPTHS:
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODEL_DEPTHS)}")
@@ -76,11 +79,14 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
     stem = dict(n_input_channels=n_input_channels, conv1_t_size=conv1_t_size,
                 conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, n_classes=n_classes)
     if model == 'densenet':
+        if temporal_padding != 'zeros':
+            raise ValueError('temporal_padding replicate is not available for densenet')
         return densenet(model_depth, **stem)
     if model == 'i3d':  # the paper's stem has --conv1_t_stride 2
         return I3D(n_classes=n_classes, n_input_channels=n_input_channels, conv1_t_size=conv1_t_size,
                    conv1_t_stride=conv1_t_stride)
-    trunk = dict(stem, shortcut_type=resnet_shortcut, widen_factor=resnet_widen_factor)
+    trunk = dict(stem, shortcut_type=resnet_shortcut, widen_factor=resnet_widen_factor,
+                 temporal_padding=temporal_padding)
     builders: Dict[str, Callable[[], nn.Module]] = {
         'resnet': lambda: resnet(model_depth, **trunk),
         'resnet2p1d': lambda: resnet2p1d(model_depth, mid_planes_rule=r2p1d_mid_planes,

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .resnet import init_weights
+from .resnet import conv3d, init_weights
 
 
 class Unit3d(nn.Module):
@@ -23,14 +23,11 @@ class Unit3d(nn.Module):
     def __init__(self, in_planes: int, out_planes: int, kernel: Tuple[int, int, int],
                  stride: Tuple[int, int, int] = (1, 1, 1)):
         super().__init__()
-        self.t_pad = kernel[0] // 2
-        self.conv = nn.Conv3d(in_planes, out_planes, kernel, stride=stride,
-                              padding=(0, kernel[1] // 2, kernel[2] // 2), bias=False)
+        padding = tuple(k // 2 for k in kernel)
+        self.conv = conv3d(in_planes, out_planes, kernel, stride, padding, temporal_padding='replicate')
         self.bn = nn.BatchNorm3d(out_planes, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.t_pad:
-            x = F.pad(x, (0, 0, 0, 0, self.t_pad, self.t_pad), mode='replicate')
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 

@@ -16,12 +16,12 @@ class PreActBasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None):
+                 downsample: Optional[nn.Module] = None, temporal_padding: str = 'zeros'):
         super().__init__()
         self.bn1 = nn.BatchNorm3d(in_planes)
-        self.conv1 = conv3x3x3(in_planes, planes, stride)
+        self.conv1 = conv3x3x3(in_planes, planes, stride, temporal_padding=temporal_padding)
         self.bn2 = nn.BatchNorm3d(planes)
-        self.conv2 = conv3x3x3(planes, planes)
+        self.conv2 = conv3x3x3(planes, planes, temporal_padding=temporal_padding)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -37,12 +37,12 @@ class PreActBottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None):
+                 downsample: Optional[nn.Module] = None, temporal_padding: str = 'zeros'):
         super().__init__()
         self.bn1 = nn.BatchNorm3d(in_planes)
         self.conv1 = conv1x1x1(in_planes, planes)
         self.bn2 = nn.BatchNorm3d(planes)
-        self.conv2 = conv3x3x3(planes, planes, stride)
+        self.conv2 = conv3x3x3(planes, planes, stride, temporal_padding=temporal_padding)
         self.bn3 = nn.BatchNorm3d(planes)
         self.conv3 = conv1x1x1(planes, planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)

@@ -13,10 +13,42 @@ import torch.nn.functional as F
 BLOCK_INPLANES = (64, 128, 256, 512)
 
 
-def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv3d:
+TEMPORAL_PADDINGS = ('zeros', 'replicate')
+
+
+class ReplicateTimeConv3d(nn.Conv3d):
+    """Conv3d whose temporal padding repeats the border frames; spatial padding stays zero.
+
+    With it a video that repeats one image stays constant in time through the network, so 2D
+    weights inflated over time reproduce the 2D network exactly (the I3D "boring video").
+    Parameter names are those of nn.Conv3d.
+    """
+
+    def __init__(self, *args: Any, padding: Any = 0, **kwargs: Any):
+        pt, ph, pw = (padding,) * 3 if isinstance(padding, int) else padding
+        super().__init__(*args, padding=(0, ph, pw), **kwargs)
+        self.time_pad = pt
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.time_pad:
+            x = F.pad(x, (0, 0, 0, 0, self.time_pad, self.time_pad), mode='replicate')
+        return super().forward(x)
+
+
+def conv3d(in_planes: int, out_planes: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+           groups: int = 1, temporal_padding: str = 'zeros') -> nn.Conv3d:
+    """Bias-free Conv3d; ``temporal_padding`` 'replicate' pads time with the border frames."""
+    if temporal_padding not in TEMPORAL_PADDINGS:
+        raise ValueError(f"temporal_padding must be one of {', '.join(TEMPORAL_PADDINGS)}, not {temporal_padding!r}")
+    cls = ReplicateTimeConv3d if temporal_padding == 'replicate' else nn.Conv3d
+    return cls(in_planes, out_planes, kernel_size=kernel_size, stride=stride, padding=padding, groups=groups,
+               bias=False)
+
+
+def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,
+              temporal_padding: str = 'zeros') -> nn.Conv3d:
     """3x3x3 convolution with padding 1 and no bias."""
-    return nn.Conv3d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1,
-                     groups=groups, bias=False)
+    return conv3d(in_planes, out_planes, 3, stride, 1, groups, temporal_padding)
 
 
 def conv1x1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:
@@ -57,11 +89,11 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None):
+                 downsample: Optional[nn.Module] = None, temporal_padding: str = 'zeros'):
         super().__init__()
-        self.conv1 = conv3x3x3(in_planes, planes, stride)
+        self.conv1 = conv3x3x3(in_planes, planes, stride, temporal_padding=temporal_padding)
         self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = conv3x3x3(planes, planes)
+        self.conv2 = conv3x3x3(planes, planes, temporal_padding=temporal_padding)
         self.bn2 = nn.BatchNorm3d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -79,12 +111,12 @@ class Bottleneck(nn.Module):
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None, width: Optional[int] = None,
-                 groups: int = 1):
+                 groups: int = 1, temporal_padding: str = 'zeros'):
         super().__init__()
         width = planes if width is None else width
         self.conv1 = conv1x1x1(in_planes, width)
         self.bn1 = nn.BatchNorm3d(width)
-        self.conv2 = conv3x3x3(width, width, stride, groups=groups)
+        self.conv2 = conv3x3x3(width, width, stride, groups=groups, temporal_padding=temporal_padding)
         self.bn2 = nn.BatchNorm3d(width)
         self.conv3 = conv1x1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm3d(planes * self.expansion)
@@ -106,8 +138,9 @@ class ResNet(nn.Module):
                  block_inplanes: Sequence[int] = BLOCK_INPLANES, n_input_channels: int = 3,
                  conv1_t_size: int = 7, conv1_t_stride: int = 1, no_max_pool: bool = False,
                  shortcut_type: str = 'B', widen_factor: float = 1.0, n_classes: int = 400,
-                 block_kwargs: Optional[Dict[str, Any]] = None):
+                 block_kwargs: Optional[Dict[str, Any]] = None, temporal_padding: str = 'zeros'):
         super().__init__()
+        self.temporal_padding = temporal_padding
         if shortcut_type not in ('A', 'B'):
             raise ValueError(f"resnet_shortcut must be 'A' or 'B', not {shortcut_type!r}")
         widths = [int(w * widen_factor) for w in block_inplanes]
@@ -116,7 +149,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = (nn.Identity() if no_max_pool
                         else nn.MaxPool3d(kernel_size=3, stride=2, padding=1))
-        kwargs = block_kwargs or {}
+        kwargs = {**(block_kwargs or {}), 'temporal_padding': temporal_padding}
         self.layer1 = self._make_layer(block, widths[0], layers[0], shortcut_type, 1, kwargs)
         self.layer2 = self._make_layer(block, widths[1], layers[1], shortcut_type, 2, kwargs)
         self.layer3 = self._make_layer(block, widths[2], layers[2], shortcut_type, 2, kwargs)
@@ -126,8 +159,8 @@ class ResNet(nn.Module):
         init_weights(self)
 
     def _make_stem(self, n_input_channels: int, planes: int, t_size: int, t_stride: int) -> None:
-        self.conv1 = nn.Conv3d(n_input_channels, planes, kernel_size=(t_size, 7, 7),
-                               stride=(t_stride, 2, 2), padding=(t_size // 2, 3, 3), bias=False)
+        self.conv1 = conv3d(n_input_channels, planes, (t_size, 7, 7), (t_stride, 2, 2), (t_size // 2, 3, 3),
+                            temporal_padding=self.temporal_padding)
         self.bn1 = nn.BatchNorm3d(planes)
 
     def _forward_stem(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from .resnet import RESNET_LAYERS, ResNet, conv1x1x1
+from .resnet import RESNET_LAYERS, ResNet, conv1x1x1, conv3d
 
 MID_PLANES_RULES = ('conv', 'block')
 
@@ -28,10 +28,9 @@ def conv1x3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:
                      padding=(0, 1, 1), bias=False)
 
 
-def conv3x1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:
+def conv3x1x1(in_planes: int, out_planes: int, stride: int = 1, temporal_padding: str = 'zeros') -> nn.Conv3d:
     """Temporal half: stride (s, 1, 1)."""
-    return nn.Conv3d(in_planes, out_planes, kernel_size=(3, 1, 1), stride=(stride, 1, 1),
-                     padding=(1, 0, 0), bias=False)
+    return conv3d(in_planes, out_planes, (3, 1, 1), (stride, 1, 1), (1, 0, 0), temporal_padding=temporal_padding)
 
 
 def _check_rule(rule: str) -> None:
@@ -44,18 +43,19 @@ class BasicBlock2p1d(nn.Module):
     expansion = 1
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, mid_planes_rule: str = 'conv'):
+                 downsample: Optional[nn.Module] = None, mid_planes_rule: str = 'conv',
+                 temporal_padding: str = 'zeros'):
         super().__init__()
         _check_rule(mid_planes_rule)
         mid1 = mid_planes(in_planes, planes)
         mid2 = mid1 if mid_planes_rule == 'block' else mid_planes(planes, planes)
         self.conv1_s = conv1x3x3(in_planes, mid1, stride)
         self.bn1_s = nn.BatchNorm3d(mid1)
-        self.conv1_t = conv3x1x1(mid1, planes, stride)
+        self.conv1_t = conv3x1x1(mid1, planes, stride, temporal_padding)
         self.bn1_t = nn.BatchNorm3d(planes)
         self.conv2_s = conv1x3x3(planes, mid2)
         self.bn2_s = nn.BatchNorm3d(mid2)
-        self.conv2_t = conv3x1x1(mid2, planes)
+        self.conv2_t = conv3x1x1(mid2, planes, temporal_padding=temporal_padding)
         self.bn2_t = nn.BatchNorm3d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -74,7 +74,8 @@ class Bottleneck2p1d(nn.Module):
     expansion = 4
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, mid_planes_rule: str = 'conv'):
+                 downsample: Optional[nn.Module] = None, mid_planes_rule: str = 'conv',
+                 temporal_padding: str = 'zeros'):
         super().__init__()
         _check_rule(mid_planes_rule)
         mid = mid_planes(in_planes if mid_planes_rule == 'block' else planes, planes)
@@ -82,7 +83,7 @@ class Bottleneck2p1d(nn.Module):
         self.bn1 = nn.BatchNorm3d(planes)
         self.conv2_s = conv1x3x3(planes, mid, stride)
         self.bn2_s = nn.BatchNorm3d(mid)
-        self.conv2_t = conv3x1x1(mid, planes, stride)
+        self.conv2_t = conv3x1x1(mid, planes, stride, temporal_padding)
         self.bn2_t = nn.BatchNorm3d(planes)
         self.conv3 = conv1x1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm3d(planes * self.expansion)
@@ -112,8 +113,8 @@ class ResNet2p1d(ResNet):
         self.conv1_s = nn.Conv3d(n_input_channels, mid, kernel_size=(1, 7, 7), stride=(1, 2, 2),
                                  padding=(0, 3, 3), bias=False)
         self.bn1_s = nn.BatchNorm3d(mid)
-        self.conv1_t = nn.Conv3d(mid, planes, kernel_size=(t_size, 1, 1), stride=(t_stride, 1, 1),
-                                 padding=(t_size // 2, 0, 0), bias=False)
+        self.conv1_t = conv3d(mid, planes, (t_size, 1, 1), (t_stride, 1, 1), (t_size // 2, 0, 0),
+                              temporal_padding=self.temporal_padding)
         self.bn1_t = nn.BatchNorm3d(planes)
 
     def _forward_stem(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,9 +19,10 @@ class ResNeXtBottleneck(Bottleneck):
     expansion = 2
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, cardinality: int = 32):
-        super().__init__(in_planes, planes, stride, downsample,
-                         width=cardinality * planes // 32, groups=cardinality)
+                 downsample: Optional[nn.Module] = None, cardinality: int = 32,
+                 temporal_padding: str = 'zeros'):
+        super().__init__(in_planes, planes, stride, downsample, width=cardinality * planes // 32,
+                         groups=cardinality, temporal_padding=temporal_padding)
 
 
 def resnext(depth: int, cardinality: int = 32, **kwargs: Any) -> ResNet:

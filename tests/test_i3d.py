@@ -44,3 +44,25 @@ def test_inflation_rejects_other_weights(tmp_path, capsys):
     assert inflate_main([str(tmp_path / 'r18.pth'), str(tmp_path / 'x.pth'), '--arch', 'googlenet']) == 2
     err = capsys.readouterr().err.strip()
     assert '\n' not in err and 'r18.pth' in err and 'unexpected' in err
+
+
+@pytest.mark.parametrize('arch,t_size,t_stride', [('resnet18', 7, 1), ('resnet50', 3, 2)])
+def test_inflated_resnet_reproduces_the_2d_resnet_on_a_boring_video(tmp_path, arch, t_size, t_stride):
+    net2d = randomize_bn_stats(getattr(torchvision.models, arch)(weights=None)).eval()
+    torch.save(net2d.state_dict(), tmp_path / '2d.pth')
+    assert inflate_main([str(tmp_path / '2d.pth'), str(tmp_path / '3d.pth'), '--arch', arch,
+                         '--conv1_t_size', str(t_size), '--conv1_t_stride', str(t_stride)]) == 0
+    net3d = load_model(tmp_path / '3d.pth')
+    assert net3d.conv1.weight.shape[2] == t_size
+    image = torch.randn(2, 3, 64, 64)
+    net2d.fc = torch.nn.Identity()
+    with torch.no_grad():
+        want = net2d(image)
+        got = net3d.forward_features(image[:, :, None].repeat(1, 1, 8, 1, 1))
+    assert (got - want).abs().max() <= 1e-4 * max(1.0, want.abs().max().item())
+    # the same weights with the original's zero temporal padding do not have the property
+    zeros = generate_model(model='resnet', model_depth=int(arch[6:]), n_classes=1000, conv1_t_size=t_size,
+                           conv1_t_stride=t_stride).eval()
+    zeros.load_state_dict(net3d.state_dict())
+    with torch.no_grad():
+        assert (zeros.forward_features(image[:, :, None].repeat(1, 1, 8, 1, 1)) - want).abs().max() > 1e-3

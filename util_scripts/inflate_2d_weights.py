@@ -1,16 +1,17 @@
 """Inflate 2D ImageNet weights into a 3D network (Carreira & Zisserman's I3D inflation).
 
-    python -m util_scripts.inflate_2d_weights SRC DST --arch googlenet [--n_classes 400]
-                                              [--conv1_t_size 7] [--conv1_t_stride 2]
+    python -m util_scripts.inflate_2d_weights SRC DST --arch googlenet|resnet18|resnet34|resnet50|resnet101|resnet152
+                                              [--n_classes 1000] [--conv1_t_size 7] [--conv1_t_stride 2|1]
 
-SRC is a torchvision GoogLeNet (Inception-v1) state_dict; DST is a checkpoint of our I3D.
-Every k x k kernel is repeated along time to the 3D kernel's temporal size t and divided by
-t, so that a "boring" video — one image repeated — gives the same activations as the 2D
-network on that image (I3D pads time by replicating border frames, so this holds exactly,
-border frames included). BatchNorm parameters and statistics are copied; the classifier is
-copied when the class counts agree and freshly initialised otherwise. The auxiliary
-classifiers of GoogLeNet are dropped. (Inflating torchvision ResNets into our 3D ResNets is
-planned with the rest of this tool; the key names already agree.)
+SRC is a torchvision GoogLeNet (Inception-v1) or ResNet state_dict; DST is a checkpoint of
+our I3D, or of our 3D ResNet of the same depth (shortcut B, max pool kept,
+``temporal_padding replicate``). Every k x k kernel is repeated along time to the 3D
+kernel's temporal size t and divided by t, so that a "boring" video — one image repeated —
+gives the same activations as the 2D network on that image; padding time with the border
+frames makes this hold exactly, border frames included, whatever ``--conv1_t_size`` and
+temporal strides. BatchNorm parameters and statistics are copied; the classifier is copied
+when the class counts agree and freshly initialised otherwise. GoogLeNet's auxiliary
+classifiers are dropped.
 """
 import argparse
 import sys
@@ -23,6 +24,7 @@ import torch.nn as nn
 from models import generate_model, save_checkpoint
 from models.checkpoint import CheckpointError, load_checkpoint_object, state_dict_key, strip_prefixes
 
+ARCHS = ['googlenet', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152']
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -64,14 +66,16 @@ def inflate_state_dict(state_2d: Dict[str, torch.Tensor], model_3d: nn.Module,
 def inflate(src: Path, dst: Path, arch: str, n_classes: int = 1000, conv1_t_size: int = 7,
             conv1_t_stride: int = 2) -> Path:
     """Inflate the 2D weights in ``src`` into a checkpoint at ``dst``."""
-    if arch != 'googlenet':
-        raise CheckpointError(f'--arch {arch}: only googlenet (-> i3d) is supported so far')
     obj = load_checkpoint_object(src)
     key = state_dict_key(obj)
     if key is None:
         raise CheckpointError(f'{src}: no state_dict found')
     options = dict(model='i3d', model_depth=22, n_classes=n_classes, conv1_t_size=conv1_t_size,
                    conv1_t_stride=conv1_t_stride)
+    if arch.startswith('resnet'):
+        options = dict(model='resnet', model_depth=int(arch[len('resnet'):]), n_classes=n_classes,
+                       conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride, resnet_shortcut='B',
+                       temporal_padding='replicate')
     model = generate_model(**options)
     try:
         model.load_state_dict(inflate_state_dict(obj[key] if key else obj, model))
@@ -86,18 +90,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', type=Path, help='2D state_dict (.pth)')
     parser.add_argument('dst', type=Path, help='checkpoint to write')
-    parser.add_argument('--arch', required=True, choices=['googlenet'])
+    parser.add_argument('--arch', required=True, choices=ARCHS)
     parser.add_argument('--n_classes', type=int, default=1000, help='classes of the written model')
     parser.add_argument('--conv1_t_size', type=int, default=7)
-    parser.add_argument('--conv1_t_stride', type=int, default=2)
+    parser.add_argument('--conv1_t_stride', type=int, default=None,
+                        help='temporal stride of the stem (default: 2 for googlenet as I3D, 1 for resnets)')
     args = parser.parse_args(argv)
+    if args.conv1_t_stride is None:
+        args.conv1_t_stride = 2 if args.arch == 'googlenet' else 1
     try:
         out = inflate(args.src, args.dst, args.arch, args.n_classes, args.conv1_t_size, args.conv1_t_stride)
     except CheckpointError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(f'{out}: I3D inflated from {args.src}; fine-tune it with --model i3d --pretrain_path {out} '
-          f'--n_pretrain_classes {args.n_classes} --conv1_t_stride {args.conv1_t_stride}')
+    flags = ('--model i3d' if args.arch == 'googlenet' else
+             f"--model resnet --model_depth {args.arch[len('resnet'):]} --temporal_padding replicate")
+    print(f'{out}: inflated from {args.src}; fine-tune it with {flags} --conv1_t_size {args.conv1_t_size} '
+          f'--conv1_t_stride {args.conv1_t_stride} --pretrain_path {out} --n_pretrain_classes {args.n_classes}')
     return 0
 
 
