@@ -78,8 +78,9 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
         with autocast(device, amp_dtype):
             logits = model(x)
             loss = criterion(logits.float(), y)
-        if not math.isfinite(loss.item()):
-            raise NonFiniteLossError(f'epoch {epoch}, batch {i}: the loss is {loss.item()}')
+        loss_value = loss.item()  # one device sync per batch, reused below
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(f'epoch {epoch}, batch {i}: the loss is {loss_value}')
         scaled = loss / accumulate_steps
         (scaler.scale(scaled) if scaler is not None else scaled).backward()
         if i % accumulate_steps == 0 or i == n_batches:
@@ -93,13 +94,13 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
             optimizer.zero_grad(set_to_none=True)
         n = y.shape[0]
         batch_correct = (logits.argmax(1) == y).sum().item()
-        total_loss += loss.item() * n
+        total_loss += loss_value * n
         correct += batch_correct
         seen += n
         done = i
         lr = max(g['lr'] for g in optimizer.param_groups)
         if batch_log is not None:
-            batch_log([epoch, i, iter_offset + i, loss.item(), batch_correct / n, lr])
+            batch_log([epoch, i, iter_offset + i, loss_value, batch_correct / n, lr])
         elapsed = time.perf_counter() - start
         bar.set_postfix(loss=f'{total_loss / seen:.3f}', acc=f'{correct / seen:.3f}',
                         clips_s=f'{(seen - seen_at_start) / elapsed:.1f}', data=f'{wait / elapsed:.0%}')

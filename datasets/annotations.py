@@ -184,7 +184,8 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
         raise AnnotationError(f'{len(paths)} annotation files but {len(roots)} video paths: '
                               'give one video path per annotation file, or one for all')
     data = [read_json(p) for p in paths]
-    merged = merge_labels([(p.stem, file_labels(p, d)) for p, d in zip(paths, data)])
+    own_labels = [file_labels(p, d) for p, d in zip(paths, data)]
+    merged = merge_labels([(p.stem, own) for p, own in zip(paths, own_labels)])
     labels = [name for names in merged for name in names]
 
     activitynet = dataset == 'activitynet'
@@ -193,8 +194,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
     empty: List[str] = []
     offset = 0
     listing: Dict[Path, Dict[str, Path]] = {}
-    for path, d, root in zip(paths, data, roots):
-        own = file_labels(path, d)
+    for path, d, root, own in zip(paths, data, roots, own_labels):
         for video_id, entry in d['database'].items():
             if not isinstance(entry, dict) or entry.get('subset') != subset:
                 continue

@@ -1,6 +1,5 @@
 """Bad input: one-line errors for user mistakes, counted warnings for data faults, nothing lost."""
 import json
-import os
 import signal
 import subprocess
 import sys

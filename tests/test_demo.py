@@ -1,6 +1,5 @@
 """The built-in demo: real encoded videos whose classes need motion, and the whole pipeline on them."""
 import numpy as np
-import pytest
 
 import main as main_module
 from datasets.loaders import VideoLoader

@@ -35,9 +35,9 @@ def run_demo(user_args: List[str]) -> int:
 
     start = time.perf_counter()
     root = DEMO_ROOT
-    t = _step(f'1/5 rendering the demo dataset into {root / "videos"}')
+    _step(f'1/5 rendering the demo dataset into {root / "videos"}')
     make_demo_dataset.make_demo_dataset(root, videos_per_class=VIDEOS_PER_CLASS)
-    t = _step('2/5 converting the videos to JPG frames (util_scripts.generate_video_jpgs)')
+    _step('2/5 converting the videos to JPG frames (util_scripts.generate_video_jpgs)')
     code = generate_video_jpgs.main([str(root / 'videos'), str(root / 'jpg'), 'ucf101', '--size', '64'])
     if code != 0:
         print('error: frame extraction failed', file=sys.stderr)
