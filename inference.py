@@ -1,5 +1,7 @@
 """Video-level inference: sliding-window clips, softmax averaged per video, the original's JSON.
 
+Multi-label models (``--multilabel``) give per-label sigmoid scores instead, averaged the same way.
+
 Used by ``main.py --inference`` on an annotated subset, and runnable on any video files:
 
     python inference.py VIDEO [VIDEO ...] --resume_path CKPT [--output_topk 5] [--no_cuda]
@@ -30,8 +32,8 @@ ClipScores = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(se
 @torch.no_grad()
 def infer(loader: Iterable[Dict[str, Any]], model: nn.Module, device: torch.device, normalize: Callable, *,
           amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
-          show_progress: bool = True) -> Tuple[ClipScores, Dict[str, int]]:
-    """Softmax scores of every clip, grouped by video, and the data-fault counts."""
+          show_progress: bool = True, multilabel: bool = False) -> Tuple[ClipScores, Dict[str, int]]:
+    """Softmax (multi-label: per-label sigmoid) scores of every clip, grouped by video, and the fault counts."""
     model.eval()
     scores: ClipScores = {}
     faults = {'bad_frames': 0, 'failed_videos': 0}
@@ -42,7 +44,8 @@ def infer(loader: Iterable[Dict[str, Any]], model: nn.Module, device: torch.devi
             continue
         x = to_device(batch['clip'], device, normalize, channels_last)
         with autocast(device, amp_dtype):
-            probs = F.softmax(model(x).float(), dim=1).cpu()
+            logits = model(x).float()
+        probs = (torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu()
         for vid, segment, p in zip(batch['video_id'], batch['segment'], probs):
             scores.setdefault(vid, []).append((tuple(segment), p))
     return scores, faults
@@ -149,6 +152,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     normalize = st.ClipNormalize(mean, std, ckpt.get('value_scale') or 1)
     transform = st.Compose([st.Resize(size), st.CenterCrop(size), st.YUVToRGB()])
     loader = VideoLoader(yuv=True)
+    multilabel = bool(ckpt.get('multilabel'))  # trained with --multilabel: independent per-label scores
     features: Dict[str, Tuple[torch.Tensor, List[Tuple[int, int]]]] = {}
     status = 0
     for path in args.videos:
@@ -164,7 +168,8 @@ def predict(argv: Optional[List[str]] = None) -> int:
                 x = to_device(torch.stack([c for _, c in clips[i:i + args.batch_size]]), device, normalize)
                 f = model.forward_features(x)
                 head = model.fc if hasattr(model, 'fc') else model.classifier
-                probs.append(F.softmax(head(f).float(), 1).cpu())
+                logits = head(f).float()
+                probs.append((torch.sigmoid(logits) if multilabel else F.softmax(logits, 1)).cpu())
                 feats.append(f.float().cpu())
         ranked = _ranked(torch.cat(probs).mean(0), names, args.output_topk)
         print(f'{path}: ' + ', '.join(f"{r['label']} {r['score']:.3f}" for r in ranked))

@@ -24,13 +24,15 @@ from inference import infer, results_json, write_json
 from models import (CheckpointError, MODEL_OPTION_NAMES, generate_model, load_checkpoint,
                     load_pretrained, load_state_dict_checked, save_checkpoint)
 from opts import model_options, parse_opts
-from training import NonFiniteLossError, train_epoch
-from validation import val_epoch, video_metrics
+from training import MultiLabelLoss, NonFiniteLossError, train_epoch
+from validation import multilabel_metrics, val_epoch, video_metrics
 
 TRAIN_COLUMNS = ['epoch', 'loss', 'acc', 'lr', 'clips_per_s', 'data_wait', 'bad_frames', 'failed_videos']
 BATCH_COLUMNS = ['epoch', 'batch', 'iter', 'loss', 'acc', 'lr']
 VAL_COLUMNS = ['epoch', 'loss', 'acc', 'video_top1', 'video_top5', 'mean_class_acc', 'bad_frames',
                'failed_videos']
+MULTILABEL_VAL_COLUMNS = ['epoch', 'loss', 'acc', 'mAP', 'recall_at_1', 'recall_at_5', 'bad_frames',
+                          'failed_videos']
 
 
 class UserError(Exception):
@@ -196,6 +198,9 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     ft_begin_module = opt.ft_begin_module
     if opt.resume_path is not None:
         resume = load_checkpoint(opt.resume_path)
+        if 'multilabel' in resume and bool(resume['multilabel']) != opt.multilabel:
+            raise UserError(f"{opt.resume_path}: trained {'with' if resume['multilabel'] else 'without'} "
+                            f"--multilabel; resume it {'with' if resume['multilabel'] else 'without'} the flag")
         if isinstance(resume.get('model_options'), dict):  # ours: the model is what it says
             recorded = {k: v for k, v in resume['model_options'].items() if k in MODEL_OPTION_NAMES}
             differ = [f'--{k} {recorded[k]}' for k in recorded if k in options and options[k] != recorded[k]
@@ -276,7 +281,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                 scaler.load_state_dict(resume['scaler'])
         if resume.get('rng_state'):
             set_rng_state(resume['rng_state'])
-        best = float(resume.get('best_video_top1', -1.0))
+        best = float(resume.get('best_video_top1', -1.0))  # the best --multilabel run's mAP, there
 
     # --- data
     normalize = datasets.get_normalization(opt)
@@ -309,7 +314,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
             logs['train'] = TsvLog(opt.result_path / 'train.log', TRAIN_COLUMNS, append)
             logs['batch'] = TsvLog(opt.result_path / 'train_batch.log', BATCH_COLUMNS, append)
         if val_loader is not None:
-            logs['val'] = TsvLog(opt.result_path / 'val.log', VAL_COLUMNS, append)
+            logs['val'] = TsvLog(opt.result_path / 'val.log', val_columns(opt), append)
     writer = None
     if master and opt.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -322,6 +327,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                         sample_duration=opt.sample_duration,
                         extra={'scaler': scaler.state_dict() if scaler else None, 'rng_state': rng_state(),
                                'best_video_top1': best, 'ft_begin_module': ft_begin_module,
+                               'multilabel': opt.multilabel,
                                'metrics': metrics, 'resume_position': resume_position})
 
     # --- preemption: SIGTERM (Slurm, cloud) or SIGINT ends the current step, saves, exits 0
@@ -395,7 +401,8 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
             sums = reduce_sums({k: v[k] for k in ('loss_sum', 'correct', 'clips', 'bad_frames',
                                                   'failed_videos')}, device)
             v.update(sums)
-            v.update(video_metrics(gather_dict(v.pop('videos'))))
+            gathered = gather_dict(v.pop('videos'))
+            v.update(multilabel_metrics(gathered) if opt.multilabel else video_metrics(gathered))
             v['loss'], v['acc'] = v['loss_sum'] / max(v['clips'], 1), v['correct'] / max(v['clips'], 1)
             metrics['val'] = v
         if train_loader is not None:
@@ -405,11 +412,12 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                 scheduler.step()
         last_epoch = epoch
         if master:
-            log_epoch(epoch, metrics, logs, writer)
+            log_epoch(epoch, metrics, logs, writer, val_columns(opt))
             if train_loader is not None:
-                improved = 'val' in metrics and metrics['val']['video_top1'] > best
+                key = 'mAP' if opt.multilabel else 'video_top1'
+                improved = 'val' in metrics and metrics['val'][key] > best
                 if improved:
-                    best = metrics['val']['video_top1']
+                    best = metrics['val'][key]
                 summary = {k: {m: x for m, x in d.items() if isinstance(x, (int, float))} for k, d in metrics.items()}
                 if opt.checkpoint > 0 and epoch % opt.checkpoint == 0:
                     save(f'save_{epoch}.pth', epoch, summary)
@@ -435,7 +443,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         batch = opt.inference_batch_size or opt.batch_size
         loader = DataLoader(shard, batch_size=max(1, batch // local_world), **loader_args)
         scores, faults = infer(loader, model, device, normalize, amp_dtype=dtype,
-                               channels_last=opt.channels_last, show_progress=show)
+                               channels_last=opt.channels_last, show_progress=show, multilabel=opt.multilabel)
         scores = gather_dict(scores)
         faults = reduce_sums(faults, device)
         if master:
@@ -444,7 +452,12 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                              results_json(scores, names, opt.output_topk, not opt.inference_no_average))
             line = f'inference: {len(scores)} videos -> {out}'
             truth = {r.video_id: infer_data.class_names[r.label] for r in infer_data.records if r.label >= 0}
-            if truth and not opt.inference_no_average:
+            if opt.multilabel:
+                if truth:
+                    m = multilabel_inference_metrics(scores, infer_data.records)
+                    line += (f" | {subset}: mAP {m['mAP']:.4f}, recall@1 {m['recall_at_1']:.4f}, "
+                             f"recall@5 {m['recall_at_5']:.4f} over {m['videos']} videos")
+            elif truth and not opt.inference_no_average:
                 from util_scripts import eval_accuracy as ev
                 results = ev.load_results(out)
                 top1, top5 = (ev.evaluate(truth, results, k)[0] for k in (1, 5))
@@ -473,8 +486,23 @@ def close_logs(logs: Dict[str, 'TsvLog'], writer: Any) -> None:
 
 
 def criterion_for(opt) -> nn.Module:
-    """Cross-entropy (with ``--label_smoothing``)."""
+    """Cross-entropy, or BCE on sigmoids for ``--multilabel`` (both with ``--label_smoothing``)."""
+    if opt.multilabel:
+        return MultiLabelLoss(opt.label_smoothing)
     return nn.CrossEntropyLoss(label_smoothing=opt.label_smoothing)
+
+
+def val_columns(opt) -> List[str]:
+    """The val.log columns: the original's three, then video-level (or multi-label) metrics."""
+    return MULTILABEL_VAL_COLUMNS if opt.multilabel else VAL_COLUMNS
+
+
+def multilabel_inference_metrics(scores: Dict[str, Any], records: List[Any]) -> Dict[str, float]:
+    """mAP and top-k recall of the averaged inference scores against the records' label lists."""
+    truth = {r.video_id: r.labels or ((r.label,) if r.label >= 0 else ()) for r in records}
+    videos = {vid: (torch.stack([p for _, p in clips]).sum(0), len(clips), truth.get(vid, ()))
+              for vid, clips in scores.items()}
+    return multilabel_metrics(videos)
 
 
 def check_classes(names: Optional[List[str]], n_classes: int) -> None:
@@ -503,8 +531,9 @@ def fault_text(m: Dict[str, Any]) -> str:
     return ('; ' + ', '.join(parts)) if parts else ''
 
 
-def log_epoch(epoch: int, metrics: Dict[str, Dict[str, Any]], logs: Dict[str, TsvLog], writer: Any) -> None:
-    """The epoch summary line, the TSV rows and the TensorBoard scalars."""
+def log_epoch(epoch: int, metrics: Dict[str, Dict[str, Any]], logs: Dict[str, TsvLog], writer: Any,
+              columns: List[str] = VAL_COLUMNS) -> None:
+    """The epoch summary line, the TSV rows and the TensorBoard scalars (``columns``: val.log's)."""
     parts = [f'epoch {epoch}']
     if 'train' in metrics:
         t = metrics['train']
@@ -516,12 +545,16 @@ def log_epoch(epoch: int, metrics: Dict[str, Dict[str, Any]], logs: Dict[str, Ts
                 writer.add_scalar(f'train/{k}', t[k], epoch)
     if 'val' in metrics:
         v = metrics['val']
-        parts.append(f"val loss {v['loss']:.4f} clip acc {v['acc']:.4f}, video top-1 {v['video_top1']:.4f} "
-                     f"top-5 {v['video_top5']:.4f} mean class {v['mean_class_acc']:.4f}{fault_text(v)}")
+        if 'mAP' in v:
+            parts.append(f"val loss {v['loss']:.4f} clip hit@1 {v['acc']:.4f}, video mAP {v['mAP']:.4f} "
+                         f"recall@1 {v['recall_at_1']:.4f} recall@5 {v['recall_at_5']:.4f}{fault_text(v)}")
+        else:
+            parts.append(f"val loss {v['loss']:.4f} clip acc {v['acc']:.4f}, video top-1 {v['video_top1']:.4f} "
+                         f"top-5 {v['video_top5']:.4f} mean class {v['mean_class_acc']:.4f}{fault_text(v)}")
         if 'val' in logs:
-            logs['val']([epoch] + [v[c] for c in VAL_COLUMNS[1:]])
+            logs['val']([epoch] + [v[c] for c in columns[1:]])
         if writer is not None:
-            for k in ('loss', 'acc', 'video_top1', 'video_top5', 'mean_class_acc'):
+            for k in columns[1:-2]:
                 writer.add_scalar(f'val/{k}', v[k], epoch)
     print(' | '.join(parts), flush=True)
 

@@ -170,6 +170,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                    help='Deterministic algorithms and no cudnn.benchmark (slower, repeatable)')
     g.add_argument('--dist_timeout', default=600, type=int,
                    help='Seconds before the other ranks give up on a dead one (default: %(default)s)')
+    g.add_argument('--multilabel', action='store_true',
+                   help='Multi-label data (annotation labels may be lists): sigmoid + BCE loss; validation '
+                        'reports mAP and top-k recall; inference writes per-label sigmoid scores')
     g.add_argument('--no_progress', action='store_true', help='No progress bars')
     g.add_argument('--demo', action='store_true',
                    help='Render the built-in demo dataset and run every step on it (other flags override the demo\'s)')

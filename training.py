@@ -1,5 +1,8 @@
 """One training epoch: uint8 clips to the device, normalise there, forward, loss, backward, step.
 
+Targets are class indices (cross-entropy) or multi-hot vectors (``--multilabel``, BCE); the
+accuracy column is the share of clips whose top-scoring class is (one of) their label(s).
+
 ``train_epoch`` returns the epoch's metrics (mean loss and clip accuracy, learning rate,
 throughput, data-wait share, data faults); per-batch rows go to ``batch_log``. Everything
 that decides *what* to train (freezing, optimizer, schedule, checkpoints) lives in main.py.
@@ -18,6 +21,19 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite: training stops, the last good checkpoint stays."""
 
 
+class MultiLabelLoss(nn.Module):
+    """Binary cross-entropy on per-class sigmoids; ``smoothing`` pulls targets towards 1/2."""
+
+    def __init__(self, smoothing: float = 0.0):
+        super().__init__()
+        self.smoothing = smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean BCE over clips and classes."""
+        target = target * (1 - self.smoothing) + 0.5 * self.smoothing
+        return nn.functional.binary_cross_entropy_with_logits(logits, target)
+
+
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:
     """Mixed precision for ``dtype`` (bf16/fp16) on ``device``, or nothing for fp32."""
     if dtype is None:
@@ -30,6 +46,14 @@ def to_device(clips: torch.Tensor, device: torch.device, normalize: Callable,
     """uint8 clips -> normalised float input on ``device`` (the copy moves uint8: 4x fewer bytes)."""
     x = normalize(clips.to(device, non_blocking=True))
     return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+
+
+def count_hits(logits: torch.Tensor, y: torch.Tensor) -> int:
+    """Clips whose top-scoring class is right (multi-label: is one of their labels)."""
+    top = logits.argmax(1)
+    if y.dim() == 2:
+        return int((y.gather(1, top[:, None]) > 0).sum())
+    return int((top == y).sum())
 
 
 def set_frozen_eval(modules: Iterable[nn.Module]) -> None:
@@ -93,7 +117,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         n = y.shape[0]
-        batch_correct = (logits.argmax(1) == y).sum().item()
+        batch_correct = count_hits(logits, y)
         total_loss += loss_value * n
         correct += batch_correct
         seen += n

@@ -4,24 +4,28 @@ Each video contributes ``--n_val_samples`` clips; its video-level prediction is 
 its clips' softmax scores. Video top-1/top-5 and the mean class accuracy (the mean over
 classes of their top-1 recall) are what papers report; the clip accuracy is the original's
 ``val.log`` column.
+
+Multi-label targets (``--multilabel``) average sigmoid scores instead, and the video-level
+metrics are the mean average precision over classes and the top-k recall.
 """
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training import autocast, to_device
+from training import autocast, count_hits, to_device
 
-VideoScores = Dict[str, Tuple[torch.Tensor, int, int]]  # id -> (sum of softmax, n clips, label)
+# id -> (sum of clip scores, n clips, label: a class index, or a tuple of them for multi-label)
+VideoScores = Dict[str, Tuple[torch.Tensor, int, Union[int, Tuple[int, ...]]]]
 
 
 @torch.no_grad()
 def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, criterion: nn.Module,
               device: torch.device, normalize: Callable, *, amp_dtype: Optional[torch.dtype] = None,
               channels_last: bool = False, show_progress: bool = True) -> Dict[str, Any]:
-    """One pass over the validation clips: clip loss/accuracy sums and per-video softmax sums."""
+    """One pass over the validation clips: clip loss/accuracy sums and per-video score sums."""
     model.eval()
     loss_sum, correct, seen, bad_frames, failed = 0.0, 0, 0, 0, 0
     videos: VideoScores = {}
@@ -35,13 +39,14 @@ def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, cr
         y = batch['label'].to(device)
         with autocast(device, amp_dtype):
             logits = model(x).float()
-        labelled = y >= 0
+        multilabel = y.dim() == 2
+        labelled = (y >= 0).all(1) if multilabel else y >= 0
         if labelled.any():
             loss_sum += criterion(logits[labelled], y[labelled]).item() * int(labelled.sum())
-            correct += int((logits.argmax(1) == y)[labelled].sum())
+            correct += count_hits(logits[labelled], y[labelled])
             seen += int(labelled.sum())
-        probs = F.softmax(logits, dim=1).cpu()
-        for vid, p, label in zip(batch['video_id'], probs, batch['label'].tolist()):
+        probs = (torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu()
+        for vid, p, label in zip(batch['video_id'], probs, video_labels(batch['label'])):
             total, count, _ = videos.get(vid, (torch.zeros_like(p), 0, label))
             videos[vid] = (total + p, count + 1, label)
         if seen:
@@ -64,3 +69,37 @@ def video_metrics(videos: VideoScores) -> Dict[str, float]:
     per_class = [hit1[labels == c].float().mean().item() for c in labels.unique()]
     return {'video_top1': hit1.float().mean().item(), 'video_top5': hit5.float().mean().item(),
             'mean_class_acc': sum(per_class) / len(per_class), 'videos': len(labelled)}
+
+
+def video_labels(y: torch.Tensor) -> List[Union[int, Tuple[int, ...]]]:
+    """Per clip: the class index, or (multi-hot rows) the tuple of positive classes."""
+    if y.dim() == 1:
+        return y.tolist()
+    return [tuple(row.nonzero().flatten().tolist()) for row in (y > 0)]
+
+
+def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
+    """Area under the precision-recall curve of one class (mean precision at each positive)."""
+    order = scores.argsort(descending=True, stable=True)
+    hits = positives[order].float()
+    precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / hits.sum())
+
+
+def multilabel_metrics(videos: VideoScores, ks: Sequence[int] = (1, 5)) -> Dict[str, float]:
+    """mAP over the classes that have positives, and top-k recall (share of a video's labels in its top k)."""
+    labelled = [(total / count, label) for total, count, label in videos.values() if label]
+    out = {'mAP': 0.0, **{f'recall_at_{k}': 0.0 for k in ks}, 'videos': len(labelled)}
+    if not labelled:
+        return out
+    scores = torch.stack([s for s, _ in labelled])
+    truth = torch.zeros_like(scores, dtype=torch.bool)
+    for row, (_, label) in enumerate(labelled):
+        truth[row, list(label)] = True
+    present = truth.any(0).nonzero().flatten().tolist()
+    out['mAP'] = sum(average_precision(scores[:, c], truth[:, c]) for c in present) / len(present)
+    for k in ks:
+        top = scores.topk(min(k, scores.shape[1]), dim=1).indices
+        found = truth.gather(1, top).sum(1).float()
+        out[f'recall_at_{k}'] = float((found / truth.sum(1)).mean())
+    return out

@@ -80,7 +80,7 @@ def get_training_data(opt: Namespace) -> VideoDataset:
     if opt.colorjitter and opt.input_type == 'rgb':
         spatial.append(st.ColorJitter())
     return VideoDataset(_video_list(opt, 'training'), get_loader(opt.file_type, opt.input_type),
-                        temporal, st.Compose(spatial))
+                        temporal, st.Compose(spatial), multilabel=getattr(opt, 'multilabel', False))
 
 
 def get_validation_data(opt: Namespace) -> MultiClipDataset:
@@ -88,7 +88,7 @@ def get_validation_data(opt: Namespace) -> MultiClipDataset:
     temporal = tt.TemporalCompose(_subsampling(opt) + [tt.TemporalEvenCrop(opt.sample_duration, opt.n_val_samples)])
     spatial = st.Compose([st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)] + _to_rgb(opt))
     return MultiClipDataset(_video_list(opt, 'validation'), get_loader(opt.file_type, opt.input_type),
-                            temporal, spatial)
+                            temporal, spatial, multilabel=getattr(opt, 'multilabel', False))
 
 
 def get_inference_data(opt: Namespace) -> MultiClipDataset:
@@ -105,4 +105,5 @@ def get_inference_data(opt: Namespace) -> MultiClipDataset:
     spatial += _to_rgb(opt)
     subset = {'train': 'training', 'val': 'validation', 'test': 'testing'}[opt.inference_subset]
     return MultiClipDataset(_video_list(opt, subset, whole_videos=True),
-                            get_loader(opt.file_type, opt.input_type), temporal, st.Compose(spatial))
+                            get_loader(opt.file_type, opt.input_type), temporal, st.Compose(spatial),
+                            multilabel=getattr(opt, 'multilabel', False))

@@ -5,6 +5,7 @@ segment}}``) and ActivityNet's official one (``taxonomy`` + ``annotations`` list
 with the ``fps`` and ``n_frames`` that ``add_fps_into_activitynet_json`` stores). Several
 files merge into one label space (labels concatenated; clashing names prefixed by their
 file's stem), and seeded class/instance fractions give the mega-scale paper's subsets.
+A multi-label entry (HVU-style) has a list as its ``label``: ``{"label": ["a", "b"]}``.
 Videos missing on disk are counted and named instead of silently dropped.
 """
 import json
@@ -32,6 +33,7 @@ class VideoRecord:
     path: Path
     frames: range               # frame indices (1-based for jpg, 0-based for hdf5/video)
     segment: Tuple[int, int]    # [first, last + 1] as written to inference results
+    labels: Tuple[int, ...] = ()  # every label of a multi-label entry (``label`` is the first)
 
 
 @dataclass
@@ -92,12 +94,15 @@ def merge_labels(per_file: Sequence[Tuple[str, List[str]]]) -> List[List[str]]:
             for stem, labels in per_file]
 
 
-def _candidates(root: Path, video_id: str, label: Optional[str], activitynet: bool) -> List[Path]:
+def _candidates(root: Path, video_id: str, label: Optional[str], activitynet: bool,
+                multilabel: bool = False) -> List[Path]:
     """Where a video may be, before the file type's suffix: the original's layouts."""
     if activitynet:
         return [root / (video_id if video_id.startswith('v_') else f'v_{video_id}')]
     if label is None:  # unlabeled test videos: conversion puts them in <root>/test/
         return [root / 'test' / video_id, root / video_id]
+    if multilabel:  # multi-label videos (HVU) have no class folder; allow the first label's
+        return [root / video_id, root / label / video_id]
     return [root / label / video_id]
 
 
@@ -198,16 +203,19 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
         for video_id, entry in d['database'].items():
             if not isinstance(entry, dict) or entry.get('subset') != subset:
                 continue
-            label_name = _entry_label(entry)
-            if label_name is not None and label_name not in own:
-                raise AnnotationError(f'{path}: video {video_id} has label {label_name!r}, '
+            names = _entry_labels(entry)
+            unknown = [n for n in names if n not in own]
+            if unknown:
+                raise AnnotationError(f'{path}: video {video_id} has label {unknown[0]!r}, '
                                       "which is not in the file's 'labels'")
+            label_name = names[0] if names else None
+            multi = _has_label_list(entry)
             explicit = _explicit_path(entry)
             if explicit:
                 vpath = Path(explicit) if Path(explicit).is_absolute() else root / explicit
             else:
                 options = [_resolve(c, file_type, listing)
-                           for c in _candidates(root, video_id, label_name, activitynet)]
+                           for c in _candidates(root, video_id, label_name, activitynet, multi)]
                 vpath = next((c for c in options if c.exists()), options[0])
             if not vpath.exists():
                 missing.append(video_id)
@@ -221,12 +229,13 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
                 frames = _segment_frames(entry, file_type, vpath)
                 label = own.index(label_name) if label_name is not None else -1
                 items = [(video_id, label, frames if frames is not None else range(0))]
+            all_labels = tuple(own.index(n) + offset for n in names) if multi else ()
             for vid, label, frames in items:
                 if len(frames) == 0:
                     empty.append(vid)
                     continue
                 records.append(VideoRecord(vid, label + offset if label >= 0 else -1, vpath, frames,
-                                           (frames.start, frames.stop)))
+                                           (frames.start, frames.stop), all_labels))
         offset += len(own)
     labels, records = _apply_fractions(labels, records, subset, class_fraction, instance_fraction, seed)
     return VideoList(labels, records, missing, empty)
@@ -240,13 +249,30 @@ def _explicit_path(entry: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def _entry_label(entry: Dict[str, Any]) -> Optional[str]:
+def _entry_labels(entry: Dict[str, Any]) -> List[str]:
+    """An entry's label names: ``[]`` unlabelled, one, or a multi-label entry's list."""
     ann = entry.get('annotations')
     if isinstance(ann, dict):
-        return ann.get('label')
+        label = ann.get('label')
+        if isinstance(label, list):
+            return [str(x) for x in label]
+        return [] if label is None else [label]
     if isinstance(ann, list) and ann:  # ActivityNet: the first segment's label names the video
-        return ann[0].get('label')
-    return None
+        return [ann[0].get('label')]
+    return []
+
+
+def _has_label_list(entry: Dict[str, Any]) -> bool:
+    """A multi-label entry: ``annotations.label`` is a list (HVU-style)."""
+    ann = entry.get('annotations')
+    return isinstance(ann, dict) and isinstance(ann.get('label'), list)
+
+
+def _remapped(r: VideoRecord, remap: Dict[int, int]) -> VideoRecord:
+    """The record in the reduced label space (a multi-label record keeps its kept labels)."""
+    kept = tuple(remap[x] for x in r.labels if x in remap)
+    label = remap[r.label] if r.label in remap else (kept[0] if kept else -1)
+    return VideoRecord(r.video_id, label, r.path, r.frames, r.segment, kept)
 
 
 def _apply_fractions(labels: List[str], records: List[VideoRecord], subset: str,
@@ -261,8 +287,8 @@ def _apply_fractions(labels: List[str], records: List[VideoRecord], subset: str,
         kept = sorted(rng.sample(range(len(labels)), n_keep))
         remap = {old: new for new, old in enumerate(kept)}
         labels = [labels[i] for i in kept]
-        records = [VideoRecord(r.video_id, remap[r.label], r.path, r.frames, r.segment)
-                   for r in records if r.label in remap]
+        records = [_remapped(r, remap) for r in records
+                   if r.label in remap or any(x in remap for x in r.labels)]
     if instance_fraction < 1 and subset == 'training':
         rng = random.Random(seed + 1)
         by_class: Dict[int, List[int]] = {}

@@ -1,7 +1,8 @@
 """Datasets of clips: one clip per video (training) or several per video (validation, inference).
 
 A sample is a dict: ``clip`` (uint8 C x T x H x W) or ``clips`` (K x C x T x H x W) with
-their ``segments``, ``label``, ``video_id`` and ``bad_frames`` (frames replaced by a
+their ``segments``, ``label`` (a class index, -1 if unlabelled; with ``multilabel`` a float
+multi-hot vector, all -1 if unlabelled), ``video_id`` and ``bad_frames`` (frames replaced by a
 neighbour). A video that cannot give a clip comes back as ``{'failed': reason, 'video_id':
 ...}`` with a warning; ``collate`` drops it from the batch and counts it.
 """
@@ -12,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch.utils.data import Dataset
 
-from .annotations import VideoList
+from .annotations import AnnotationError, VideoList
 from .loaders import VideoReadError
 
 Sample = Dict[str, Any]
@@ -22,13 +23,19 @@ class VideoDataset(Dataset):
     """One clip per video: ``temporal_transform`` gives its frame indices."""
 
     def __init__(self, videos: VideoList, loader: Callable, temporal_transform: Callable,
-                 spatial_transform: Optional[Callable] = None):
+                 spatial_transform: Optional[Callable] = None, multilabel: bool = False):
         self.videos = videos
         self.records = videos.records
         self.class_names = videos.labels
         self.loader = loader
         self.temporal_transform = temporal_transform
         self.spatial_transform = spatial_transform
+        self.multilabel = multilabel
+        if not multilabel:
+            multi = next((r for r in self.records if len(r.labels) > 1), None)
+            if multi is not None:
+                raise AnnotationError(f'video {multi.video_id} has {len(multi.labels)} labels: '
+                                      'train multi-label data with --multilabel')
 
     def __len__(self) -> int:
         return len(self.records)
@@ -52,6 +59,18 @@ class VideoDataset(Dataset):
             return index
         return item
 
+    def target(self, index: int) -> Union[int, torch.Tensor]:
+        """The training target of a video: its class index, or its multi-hot label vector."""
+        record = self.records[index]
+        if not self.multilabel:
+            return record.label
+        labels = record.labels or ((record.label,) if record.label >= 0 else ())
+        if not labels:
+            return torch.full((len(self.class_names),), -1.0)
+        y = torch.zeros(len(self.class_names))
+        y[list(labels)] = 1.0
+        return y
+
     def _failed(self, index: int, reason: str) -> Sample:
         return {'failed': reason, 'video_id': self.records[index].video_id}
 
@@ -63,7 +82,7 @@ class VideoDataset(Dataset):
         if isinstance(loaded, str):
             return self._failed(index, loaded)
         clip, bad = loaded
-        return {'clip': clip, 'label': record.label, 'video_id': record.video_id,
+        return {'clip': clip, 'label': self.target(index), 'video_id': record.video_id,
                 'segment': (min(indices), max(indices) + 1), 'bad_frames': bad}
 
 
@@ -85,7 +104,7 @@ class MultiClipDataset(VideoDataset):
             return self._failed(index, loaded)
         video, bad = loaded
         stacked = torch.stack(video.split(len(clips[0]), dim=1))
-        return {'clips': stacked, 'label': record.label, 'video_id': record.video_id,
+        return {'clips': stacked, 'label': self.target(index), 'video_id': record.video_id,
                 'segments': [(min(c), max(c) + 1) for c in clips], 'bad_frames': bad}
 
 
@@ -93,7 +112,7 @@ def collate(samples: Sequence[Sample]) -> Dict[str, Any]:
     """Batch samples of either dataset; multi-clip samples are flattened clip by clip.
 
     Returns ``clip`` (N x C x T x H x W uint8, or None when every video failed), ``label``
-    (N), ``video_id`` and ``segment`` (lists of N), ``bad_frames`` (sum) and ``failed``
+    (N, or N x classes for multi-label), ``video_id`` and ``segment`` (lists of N), ``bad_frames`` (sum) and ``failed``
     (a list of (video_id, reason)).
     """
     good = [s for s in samples if 'failed' not in s]
@@ -106,12 +125,17 @@ def collate(samples: Sequence[Sample]) -> Dict[str, Any]:
     if 'clips' in good[0]:
         batch['clip'] = torch.cat([s['clips'] for s in good])
         counts = [len(s['clips']) for s in good]
-        batch['label'] = torch.tensor([s['label'] for s, n in zip(good, counts) for _ in range(n)])
+        batch['label'] = _labels([s['label'] for s, n in zip(good, counts) for _ in range(n)])
         batch['video_id'] = [s['video_id'] for s, n in zip(good, counts) for _ in range(n)]
         batch['segment'] = [seg for s in good for seg in s['segments']]
     else:
         batch['clip'] = torch.stack([s['clip'] for s in good])
-        batch['label'] = torch.tensor([s['label'] for s in good])
+        batch['label'] = _labels([s['label'] for s in good])
         batch['video_id'] = [s['video_id'] for s in good]
         batch['segment'] = [s['segment'] for s in good]
     return batch
+
+
+def _labels(labels: List[Any]) -> torch.Tensor:
+    """Class indices -> a long tensor; multi-hot vectors -> a stacked float tensor."""
+    return torch.stack(labels) if isinstance(labels[0], torch.Tensor) else torch.tensor(labels)

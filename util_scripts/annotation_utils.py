@@ -6,6 +6,9 @@ The JSON format is the original 3D-ResNets-PyTorch one::
      "database": {"<video_id>": {"subset": "training" | "validation" | "testing",
                                  "annotations": {"label": "<class>", "segment": [start, end]}}}}
 
+A multi-label entry (HVU) has a list of classes as its ``label``; its video is directly in
+the root (``<root>/<video_id>...``), not in a class folder.
+
 ``segment`` is ``[1, n + 1]`` for jpg frame folders (``image_00001.jpg`` is frame 1) and
 ``[0, n]`` for hdf5 files and video files. Testing entries carry no label. An entry whose
 video is not on disk is kept without a segment, so loaders skip it, and is reported.
@@ -34,8 +37,8 @@ VIDEO_EXTENSIONS = frozenset({
 })
 PREVIEW = 5  # ids shown in a report line
 
-# (video_id, subset, label or None for testing)
-Row = Tuple[str, str, Optional[str]]
+# (video_id, subset, label or None for testing; a list of labels for multi-label data)
+Row = Tuple[str, str, Union[None, str, List[str]]]
 
 
 class AnnotationError(Exception):
@@ -197,7 +200,7 @@ def video_path_for(root: PathLike, label: Optional[str], video_id: str, file_typ
 
 # ----------------------------------------------------------------------------- entries
 
-def make_entry(subset: str, label: Optional[str]) -> Dict[str, Any]:
+def make_entry(subset: str, label: Union[None, str, List[str]]) -> Dict[str, Any]:
     """One database entry without a segment; testing entries (label None) get no label."""
     return {'subset': subset, 'annotations': {} if label is None else {'label': label}}
 
@@ -234,8 +237,9 @@ def add_segments(database: Dict[str, Dict[str, Any]], video_root: PathLike, file
     findings = Findings()
     for video_id, entry in progress(list(database.items()), desc):
         annotations = entry['annotations']
-        path = video_path_for(video_root, annotations.get('label'), video_id, file_type,
-                              cache.listings)
+        label = annotations.get('label')
+        folder = '' if isinstance(label, list) else label  # multi-label videos sit in the root
+        path = video_path_for(video_root, folder, video_id, file_type, cache.listings)
         if path is None:
             findings.missing.append(video_id)
             continue
@@ -343,8 +347,9 @@ def unknown_labels(data: Dict[str, Any]) -> Dict[str, int]:
     counts: Dict[str, int] = collections.Counter()
     for entry in data['database'].values():
         label = entry['annotations'].get('label')
-        if label is not None and label not in known:
-            counts[label] += 1
+        for name in (label if isinstance(label, list) else [] if label is None else [label]):
+            if name not in known:
+                counts[name] += 1
     return dict(counts)
 
 

@@ -1,0 +1,113 @@
+"""Multi-label annotation JSON for HVU (Holistic Video Understanding) from its CSV files.
+
+    python -m util_scripts.hvu_json CSV_DIR VIDEO_ROOT {jpg,hdf5,video} DST_JSON
+                                    [--categories action scene ...] [--min_videos N]
+
+Reads the training and validation CSVs of ``CSV_DIR`` (``HVU_Train_*.csv`` and
+``HVU_Val_*.csv``, or ``train.csv`` and ``val.csv``) with columns
+``Tags,youtube_id,time_start,time_end``, where ``Tags`` joins a video's tags with ``|``.
+Keys are ``<youtube_id>_<%06d start>_<%06d end>`` as for Kinetics, and each entry's
+``label`` is the list of its tags. Videos are looked up directly in ``VIDEO_ROOT`` (HVU
+has no class folders). ``--categories`` keeps the tags of those categories only, read from
+``HVU_Tags_Categories_*.csv`` (columns ``Tag,Category``) in ``CSV_DIR``; ``--min_videos``
+drops tags with fewer training videos. Labels are sorted. Train with ``--multilabel``.
+"""
+import argparse
+import collections
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Set
+
+from util_scripts.annotation_utils import (FILE_TYPES, AnnotationError, Row, print_error,
+                                           read_csv_dicts, require_dir, write_annotation_json)
+from util_scripts.kinetics_json import video_key
+
+SPLITS = (('training', ('HVU_Train_*.csv', 'train.csv')), ('validation', ('HVU_Val_*.csv', 'val.csv')))
+
+
+def find_csv(csv_dir: Path, patterns: Sequence[str]) -> Path:
+    """The first file matching one of ``patterns`` in ``csv_dir`` (newest version first)."""
+    for pattern in patterns:
+        found = sorted(csv_dir.glob(pattern), reverse=True)
+        if found:
+            return found[0]
+    raise AnnotationError(f"{csv_dir}: no {' or '.join(patterns)} file")
+
+
+def read_split(path: Path, subset: str) -> List[Row]:
+    """(video_id, subset, [tags]) rows of one HVU CSV file."""
+    rows = read_csv_dicts(path, ('Tags', 'youtube_id', 'time_start', 'time_end'))
+    out: List[Row] = []
+    for i, row in enumerate(rows, 1):
+        tags = [t.strip() for t in row['Tags'].split('|') if t.strip()]
+        out.append((video_key(row, path, i), subset, list(dict.fromkeys(tags))))
+    return out
+
+
+def category_tags(csv_dir: Path, categories: Sequence[str]) -> Set[str]:
+    """The tags of the given categories, from the tag-category CSV."""
+    path = find_csv(csv_dir, ('HVU_Tags_Categories_*.csv', 'tags_categories.csv'))
+    rows = read_csv_dicts(path, ('Tag', 'Category'))
+    known = {r['Category'] for r in rows}
+    unknown = [c for c in categories if c not in known]
+    if unknown:
+        raise AnnotationError(f"{path}: no category {unknown[0]!r} (it has {', '.join(sorted(known))})")
+    return {r['Tag'] for r in rows if r['Category'] in categories}
+
+
+def select_labels(rows: List[Row], keep: Optional[Set[str]], min_videos: int) -> List[str]:
+    """Sorted tags of the training rows, limited to ``keep`` and to tags with enough videos."""
+    counts: Dict[str, int] = collections.Counter(
+        t for _, subset, tags in rows if subset == 'training' for t in (tags or []))
+    return sorted(t for t, n in counts.items() if n >= min_videos and (keep is None or t in keep))
+
+
+def restrict(rows: List[Row], labels: Sequence[str]) -> List[Row]:
+    """Rows with their tags limited to ``labels``; rows left with no tag are dropped."""
+    known = set(labels)
+    out: List[Row] = []
+    for video_id, subset, tags in rows:
+        kept = [t for t in (tags or []) if t in known]
+        if kept:
+            out.append((video_id, subset, kept))
+    return out
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    """Command-line arguments."""
+    parser = argparse.ArgumentParser(prog='python -m util_scripts.hvu_json', description=__doc__.splitlines()[0])
+    parser.add_argument('csv_dir', metavar='CSV_DIR', type=Path, help='folder with the HVU CSV files')
+    parser.add_argument('video_root', metavar='VIDEO_ROOT', type=Path, help='videos as VIDEO_ROOT/<id>[.hdf5|.<ext>]')
+    parser.add_argument('file_type', metavar='FILE_TYPE', choices=FILE_TYPES,
+                        help='jpg (frame folders), hdf5 or video (video files)')
+    parser.add_argument('dst_json', metavar='DST_JSON', type=Path, help='JSON file to write')
+    parser.add_argument('--categories', nargs='+', default=None,
+                        help='keep only tags of these categories (action, scene, object, event, attribute, concept)')
+    parser.add_argument('--min_videos', type=int, default=1, help='drop tags with fewer training videos')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI entry point."""
+    args = parse_args(argv)
+    try:
+        require_dir(args.csv_dir, 'CSV folder')
+        rows: List[Row] = []
+        for subset, patterns in SPLITS:
+            rows.extend(read_split(find_csv(args.csv_dir, patterns), subset))
+        require_dir(args.video_root, 'video root')
+        keep = category_tags(args.csv_dir, args.categories) if args.categories else None
+        labels = select_labels(rows, keep, args.min_videos)
+        if not labels:
+            raise AnnotationError(f'{args.csv_dir}: no tag is left to train on')
+        kept = restrict(rows, labels)
+        if len(kept) < len(rows):
+            print(f'note: {len(rows) - len(kept)} videos have none of the {len(labels)} kept tags and are left out')
+        write_annotation_json(args.dst_json, labels, kept, args.video_root, args.file_type)
+    except AnnotationError as e:
+        return print_error(e)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
