@@ -173,13 +173,23 @@ class RandomResizedCrop:
 
 
 class RandomHorizontalFlip:
-    """Mirror the whole clip with probability ``p``."""
+    """Mirror the whole clip with probability ``p``.
 
-    def __init__(self, p: float = 0.5):
+    With ``flow`` the clip is a uint8 optical-flow clip (u, v with zero at 128): mirroring
+    also reverses horizontal motion, so u becomes 255 - u.
+    """
+
+    def __init__(self, p: float = 0.5, flow: bool = False):
         self.p = p
+        self.flow = flow
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        return clip.flip(-1) if random.random() < self.p else clip
+        if random.random() >= self.p:
+            return clip
+        clip = clip.flip(-1)
+        if self.flow:
+            clip = torch.cat([255 - clip[:1], clip[1:]])
+        return clip
 
 
 class ColorJitter:

@@ -75,7 +75,7 @@ def get_training_data(opt: Namespace) -> VideoDataset:
     else:
         spatial = [st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)]
     if not opt.no_hflip:
-        spatial.append(st.RandomHorizontalFlip())
+        spatial.append(st.RandomHorizontalFlip(flow=opt.input_type == 'flow'))
     spatial += _to_rgb(opt)
     if opt.colorjitter and opt.input_type == 'rgb':
         spatial.append(st.ColorJitter())

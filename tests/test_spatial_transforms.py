@@ -124,3 +124,13 @@ def test_flow_clips_normalise_with_the_first_two_channels():
     assert out.shape[0] == 2
     assert torch.allclose(out[1], (flow[1].float() / 255 - mean[1]) / std[1])
     assert st.PickFirstChannels(2)(frames_clip()).shape[0] == 2
+
+
+def test_flipping_a_flow_clip_reverses_horizontal_motion():
+    clip = torch.stack([torch.full((2, 4, 6), 200, dtype=torch.uint8),    # u: moving right
+                        torch.full((2, 4, 6), 100, dtype=torch.uint8)])   # v: moving up
+    clip[0, :, :, 0] = 128
+    out = st.RandomHorizontalFlip(p=1.0, flow=True)(clip)
+    assert out.dtype == torch.uint8
+    assert (out[0, :, :, :5] == 55).all() and (out[0, :, :, 5] == 127).all()  # mirrored and negated
+    assert torch.equal(out[1], clip[1].flip(-1))

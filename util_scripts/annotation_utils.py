@@ -75,10 +75,10 @@ def count_jpg_frames(folder: PathLike) -> int:
 
 
 def count_hdf5_frames(path: PathLike) -> int:
-    """Number of frames in an hdf5 video (length of its ``video`` dataset)."""
+    """Number of frames in an hdf5 video: length of ``video``, or of ``video_u`` (flow only)."""
     import h5py
     with h5py.File(path, 'r') as f:
-        return len(f['video'])
+        return len(f['video'] if 'video' in f else f['video_u'])
 
 
 def _rate_of(stream: Any) -> Optional[float]:
