@@ -4,7 +4,7 @@ Reads the original's format (``labels`` + ``database`` of ``{subset, annotations
 segment}}``) and ActivityNet's official one (``taxonomy`` + ``annotations`` lists in seconds,
 with the ``fps`` and ``n_frames`` that ``add_fps_into_activitynet_json`` stores). Several
 files merge into one label space (labels concatenated; clashing names prefixed by their
-file's stem), and seeded class/instance fractions give the mega-scale paper's subsets.
+file's stem, or folder and stem when stems repeat), and seeded class/instance fractions give the mega-scale paper's subsets.
 A multi-label entry (HVU-style) has a list as its ``label``: ``{"label": ["a", "b"]}``.
 Videos missing on disk are counted and named instead of silently dropped.
 """
@@ -82,6 +82,15 @@ def file_labels(path: Path, data: Dict[str, Any]) -> List[str]:
     if isinstance(data.get('taxonomy'), list):
         return activitynet_labels(data)
     raise AnnotationError(f"{path}: no 'labels' list (nor an ActivityNet 'taxonomy')")
+
+
+def file_prefixes(paths: Sequence[Path]) -> List[str]:
+    """Names that tell the files apart: their stems, or ``<folder>/<stem>`` when stems repeat."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    longer = [f'{p.parent.name}/{p.stem}' for p in paths]
+    return longer if len(set(longer)) == len(longer) else [f'{i + 1}/{p.stem}' for i, p in enumerate(paths)]
 
 
 def merge_labels(per_file: Sequence[Tuple[str, List[str]]]) -> List[List[str]]:
@@ -190,7 +199,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
                               'give one video path per annotation file, or one for all')
     data = [read_json(p) for p in paths]
     own_labels = [file_labels(p, d) for p, d in zip(paths, data)]
-    merged = merge_labels([(p.stem, own) for p, own in zip(paths, own_labels)])
+    merged = merge_labels(list(zip(file_prefixes(paths), own_labels)))
     labels = [name for names in merged for name in names]
 
     activitynet = dataset == 'activitynet'

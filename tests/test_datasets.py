@@ -248,3 +248,12 @@ def test_video_frames_kept_in_yuv_convert_to_the_same_rgb(data):
     converted = st.YUVToRGB()(yuv.transpose(0, 1)).transpose(0, 1)
     assert converted.shape == rgb.shape and converted.dtype == torch.uint8
     assert (converted.float() - rgb.float()).abs().mean() < 1.5
+
+
+def test_merged_files_with_the_same_name_get_distinct_prefixes(tmp_path):
+    for name in ('k', 'm'):
+        write_jpg_folder(tmp_path / name / 'run' / f'{name}1', moving_frames(5))
+    anns = [write_annotation(tmp_path / name / 'train.json', ['run'], {f'{name}1': entry('training', 'run', (1, 6))})
+            for name in ('k', 'm')]
+    videos = load_video_list(anns, [tmp_path / 'k', tmp_path / 'm'], 'training')
+    assert videos.labels == ['k/train:run', 'm/train:run']
