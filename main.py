@@ -23,6 +23,7 @@ import datasets
 from inference import infer, results_json, write_json
 from models import (CheckpointError, MODEL_OPTION_NAMES, generate_model, load_checkpoint,
                     load_pretrained, load_state_dict_checked, save_checkpoint)
+from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from opts import model_options, parse_opts
 from training import MultiLabelLoss, NonFiniteLossError, train_epoch
 from validation import multilabel_metrics, val_epoch, video_metrics
@@ -196,8 +197,14 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         opt.resume_path = found
     options = model_options(opt)
     ft_begin_module = opt.ft_begin_module
+    if opt.pretext:  # the backbone's head is dropped; the puzzle head has its own classes
+        options['n_classes'] = N_PUZZLE_CLASSES
     if opt.resume_path is not None:
         resume = load_checkpoint(opt.resume_path)
+        if (resume.get('pretext') or '') != opt.pretext:
+            raise UserError(f"{opt.resume_path}: a {resume.get('pretext') or 'classification'} checkpoint; "
+                            + (f"resume it with --pretext {resume['pretext']}, or fine-tune it with --pretrain_path"
+                               if resume.get('pretext') else 'resume it without --pretext'))
         if 'multilabel' in resume and bool(resume['multilabel']) != opt.multilabel:
             raise UserError(f"{opt.resume_path}: trained {'with' if resume['multilabel'] else 'without'} "
                             f"--multilabel; resume it {'with' if resume['multilabel'] else 'without'} the flag")
@@ -213,7 +220,12 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         elif opt.pretrain_path is not None:  # the original's resume of a fine-tune
             options['n_classes'] = opt.n_finetune_classes
         model = generate_model(**options)
-        load_state_dict_checked(model, resume['state_dict'], source=str(opt.resume_path), options=options)
+        if opt.pretext:
+            model = CubicPuzzleNet(model)
+            load_state_dict_checked(model.backbone, resume['state_dict'], source=str(opt.resume_path))
+            load_state_dict_checked(model.classifier, resume['pretext_head'], source=str(opt.resume_path))
+        else:
+            load_state_dict_checked(model, resume['state_dict'], source=str(opt.resume_path), options=options)
     elif opt.pretrain_path is not None:
         base = {k: v for k, v in options.items() if k != 'n_classes'}
         model = load_pretrained(opt.pretrain_path, opt.n_finetune_classes, opt.n_pretrain_classes, **base)
@@ -222,6 +234,8 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
             print(f'fine-tuning from {opt.pretrain_path}: new {opt.n_finetune_classes}-class head')
     else:
         model = generate_model(**options)
+        if opt.pretext:
+            model = CubicPuzzleNet(model)
     frozen = freeze_before(model, ft_begin_module)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if master:
@@ -288,23 +302,25 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     # As in the original: --batch_size and --n_threads are per node, split over its processes.
     per_rank_batch = max(1, opt.batch_size // local_world)
     workers = -(-opt.n_threads // local_world)
-    loader_args = dict(num_workers=workers, collate_fn=datasets.collate, pin_memory=cuda,
+    loader_args = dict(num_workers=workers, pin_memory=cuda,
+                       collate_fn=datasets.collate_puzzles if opt.pretext else datasets.collate,
                        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
     class_names: Optional[List[str]] = resume.get('class_names') if resume else None
     train_loader = val_loader = train_sampler = None
     if not opt.no_train:
-        train_data = datasets.get_training_data(opt)
+        train_data = datasets.get_pretext_data(opt, 'training') if opt.pretext else datasets.get_training_data(opt)
         report_data('training', train_data, master)
         class_names = train_data.class_names
         train_sampler = datasets.EpochSampler(len(train_data), seed=opt.manual_seed, rank=rank, world=world)
         train_loader = DataLoader(train_data, batch_size=per_rank_batch, sampler=train_sampler,
                                   generator=torch.Generator().manual_seed(opt.manual_seed + rank), **loader_args)
     if not opt.no_val:
-        val_data = datasets.get_validation_data(opt)
+        val_data = datasets.get_pretext_data(opt, 'validation') if opt.pretext else datasets.get_validation_data(opt)
         report_data('validation', val_data, master)
         class_names = class_names or val_data.class_names
         shard = Subset(val_data, list(range(rank, len(val_data), world)))  # no padding duplicates
-        val_loader = DataLoader(shard, batch_size=max(1, per_rank_batch // opt.n_val_samples), **loader_args)
+        clips_per_video = 1 if opt.pretext else opt.n_val_samples
+        val_loader = DataLoader(shard, batch_size=max(1, per_rank_batch // clips_per_video), **loader_args)
     check_classes(class_names, options['n_classes'])
 
     append = begin_epoch > 1
@@ -321,14 +337,18 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         writer = SummaryWriter(log_dir=str(opt.result_path), purge_step=begin_epoch)
 
     def save(name: str, epoch: int, metrics: Dict[str, Any], resume_position: Optional[Dict] = None) -> None:
-        save_checkpoint(opt.result_path / name, model, options, epoch=epoch, optimizer=optimizer,
+        # A pretext checkpoint holds the backbone as a plain model without its head (what
+        # --pretrain_path loads), and the pretext head beside it for resuming.
+        net = model.backbone if opt.pretext else model
+        pretext = {'pretext': opt.pretext, 'pretext_head': model.classifier.state_dict()} if opt.pretext else {}
+        save_checkpoint(opt.result_path / name, net, options, epoch=epoch, optimizer=optimizer,
                         scheduler=scheduler, class_names=class_names, mean=opt.mean, std=opt.std,
                         value_scale=opt.value_scale, sample_size=opt.sample_size,
                         sample_duration=opt.sample_duration,
                         extra={'scaler': scaler.state_dict() if scaler else None, 'rng_state': rng_state(),
                                'best_video_top1': best, 'ft_begin_module': ft_begin_module,
                                'multilabel': opt.multilabel,
-                               'metrics': metrics, 'resume_position': resume_position})
+                               'metrics': metrics, 'resume_position': resume_position, **pretext})
 
     # --- preemption: SIGTERM (Slurm, cloud) or SIGINT ends the current step, saves, exits 0
     stop: Dict[str, Any] = {'signal': None}

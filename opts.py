@@ -173,6 +173,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--multilabel', action='store_true',
                    help='Multi-label data (annotation labels may be lists): sigmoid + BCE loss; validation '
                         'reports mAP and top-k recall; inference writes per-label sigmoid scores')
+    g.add_argument('--pretext', default='', choices=['', 'cubic_puzzle'],
+                   help='Self-supervised pretraining instead of classification: cubic_puzzle is '
+                        'Space-Time Cubic Puzzles (labels are ignored; fine-tune the checkpoint with --pretrain_path)')
+    g.add_argument('--puzzle_jitter', default=0.25, type=float,
+                   help='Cubic puzzles: grid cells are this much larger than the pieces, which are placed '
+                        'randomly inside them (default: %(default)s)')
     g.add_argument('--no_progress', action='store_true', help='No progress bars')
     g.add_argument('--demo', action='store_true',
                    help='Render the built-in demo dataset and run every step on it (other flags override the demo\'s)')
@@ -231,6 +237,14 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
         fail(f'--accumulate_steps must be >= 1, not {opt.accumulate_steps}')
     if opt.pretrain_path is not None and opt.resume_path is None and opt.n_pretrain_classes < 0:
         fail('--n_pretrain_classes must be >= 0')
+    if opt.multilabel and opt.pretext:
+        fail('--multilabel and --pretext cannot be combined: a pretext task makes its own labels')
+    if opt.pretext and opt.inference:
+        fail('--inference needs a classifier: fine-tune the --pretext checkpoint first (--pretrain_path)')
+    if opt.pretext and opt.pretrain_path is not None:
+        fail('--pretext trains from scratch: --pretrain_path is for fine-tuning its checkpoint afterwards')
+    if opt.puzzle_jitter < 0:
+        fail(f'--puzzle_jitter must be >= 0, not {opt.puzzle_jitter}')
     opt.n_input_channels = 2 if opt.input_type == 'flow' else 3
     opt.mean, opt.std = get_mean_std(opt.value_scale, opt.mean_dataset, opt.no_mean_norm, opt.no_std_norm)
     opt.arch = arch_name(opt.model, opt.model_depth)

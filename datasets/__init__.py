@@ -13,14 +13,15 @@ import spatial_transforms as st
 import temporal_transforms as tt
 
 from .annotations import AnnotationError, VideoList, VideoRecord, load_video_list
+from .cubic_puzzle import CubicPuzzleDataset, collate_puzzles
 from .loaders import Hdf5Loader, JpgLoader, VideoLoader, VideoReadError, decode_image
 from .samplers import EpochSampler, sample_seed
 from .video_dataset import MultiClipDataset, VideoDataset, collate
 
 __all__ = [
-    'AnnotationError', 'EpochSampler', 'Hdf5Loader', 'JpgLoader', 'MultiClipDataset', 'VideoDataset', 'VideoList',
-    'VideoLoader', 'VideoReadError', 'VideoRecord', 'collate', 'decode_image', 'get_inference_data',
-    'get_loader', 'get_normalization', 'get_training_data', 'get_validation_data', 'load_video_list', 'sample_seed',
+    'AnnotationError', 'CubicPuzzleDataset', 'EpochSampler', 'Hdf5Loader', 'JpgLoader', 'MultiClipDataset', 'VideoDataset', 'VideoList',
+    'VideoLoader', 'VideoReadError', 'VideoRecord', 'collate', 'collate_puzzles', 'decode_image',
+    'get_inference_data', 'get_loader', 'get_normalization', 'get_pretext_data', 'get_training_data', 'get_validation_data', 'load_video_list', 'sample_seed',
 ]
 
 
@@ -107,3 +108,11 @@ def get_inference_data(opt: Namespace) -> MultiClipDataset:
     return MultiClipDataset(_video_list(opt, subset, whole_videos=True),
                             get_loader(opt.file_type, opt.input_type), temporal, st.Compose(spatial),
                             multilabel=getattr(opt, 'multilabel', False))
+
+
+def get_pretext_data(opt: Namespace, subset: str) -> CubicPuzzleDataset:
+    """Space-Time Cubic Puzzles from the videos of ``subset`` (labels unused); validation puzzles are fixed."""
+    to_rgb = _to_rgb(opt)
+    return CubicPuzzleDataset(_video_list(opt, subset), get_loader(opt.file_type, opt.input_type),
+                              opt.sample_duration, opt.sample_size, jitter=opt.puzzle_jitter,
+                              fixed=subset == 'validation', color_transform=st.Compose(to_rgb) if to_rgb else None)

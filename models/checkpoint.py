@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from .densenet import DENSENET_CONFIGS
-from .factory import (MODEL_DEFAULTS, MODEL_OPTION_NAMES, arch_name, generate_model,
+from .factory import (MODEL_DEFAULTS, MODEL_OPTION_NAMES, arch_name, generate_model, head_name,
                       replace_head)
 from .resnet import RESNET_LAYERS
 from .resnet2p1d import mid_planes
@@ -309,6 +309,9 @@ def load_model(path: PathLike, **overrides: Any) -> nn.Module:
     """
     _check_option_names(overrides)
     ckpt = load_checkpoint(path)
+    if ckpt.get('pretext'):
+        raise CheckpointError(f"{path}: a --pretext {ckpt['pretext']} checkpoint has no classifier: "
+                              'fine-tune it first (main.py --pretrain_path)')
     options = {**_options_from_checkpoint(ckpt), **overrides}
     model = generate_model(**options)
     load_state_dict_checked(model, ckpt['state_dict'], source=str(path), options=options)
@@ -320,7 +323,8 @@ def load_pretrained(path: PathLike, n_classes: int, n_pretrain_classes: int = 0,
     """Fine-tuning start: build with the pretrain class count, load strictly, new head.
 
     ``n_pretrain_classes`` 0 takes the count recorded in one of our checkpoints. The head
-    (``fc`` or ``classifier``) is replaced by a fresh Linear of ``n_classes`` outputs.
+    (``fc`` or ``classifier``) is replaced by a fresh Linear of ``n_classes`` outputs. A
+    ``--pretext`` checkpoint (a trunk without a head) loads the same way.
     """
     _check_option_names(options)
     ckpt = load_checkpoint(path)
@@ -332,6 +336,10 @@ def load_pretrained(path: PathLike, n_classes: int, n_pretrain_classes: int = 0,
             raise CheckpointError(f'{path}: pass --n_pretrain_classes with --pretrain_path{hint}')
     build = {**options, 'n_classes': n_pretrain_classes}
     model = generate_model(**build)
-    load_state_dict_checked(model, ckpt['state_dict'], source=str(path), options=build,
-                            class_flag='n_pretrain_classes')
+    state = ckpt['state_dict']
+    if ckpt.get('pretext'):  # self-supervised: the trunk only; the head is replaced below anyway
+        head = head_name(model)
+        state = {**{f'{head}.{k}': v for k, v in getattr(model, head).state_dict().items()},
+                 **strip_prefixes(state)}
+    load_state_dict_checked(model, state, source=str(path), options=build, class_flag='n_pretrain_classes')
     return replace_head(model, n_classes)
