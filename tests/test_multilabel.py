@@ -157,3 +157,11 @@ def test_main_trains_validates_and_infers_multilabel(hvu, tmp_path):
     # a multi-label checkpoint cannot be resumed as a single-label run
     assert main_module.main([a for a in common if a != '--multilabel'] +
                             ['--result_path', str(result), '--resume_path', 'latest', '--n_epochs', '7']) == 2
+
+
+def test_eval_accuracy_refuses_multi_label_ground_truth(hvu, capsys):
+    from util_scripts import eval_accuracy
+    results = hvu[1].parent / 'fake_results.json'
+    results.write_text(json.dumps({'results': {'val000_000000_000010': [{'label': 'red', 'score': 1.0}]}}))
+    assert eval_accuracy.main([str(hvu[1]), str(results), '--subset', 'validation']) == 2
+    assert 'list of labels' in capsys.readouterr().err

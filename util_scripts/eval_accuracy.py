@@ -98,6 +98,10 @@ def load_ground_truth(path: PathLike, subset: str = 'validation'
     for video_id, entry in data['database'].items():
         if not isinstance(entry, dict) or canonical_subset(str(entry.get('subset'))) != subset:
             continue
+        annotations = entry.get('annotations')
+        if isinstance(annotations, dict) and isinstance(annotations.get('label'), list):
+            raise EvalError(f'{path}: video {video_id!r} has a list of labels: for multi-label data '
+                            'main.py --multilabel --inference reports mAP and top-k recall')
         label = _entry_label(entry)
         if label is not None:
             ground_truth[str(video_id)] = label
