@@ -45,3 +45,25 @@ def test_main_demo_runs_every_step(tmp_path, monkeypatch, capsys):
     for name in ('save_latest.pth', 'train.log', 'val.log', 'val.json', 'val_classes.png', 'opts.json'):
         assert (results / name).is_file(), name
     assert (tmp_path / 'demo_data' / 'ucf101_01.json').is_file()
+
+
+def test_demo_data_of_an_older_renderer_is_made_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, 'VIDEOS_PER_CLASS', 8)
+    stale = tmp_path / 'videos' / 'MoveLeft' / 'v_MoveLeft_g01_c01.avi'
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b'old')
+    (tmp_path / 'jpg' / 'MoveLeft' / 'v_MoveLeft_g01_c01').mkdir(parents=True)
+    results = tmp_path / 'results'
+    results.mkdir()
+    (results / 'keep.txt').write_text('a user result')
+    assert demo.prepare_demo_data(tmp_path) == 0
+    assert stale.stat().st_size > 1000  # rendered again
+    assert (tmp_path / 'VERSION').read_text().strip() == make_demo_dataset.VERSION
+    assert (results / 'keep.txt').is_file()
+    assert len(list((tmp_path / 'jpg' / 'MoveLeft' / 'v_MoveLeft_g01_c01').glob('image_*.jpg'))) == 32
+
+
+def test_frames_are_lit_from_above():
+    frames = make_demo_dataset.render('Grow', 4, np.random.default_rng(1))
+    rows = np.stack(frames).astype(float).mean(axis=(0, 2, 3))
+    assert rows[:8].mean() - rows[-8:].mean() > 40

@@ -6,6 +6,7 @@ small 3D ResNet (``main.py``), infer on the validation videos and evaluate them
 (``eval_accuracy``). Any ``main.py`` flag given with ``--demo`` overrides the demo's own,
 e.g. ``python main.py --demo --n_epochs 1`` or ``--result_path elsewhere``.
 """
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,14 +28,16 @@ def _step(title: str) -> float:
     return time.perf_counter()
 
 
-def run_demo(user_args: List[str]) -> int:
-    """Run every step; ``user_args`` are main.py flags that override the demo's."""
-    import main as main_module
-    from opts import parse_opts
-    from util_scripts import eval_accuracy, generate_video_jpgs, make_demo_dataset, ucf101_json
+def prepare_demo_data(root: Path = DEMO_ROOT) -> int:
+    """Steps 1-3: render the videos, extract JPG frames, write ``ucf101_0{1,2,3}.json``; 0 on success."""
+    from util_scripts import generate_video_jpgs, make_demo_dataset, ucf101_json
 
-    start = time.perf_counter()
-    root = DEMO_ROOT
+    stamp = root / 'VERSION'
+    if stamp.is_file() and stamp.read_text().strip() != make_demo_dataset.VERSION or \
+            not stamp.is_file() and (root / 'videos').is_dir():
+        print(f'{root} was rendered by an older version of the demo: rendering it again')
+        for generated in ('videos', 'jpg', 'splits'):
+            shutil.rmtree(root / generated, ignore_errors=True)
     _step(f'1/5 rendering the demo dataset into {root / "videos"}')
     make_demo_dataset.make_demo_dataset(root, videos_per_class=VIDEOS_PER_CLASS)
     _step('2/5 converting the videos to JPG frames (util_scripts.generate_video_jpgs)')
@@ -43,7 +46,18 @@ def run_demo(user_args: List[str]) -> int:
         print('error: frame extraction failed', file=sys.stderr)
         return code
     _step('3/5 building the annotation files (util_scripts.ucf101_json)')
-    code = ucf101_json.main([str(root / 'splits'), str(root / 'jpg'), str(root)])
+    return ucf101_json.main([str(root / 'splits'), str(root / 'jpg'), str(root)])
+
+
+def run_demo(user_args: List[str]) -> int:
+    """Run every step; ``user_args`` are main.py flags that override the demo's."""
+    import main as main_module
+    from opts import parse_opts
+    from util_scripts import eval_accuracy, make_demo_dataset
+
+    start = time.perf_counter()
+    root = DEMO_ROOT
+    code = prepare_demo_data(root)
     if code != 0:
         return code
     results = root / 'results'

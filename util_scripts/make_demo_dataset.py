@@ -3,11 +3,13 @@
     python -m util_scripts.make_demo_dataset DST [--videos_per_class 24] [--frames 32] [--seed 0]
 
 Six classes that a single frame cannot tell apart — a shape moving left, right, up or down,
-growing or shrinking — over random textured backgrounds, with random shapes, colours, sizes,
-speeds and start positions. Writes ``DST/videos/<Class>/v_<Class>_gGG_cCC.avi`` (MPEG-4 Part
+growing or shrinking — over random textured backgrounds lit from above (as most real scenes
+are: self-supervised pretexts such as the cubic puzzles rely on it), with random shapes,
+colours, sizes, speeds and start positions. Writes ``DST/videos/<Class>/v_<Class>_gGG_cCC.avi`` (MPEG-4 Part
 2 in AVI, like UCF-101) and ``DST/splits/`` with ``classInd.txt``, ``trainlist0{1,2,3}.txt`` and
 ``testlist0{1,2,3}.txt`` (groups 1-2 are the test set of split 1, 3-4 of split 2, 5-6 of
-split 3). Existing videos are kept, so rerunning is cheap.
+split 3). Existing videos are kept, so rerunning is cheap; ``VERSION`` in ``DST`` names the renderer
+that made them (``demo.prepare_demo_data`` starts over when it changes).
 """
 import argparse
 import sys
@@ -19,6 +21,8 @@ import numpy as np
 CLASSES = ['MoveLeft', 'MoveRight', 'MoveUp', 'MoveDown', 'Grow', 'Shrink']
 WIDTH, HEIGHT = 80, 64
 GROUPS = 8
+VERSION = '2'  # bump when the rendering changes: demo folders of another version are re-made
+LIGHT = 45.0   # brightness added at the top of the frame and taken away at the bottom
 
 
 def background(rng: np.random.Generator) -> np.ndarray:
@@ -31,7 +35,8 @@ def background(rng: np.random.Generator) -> np.ndarray:
     c = coarse
     smooth = ((1 - fy) * (1 - fx) * c[y0][:, x0] + (1 - fy) * fx * c[y0][:, x0 + 1]
               + fy * (1 - fx) * c[y0 + 1][:, x0] + fy * fx * c[y0 + 1][:, x0 + 1])
-    return smooth + rng.normal(0, 6, smooth.shape)
+    lighting = np.linspace(LIGHT, -LIGHT, HEIGHT)[:, None, None]
+    return smooth + rng.normal(0, 6, smooth.shape) + lighting
 
 
 def shape_mask(kind: str, cx: float, cy: float, radius: float) -> np.ndarray:
@@ -48,11 +53,11 @@ def shape_mask(kind: str, cx: float, cy: float, radius: float) -> np.ndarray:
 def trajectory(label: str, n: int, rng: np.random.Generator) -> List[Tuple[float, float, float]]:
     """(cx, cy, radius) per frame for one video of class ``label``."""
     if label in ('Grow', 'Shrink'):
-        r_small, r_big = rng.uniform(4, 7), rng.uniform(14, 20)
+        r_small, r_big = rng.uniform(6, 10), rng.uniform(20, 28)
         r0, r1 = (r_small, r_big) if label == 'Grow' else (r_big, r_small)
         cx, cy = rng.uniform(25, WIDTH - 25), rng.uniform(22, HEIGHT - 22)
         return [(cx, cy, r0 + (r1 - r0) * t / (n - 1)) for t in range(n)]
-    radius = rng.uniform(7, 12)
+    radius = rng.uniform(10, 17)
     travel = rng.uniform(1.2, 1.8) * (n - 1)  # pixels over the whole video
     horizontal = label in ('MoveLeft', 'MoveRight')
     span = (WIDTH if horizontal else HEIGHT) - 2 * radius - travel
@@ -122,6 +127,7 @@ def make_demo_dataset(dst: Path, videos_per_class: int = 24, n_frames: int = 32,
             path.parent.mkdir(parents=True, exist_ok=True)
             write_avi(path, render(label, n_frames, np.random.default_rng(video_seed)))
     write_splits(dst / 'splits', names)
+    (dst / 'VERSION').write_text(VERSION + '\n')
     return dst / 'splits'
 
 
