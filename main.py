@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Subset
 
 import datasets
 from inference import infer, results_json, write_json
-from models import (CheckpointError, MODEL_OPTION_NAMES, generate_model, load_checkpoint,
+from models import (CheckpointError, MODEL_OPTION_NAMES, arch_name, generate_model, load_checkpoint,
                     load_pretrained, load_state_dict_checked, save_checkpoint)
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from opts import model_options, parse_opts
@@ -240,7 +240,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     trainable = [p for p in model.parameters() if p.requires_grad]
     if master:
         n_train = sum(p.numel() for p in trainable)
-        print(f"{options['model']}-{options['model_depth']}: {sum(p.numel() for p in model.parameters()):,} "
+        print(f"{arch_name(options['model'], options['model_depth'])}: {sum(p.numel() for p in model.parameters()):,} "
               f'parameters, {n_train:,} trained' + (f' (from {ft_begin_module})' if frozen else ''))
 
     if master:
@@ -295,7 +295,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                 scaler.load_state_dict(resume['scaler'])
         if resume.get('rng_state'):
             set_rng_state(resume['rng_state'])
-        best = float(resume.get('best_video_top1', -1.0))  # the best --multilabel run's mAP, there
+        best = float(resume.get('best_video_top1', -1.0))  # with --multilabel: the best mAP (same key)
 
     # --- data
     normalize = datasets.get_normalization(opt)
