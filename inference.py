@@ -135,8 +135,9 @@ def predict(argv: Optional[List[str]] = None) -> int:
         return 2
     names = ckpt.get('class_names')
     if not names and args.annotation_path:
-        from datasets.annotations import file_labels, read_json
-        names = file_labels(args.annotation_path, read_json(args.annotation_path))
+        from datasets.annotations import file_labels
+        from util_scripts.annotation_utils import read_annotation_json
+        names = file_labels(args.annotation_path, read_annotation_json(args.annotation_path))
     n_out = model.fc.out_features if hasattr(model, 'fc') else model.classifier.out_features
     if not names or len(names) != n_out:
         print(f'error: {args.resume_path}: no class names for its {n_out} outputs: pass --annotation_path',

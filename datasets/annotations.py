@@ -8,7 +8,6 @@ file's stem, or folder and stem when stems repeat), and seeded class/instance fr
 A multi-label entry (HVU-style) has a list as its ``label``: ``{"label": ["a", "b"]}``.
 Videos missing on disk are counted and named instead of silently dropped.
 """
-import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -16,13 +15,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from util_scripts import annotation_utils
+from util_scripts.annotation_utils import AnnotationError, read_annotation_json
 
 SUBSETS = {'train': 'training', 'val': 'validation', 'test': 'testing',
            'training': 'training', 'validation': 'validation', 'testing': 'testing'}
-
-
-class AnnotationError(ValueError):
-    """A malformed annotation file (a user mistake: one line naming the file)."""
 
 
 @dataclass
@@ -52,20 +48,6 @@ class VideoList:
                 shown = ', '.join(ids[:5]) + (', ...' if len(ids) > 5 else '')
                 line += f'; {len(ids)} {name} ({shown})'
         return line
-
-
-def read_json(path: Path) -> Dict[str, Any]:
-    """Parse an annotation file, or raise a one-line ``AnnotationError`` naming it."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise AnnotationError(f'{path}: annotation file not found') from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AnnotationError(f'{path}: not valid JSON ({e})') from None
-    if not isinstance(data, dict) or not isinstance(data.get('database'), dict):
-        raise AnnotationError(f"{path}: no 'database' object: not an annotation file")
-    return data
 
 
 def activitynet_labels(data: Dict[str, Any]) -> List[str]:
@@ -197,7 +179,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
     if len(roots) != len(paths):
         raise AnnotationError(f'{len(paths)} annotation files but {len(roots)} video paths: '
                               'give one video path per annotation file, or one for all')
-    data = [read_json(p) for p in paths]
+    data = [read_annotation_json(p) for p in paths]
     own_labels = [file_labels(p, d) for p, d in zip(paths, data)]
     merged = merge_labels(list(zip(file_prefixes(paths), own_labels)))
     labels = [name for names in merged for name in names]

@@ -9,28 +9,14 @@ one, else the video's packet count), so a loader needs no folder listing per ann
 DST_JSON (default: JSON_PATH itself) is written atomically. Ids found nowhere are reported.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from util_scripts.annotation_utils import (AnnotationError, count_jpg_frames, list_class_folder,
                                            preview, print_error, probe_video, progress,
-                                           require_dir, require_file, subset_counts,
+                                           read_annotation_json, require_dir, subset_counts,
                                            unreadable_errors, video_fps, write_json_atomic)
-
-
-def read_activitynet_json(path: Path) -> Dict[str, Any]:
-    """The annotation JSON; AnnotationError if it is not one with a ``database`` object."""
-    require_file(path, 'annotation JSON')
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AnnotationError(f'{path}: not a JSON file ({e})') from None
-    if not isinstance(data, dict) or not isinstance(data.get('database'), dict):
-        raise AnnotationError(f'{path}: no "database" object')
-    return data
 
 
 def add_fps(data: Dict[str, Any], video_dir: Path) -> Dict[str, List[str]]:
@@ -81,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
     args = parse_args(argv)
     try:
-        data = read_activitynet_json(args.json_path)
+        data = read_annotation_json(args.json_path)
         require_dir(args.video_dir, 'video folder')
         found = add_fps(data, args.video_dir)
         dst = write_json_atomic(args.dst_json or args.json_path, data)

@@ -18,6 +18,7 @@ or ``<root>/<label>/<video_id>.<ext>`` (video); testing entries use the label ``
 """
 import collections
 import csv
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -41,8 +42,11 @@ PREVIEW = 5  # ids shown in a report line
 Row = Tuple[str, str, Union[None, str, List[str]]]
 
 
-class AnnotationError(Exception):
-    """A user mistake (missing or malformed input); its message is one line naming the file."""
+class AnnotationError(ValueError):
+    """A user mistake (missing or malformed input); its message is one line naming the file.
+
+    The one class for the builders here and for ``datasets`` (which re-exports it).
+    """
 
 
 @dataclass
@@ -284,6 +288,22 @@ def read_lines(path: PathLike) -> List[str]:
         raise AnnotationError(f'{path}: not a UTF-8 text file') from None
     except OSError as e:
         raise AnnotationError(f'{path}: cannot read ({e.strerror})') from None
+
+
+def read_annotation_json(path: PathLike) -> Dict[str, Any]:
+    """An annotation file's JSON, or a one-line ``AnnotationError`` naming it (no ``database``: not one)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise AnnotationError(f'{path}: annotation file not found') from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AnnotationError(f'{path}: not valid JSON ({e})') from None
+    except OSError as e:
+        raise AnnotationError(f'{path}: cannot read ({e.strerror})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('database'), dict):
+        raise AnnotationError(f"{path}: no 'database' object: not an annotation file")
+    return data
 
 
 def read_csv_rows(path: PathLike) -> List[List[str]]:
