@@ -519,7 +519,7 @@ def val_columns(opt) -> List[str]:
 
 def multilabel_inference_metrics(scores: Dict[str, Any], records: List[Any]) -> Dict[str, float]:
     """mAP and top-k recall of the averaged inference scores against the records' label lists."""
-    truth = {r.video_id: r.labels or ((r.label,) if r.label >= 0 else ()) for r in records}
+    truth = {r.video_id: r.label_set for r in records}
     videos = {vid: (torch.stack([p for _, p in clips]).sum(0), len(clips), truth.get(vid, ()))
               for vid, clips in scores.items()}
     return multilabel_metrics(videos)

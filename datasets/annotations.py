@@ -31,6 +31,11 @@ class VideoRecord:
     segment: Tuple[int, int]    # [first, last + 1] as written to inference results
     labels: Tuple[int, ...] = ()  # every label of a multi-label entry (``label`` is the first)
 
+    @property
+    def label_set(self) -> Tuple[int, ...]:
+        """Every label of the video, whether the entry is multi-label or not (``()``: unlabelled)."""
+        return self.labels or ((self.label,) if self.label >= 0 else ())
+
 
 @dataclass
 class VideoList:
@@ -194,13 +199,12 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
         for video_id, entry in d['database'].items():
             if not isinstance(entry, dict) or entry.get('subset') != subset:
                 continue
-            names = _entry_labels(entry)
+            names, multi = _entry_labels(entry)
             unknown = [n for n in names if n not in own]
             if unknown:
                 raise AnnotationError(f'{path}: video {video_id} has label {unknown[0]!r}, '
                                       "which is not in the file's 'labels'")
             label_name = names[0] if names else None
-            multi = _has_label_list(entry)
             explicit = _explicit_path(entry)
             if explicit:
                 vpath = Path(explicit) if Path(explicit).is_absolute() else root / explicit
@@ -240,23 +244,17 @@ def _explicit_path(entry: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def _entry_labels(entry: Dict[str, Any]) -> List[str]:
-    """An entry's label names: ``[]`` unlabelled, one, or a multi-label entry's list."""
+def _entry_labels(entry: Dict[str, Any]) -> Tuple[List[str], bool]:
+    """An entry's label names (``[]``: unlabelled) and whether it is multi-label (a list, HVU-style)."""
     ann = entry.get('annotations')
     if isinstance(ann, dict):
         label = ann.get('label')
         if isinstance(label, list):
-            return [str(x) for x in label]
-        return [] if label is None else [label]
+            return [str(x) for x in label], True
+        return ([] if label is None else [label]), False
     if isinstance(ann, list) and ann:  # ActivityNet: the first segment's label names the video
-        return [ann[0].get('label')]
-    return []
-
-
-def _has_label_list(entry: Dict[str, Any]) -> bool:
-    """A multi-label entry: ``annotations.label`` is a list (HVU-style)."""
-    ann = entry.get('annotations')
-    return isinstance(ann, dict) and isinstance(ann.get('label'), list)
+        return [ann[0].get('label')], False
+    return [], False
 
 
 def _remapped(r: VideoRecord, remap: Dict[int, int]) -> VideoRecord:

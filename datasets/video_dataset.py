@@ -64,7 +64,7 @@ class VideoDataset(Dataset):
         record = self.records[index]
         if not self.multilabel:
             return record.label
-        labels = record.labels or ((record.label,) if record.label >= 0 else ())
+        labels = record.label_set
         if not labels:
             return torch.full((len(self.class_names),), -1.0)
         y = torch.zeros(len(self.class_names))
