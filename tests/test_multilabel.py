@@ -76,6 +76,16 @@ def test_hvu_json_categories_filter_tags(hvu, tmp_path):
     assert hvu_json.main([str(csvs), str(hvu[0]), 'jpg', str(out), '--categories', 'weather']) == 2
 
 
+def test_hvu_json_drops_rare_tags(hvu, tmp_path):
+    out = tmp_path / 'common.json'
+    # training videos per tag: red 18, green 15, blue 15
+    assert hvu_json.main([str(hvu[1].parent / 'csv'), str(hvu[0]), 'jpg', str(out), '--min_videos', '16']) == 0
+    data = json.loads(out.read_text())
+    assert data['labels'] == ['red']
+    assert all(e['annotations']['label'] == ['red'] for e in data['database'].values())
+    assert len(data['database']) == 24  # 18 training + 6 validation videos have red
+
+
 def test_annotations_keep_every_label_and_fractions_remap_them(hvu):
     videos = load_video_list([hvu[1]], [hvu[0]], 'training')
     record = next(r for r in videos.records if r.video_id == 'train006_000000_000010')

@@ -48,3 +48,27 @@ def test_checkpoints_without_class_names_need_an_annotation_file(tmp_path, capsy
     video = write_video(tmp_path / 'v.mp4', moving_frames(8, 32, 32))
     assert inference.predict([str(video), '--resume_path', str(path), '--no_cuda']) == 2
     assert 'pass --annotation_path' in capsys.readouterr().err
+
+
+def _scores(line: str) -> dict:
+    return {part.rsplit(' ', 1)[0]: float(part.rsplit(' ', 1)[1]) for part in line.split(': ', 1)[1].split(', ')}
+
+
+def test_predict_gives_per_label_sigmoids_for_multilabel_checkpoints(tmp_path, capsys):
+    model = generate_model(**CFG).eval()
+    kwargs = dict(class_names=['cook', 'dance', 'swim'], mean=[0.5] * 3, std=[0.5] * 3, sample_size=32,
+                  sample_duration=8)
+    single = save_checkpoint(tmp_path / 'single.pth', model, CFG, **kwargs)
+    multi = save_checkpoint(tmp_path / 'multi.pth', model, CFG, extra={'multilabel': True}, **kwargs)
+    video = write_video(tmp_path / 'v.mp4', moving_frames(8, 32, 32))  # one clip
+    for path in (single, multi):
+        assert inference.predict([str(video), '--resume_path', str(path), '--output_topk', '0', '--no_cuda']) == 0
+    softmax, sigmoid = (_scores(line) for line in capsys.readouterr().out.strip().splitlines())
+    assert sum(softmax.values()) == pytest.approx(1.0, abs=2e-3)
+    assert abs(sum(sigmoid.values()) - 1.0) > 0.1  # independent per-label scores
+    # the same logits behind both: softmax of the sigmoids' logits gives the softmax scores back
+    logits = {k: float(np.log(s / (1 - s))) for k, s in sigmoid.items()}
+    top = max(logits.values())
+    norm = sum(np.exp(v - top) for v in logits.values())
+    for k in softmax:
+        assert np.exp(logits[k] - top) / norm == pytest.approx(softmax[k], abs=0.01)
