@@ -32,24 +32,22 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from io import BytesIO
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import cv2
 import h5py
 import numpy as np
-from PIL import Image
 
-from util_scripts.video_conversion import (JPEG_QUALITY, FrameReader, available_cpus, base_parser,
-                                           parse_fps, positive_int, run_conversion)
+from util_scripts.generate_video_hdf5 import JpegSeries
+from util_scripts.video_conversion import (FrameReader, add_fps_argument, available_cpus, base_parser,
+                                           encode_jpeg, positive_int, run_conversion)
 
 METHODS = ('tvl1', 'dis', 'farneback')
 DIS_PRESETS = {'ultrafast': cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                'fast': cv2.DISOPTICAL_FLOW_PRESET_FAST,
                'medium': cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 DATASETS = ('video_u', 'video_v')
-CHUNK = 64  # flow frames appended to the datasets at a time
 
 # (previous grey frame, next grey frame) -> H x W x 2 float32 flow in pixels (u, v)
 Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -126,17 +124,9 @@ def decode_flow(values: np.ndarray, bound: float) -> np.ndarray:
     return values.astype(np.float32) * (2 * bound / 255.0) - bound
 
 
-def encode_grey_jpeg(image: np.ndarray) -> np.ndarray:
-    """JPEG bytes (as uint8 array) of a greyscale image at the fixed JPEG_QUALITY."""
-    buffer = BytesIO()
-    Image.fromarray(image).save(buffer, format='JPEG', quality=JPEG_QUALITY)
-    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
-
-
-def encode_flow(flow: np.ndarray, bound: float) -> Tuple[np.ndarray, np.ndarray]:
-    """The (u, v) JPEG bytes of one H x W x 2 flow."""
-    u, v = (encode_grey_jpeg(quantize(flow[..., k], bound)) for k in (0, 1))
-    return u, v
+def encode_flow(flow: np.ndarray, bound: float) -> Tuple[bytes, bytes]:
+    """The (u, v) greyscale JPEG bytes of one H x W x 2 flow."""
+    return encode_jpeg(quantize(flow[..., 0], bound)), encode_jpeg(quantize(flow[..., 1], bound))
 
 
 # ----------------------------------------------------------------------------- one video
@@ -150,35 +140,19 @@ def write_flow_hdf5(src: Path, tmp_file: Path, size: int, fps: Fraction, params:
     n = 0
     # locking=False: each process writes only its own temp file (as generate_video_hdf5)
     with h5py.File(tmp_file, 'w', locking=False) as f:
-        datasets = [_create(f, name) for name in DATASETS]
+        series = [JpegSeries(f, name) for name in DATASETS]
         f.attrs['method'] = params.method
         f.attrs['bound'] = float(params.bound)
         f.attrs['params'] = json.dumps(params.used())
-        batch: List[Tuple[np.ndarray, np.ndarray]] = []
         for flow in flow_frames(reader, estimate):
-            batch.append(encode_flow(flow, params.bound))
+            for target, jpeg in zip(series, encode_flow(flow, params.bound)):
+                target.append(jpeg)
             n += 1
-            if len(batch) == CHUNK:
-                _append(datasets, batch)
-                batch = []
-        _append(datasets, batch)
+        for target in series:
+            target.flush()
     if n == 1 and not reader.warning:
         return 'one frame only: stored zero flow'
     return reader.warning
-
-
-def _create(f: 'h5py.File', name: str) -> 'h5py.Dataset':
-    return f.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(CHUNK,),
-                            dtype=h5py.vlen_dtype(np.dtype('uint8')))
-
-
-def _append(datasets: Sequence['h5py.Dataset'], batch: List[Tuple[np.ndarray, np.ndarray]]
-            ) -> None:
-    for k, dataset in enumerate(datasets):
-        start = dataset.shape[0]
-        dataset.resize((start + len(batch),))
-        for i, pair in enumerate(batch):  # one at a time: equal lengths would be read as 2-D
-            dataset[start + i] = pair[k]
 
 
 # ----------------------------------------------------------------------------- command line
@@ -195,9 +169,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
     parser = base_parser(__doc__.splitlines()[0])
     d = FlowParams()
-    parser.add_argument('--fps', type=parse_fps, default=Fraction(-1),
-                        help='Output frame rate, picked by presentation time (-1: every frame); '
-                             'use the value of the RGB conversion')
+    add_fps_argument(parser, '; use the value of the RGB conversion')
     parser.add_argument('--method', choices=METHODS, default=d.method,
                         help='tvl1: Dual TV-L1 (default, slow, the two-stream/I3D flow); '
                              'dis, farneback: much faster, coarser')

@@ -17,10 +17,34 @@ from typing import List, Optional
 import h5py
 import numpy as np
 
-from util_scripts.video_conversion import (FrameReader, base_parser, encode_jpeg, parse_fps,
+from util_scripts.video_conversion import (FrameReader, add_fps_argument, base_parser, encode_jpeg,
                                            run_conversion)
 
-CHUNK = 64  # frames appended to the dataset at a time
+CHUNK = 64  # frames appended to a dataset at a time
+
+
+class JpegSeries:
+    """An HDF5 dataset of JPEG bytes (vlen uint8, one element per frame), appended in chunks."""
+
+    def __init__(self, f: 'h5py.File', name: str):
+        self.dataset = f.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(CHUNK,),
+                                        dtype=h5py.vlen_dtype(np.dtype('uint8')))
+        self.pending: List[np.ndarray] = []
+
+    def append(self, jpeg: bytes) -> None:
+        """Queue one frame's JPEG; written with the next full chunk or ``flush``."""
+        self.pending.append(np.frombuffer(jpeg, dtype=np.uint8))
+        if len(self.pending) == CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued frames."""
+        start = self.dataset.shape[0]
+        self.dataset.resize((start + len(self.pending),))
+        # one element at a time: a slice assignment of equal-length arrays is taken as 2-D by h5py
+        for i, item in enumerate(self.pending):
+            self.dataset[start + i] = item
+        self.pending = []
 
 
 def write_hdf5(src: Path, tmp_file: Path, size: int, fps: Fraction) -> str:
@@ -29,31 +53,17 @@ def write_hdf5(src: Path, tmp_file: Path, size: int, fps: Fraction) -> str:
     # locking=False: each process writes only its own temp file, and some file systems
     # (NFS) refuse HDF5's locks
     with h5py.File(tmp_file, 'w', locking=False) as f:
-        video = f.create_dataset('video', shape=(0,), maxshape=(None,), chunks=(CHUNK,),
-                                 dtype=h5py.vlen_dtype(np.dtype('uint8')))
-        batch = []
+        video = JpegSeries(f, 'video')
         for frame in reader:
-            batch.append(np.frombuffer(encode_jpeg(frame), dtype=np.uint8))
-            if len(batch) == CHUNK:
-                _append(video, batch)
-                batch = []
-        _append(video, batch)
+            video.append(encode_jpeg(frame))
+        video.flush()
     return reader.warning
-
-
-def _append(dataset: 'h5py.Dataset', items: List[np.ndarray]) -> None:
-    start = dataset.shape[0]
-    dataset.resize((start + len(items),))
-    # one element at a time: a slice assignment of equal-length arrays is taken as 2-D by h5py
-    for i, item in enumerate(items):
-        dataset[start + i] = item
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument('--fps', type=parse_fps, default=Fraction(-1),
-                        help='Output frame rate, picked by presentation time (-1: every frame)')
+    add_fps_argument(parser)
     args = parser.parse_args(argv)
     writer = functools.partial(write_hdf5, size=args.size, fps=args.fps)
     return run_conversion(args.src, args.dst, args.dataset, '.hdf5', writer, args.n_jobs)

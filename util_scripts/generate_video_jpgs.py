@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import List, Optional
 
-from util_scripts.video_conversion import (FrameReader, base_parser, encode_jpeg, parse_fps,
+from util_scripts.video_conversion import (FrameReader, add_fps_argument, base_parser, encode_jpeg,
                                            run_conversion)
 
 
@@ -31,8 +31,7 @@ def write_jpgs(src: Path, tmp_dir: Path, size: int, fps: Fraction) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument('--fps', type=parse_fps, default=Fraction(-1),
-                        help='Output frame rate, picked by presentation time (-1: every frame)')
+    add_fps_argument(parser)
     args = parser.parse_args(argv)
     writer = functools.partial(write_jpgs, size=args.size, fps=args.fps)
     return run_conversion(args.src, args.dst, args.dataset, '', writer, args.n_jobs)

@@ -440,6 +440,12 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_fps_argument(parser: argparse.ArgumentParser, note: str = '') -> None:
+    """The converters' ``--fps`` option (-1: every frame)."""
+    parser.add_argument('--fps', type=parse_fps, default=Fraction(-1),
+                        help='Output frame rate, picked by presentation time (-1: every frame)' + note)
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """The arguments every conversion script takes: SRC DST DATASET --n_jobs --size."""
     parser = argparse.ArgumentParser(description=description)
