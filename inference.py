@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training import autocast, to_device
-from util_scripts.atomic import atomic_write_json
+from datasets.formats.atomic import atomic_write_json
 
 ClipScores = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, softmax)]
 

@@ -1,118 +1,31 @@
-"""Video datasets built from the options: the path of a clip from disk to a batch.
+"""Video datasets: the path of a clip from disk to a batch.
 
-``get_training_data(opt)``, ``get_validation_data(opt)`` and ``get_inference_data(opt)``
-return datasets with the transforms the options imply; batch them with ``collate``. Clips
-leave the workers as uint8; ``get_normalization(opt)`` gives the callable that turns a batch
-into the model's float input (run it on the device, where it is cheapest).
+Submodules load on first use (PEP 562), so ``datasets.formats`` (annotation and result
+JSON, metrics, atomic writes) can be imported without torch:
+
+- ``formats``: torch-free file formats; ``annotations``: annotation JSON -> video records;
+- ``loaders``: frames from JPG folders, HDF5 files and video files;
+- ``video_dataset``/``cubic_puzzle``: samples and batches; ``samplers``: resumable order;
+- ``build``: datasets and transforms from the options.
 """
-from argparse import Namespace
-from pathlib import Path
-from typing import Callable, List
+import importlib
+from typing import Any
 
-import spatial_transforms as st
-import temporal_transforms as tt
-
-from .annotations import AnnotationError, VideoList, VideoRecord, load_video_list
-from .cubic_puzzle import CubicPuzzleDataset, collate_puzzles
-from .loaders import Hdf5Loader, JpgLoader, VideoLoader, VideoReadError, decode_image
-from .samplers import EpochSampler, sample_seed
-from .video_dataset import MultiClipDataset, VideoDataset, collate
-
-__all__ = [
-    'AnnotationError', 'CubicPuzzleDataset', 'EpochSampler', 'Hdf5Loader', 'JpgLoader', 'MultiClipDataset', 'VideoDataset', 'VideoList',
-    'VideoLoader', 'VideoReadError', 'VideoRecord', 'collate', 'collate_puzzles', 'decode_image',
-    'get_inference_data', 'get_loader', 'get_normalization', 'get_pretext_data', 'get_training_data', 'get_validation_data', 'load_video_list', 'sample_seed',
-]
+_EXPORTS = {
+    'AnnotationError': 'annotations', 'VideoList': 'annotations', 'VideoRecord': 'annotations',
+    'load_video_list': 'annotations',
+    'CubicPuzzleDataset': 'cubic_puzzle', 'collate_puzzles': 'cubic_puzzle',
+    'Hdf5Loader': 'loaders', 'JpgLoader': 'loaders', 'VideoLoader': 'loaders', 'VideoReadError': 'loaders',
+    'decode_image': 'loaders',
+    'EpochSampler': 'samplers', 'sample_seed': 'samplers',
+    'MultiClipDataset': 'video_dataset', 'VideoDataset': 'video_dataset', 'collate': 'video_dataset',
+    'get_inference_data': 'build', 'get_loader': 'build', 'get_normalization': 'build',
+    'get_pretext_data': 'build', 'get_training_data': 'build', 'get_validation_data': 'build',
+}
+__all__ = sorted(_EXPORTS)
 
 
-def get_loader(file_type: str, input_type: str = 'rgb') -> Callable:
-    """The frame loader for ``--file_type`` and ``--input_type``."""
-    if input_type == 'flow':
-        if file_type != 'hdf5':
-            raise ValueError('--input_type flow needs --file_type hdf5')
-        return Hdf5Loader(('video_u', 'video_v'))
-    loaders = {'jpg': JpgLoader, 'hdf5': Hdf5Loader, 'video': lambda: VideoLoader(yuv=True)}
-    if file_type not in loaders:
-        raise ValueError(f"unknown file_type {file_type!r}: choose one of {', '.join(loaders)}")
-    return loaders[file_type]()
-
-
-def _to_rgb(opt: Namespace) -> List[Callable]:
-    """Video frames stay YUV through crop and resize (see ``VideoLoader``): convert them last."""
-    return [st.YUVToRGB()] if opt.file_type == 'video' and opt.input_type == 'rgb' else []
-
-
-def get_normalization(opt: Namespace) -> st.ClipNormalize:
-    """uint8 batch -> normalised float input, with the options' mean, std and value_scale."""
-    return st.ClipNormalize(opt.mean, opt.std, opt.value_scale)
-
-
-def _video_list(opt: Namespace, subset: str, whole_videos: bool = False) -> VideoList:
-    if not opt.annotation_path or not opt.video_path:
-        raise AnnotationError('--annotation_path and --video_path are required')
-    return load_video_list(_as_list(opt.annotation_path), _as_list(opt.video_path), subset,
-                           opt.file_type, opt.dataset, whole_videos,
-                           getattr(opt, 'class_fraction', 1.0), getattr(opt, 'instance_fraction', 1.0),
-                           getattr(opt, 'manual_seed', 1))
-
-
-def _as_list(value) -> List[Path]:
-    return [Path(v) for v in value] if isinstance(value, (list, tuple)) else [Path(value)]
-
-
-def _subsampling(opt: Namespace) -> List[Callable]:
-    return [tt.TemporalSubsampling(opt.sample_t_stride)] if opt.sample_t_stride > 1 else []
-
-
-def get_training_data(opt: Namespace) -> VideoDataset:
-    """One randomly placed, augmented clip per training video."""
-    crop = tt.TemporalRandomCrop if opt.train_t_crop == 'random' else tt.TemporalCenterCrop
-    temporal = tt.TemporalCompose(_subsampling(opt) + [crop(opt.sample_duration)])
-    if opt.train_crop == 'random':
-        r = opt.train_crop_min_ratio
-        spatial = [st.RandomResizedCrop(opt.sample_size, (opt.train_crop_min_scale, 1.0), (r, 1.0 / r))]
-    elif opt.train_crop == 'corner':
-        spatial = [st.MultiScaleCornerCrop(opt.sample_size)]
-    else:
-        spatial = [st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)]
-    if not opt.no_hflip:
-        spatial.append(st.RandomHorizontalFlip(flow=opt.input_type == 'flow'))
-    spatial += _to_rgb(opt)
-    if opt.colorjitter and opt.input_type == 'rgb':
-        spatial.append(st.ColorJitter())
-    return VideoDataset(_video_list(opt, 'training'), get_loader(opt.file_type, opt.input_type),
-                        temporal, st.Compose(spatial), multilabel=getattr(opt, 'multilabel', False))
-
-
-def get_validation_data(opt: Namespace) -> MultiClipDataset:
-    """``n_val_samples`` evenly spaced centre-cropped clips per validation video."""
-    temporal = tt.TemporalCompose(_subsampling(opt) + [tt.TemporalEvenCrop(opt.sample_duration, opt.n_val_samples)])
-    spatial = st.Compose([st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)] + _to_rgb(opt))
-    return MultiClipDataset(_video_list(opt, 'validation'), get_loader(opt.file_type, opt.input_type),
-                            temporal, spatial, multilabel=getattr(opt, 'multilabel', False))
-
-
-def get_inference_data(opt: Namespace) -> MultiClipDataset:
-    """Sliding-window clips over whole videos of ``--inference_subset``.
-
-    ``--inference_stride`` is in frames of the video; with ``--sample_t_stride`` s the
-    window advances by stride / s subsampled frames.
-    """
-    stride = max(1, opt.inference_stride // opt.sample_t_stride)
-    temporal = tt.TemporalCompose(_subsampling(opt) + [tt.SlidingWindow(opt.sample_duration, stride)])
-    spatial = [st.Resize(opt.sample_size)]
-    if opt.inference_crop == 'center':
-        spatial.append(st.CenterCrop(opt.sample_size))
-    spatial += _to_rgb(opt)
-    subset = {'train': 'training', 'val': 'validation', 'test': 'testing'}[opt.inference_subset]
-    return MultiClipDataset(_video_list(opt, subset, whole_videos=True),
-                            get_loader(opt.file_type, opt.input_type), temporal, st.Compose(spatial),
-                            multilabel=getattr(opt, 'multilabel', False))
-
-
-def get_pretext_data(opt: Namespace, subset: str) -> CubicPuzzleDataset:
-    """Space-Time Cubic Puzzles from the videos of ``subset`` (labels unused); validation puzzles are fixed."""
-    to_rgb = _to_rgb(opt)
-    return CubicPuzzleDataset(_video_list(opt, subset), get_loader(opt.file_type, opt.input_type),
-                              opt.sample_duration, opt.sample_size, jitter=opt.puzzle_jitter,
-                              fixed=subset == 'validation', color_transform=st.Compose(to_rgb) if to_rgb else None)
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

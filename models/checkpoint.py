@@ -24,7 +24,7 @@ from .factory import (MODEL_DEFAULTS, MODEL_OPTION_NAMES, arch_name, generate_mo
                       replace_head)
 from .resnet import RESNET_LAYERS
 from .resnet2p1d import mid_planes
-from util_scripts.atomic import atomic_write  # noqa: F401  (re-exported: checkpoint writers use it)
+from datasets.formats.atomic import atomic_write  # noqa: F401  (re-exported: checkpoint writers use it)
 
 FRAMEWORK_VERSION = '0.1.0'
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from util_scripts.atomic import atomic_write_json
+from datasets.formats.atomic import atomic_write_json
 
 PathLike = Union[str, os.PathLike]
 

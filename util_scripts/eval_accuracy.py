@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from util_scripts.atomic import atomic_write_bytes
+from datasets.formats.atomic import atomic_write_bytes
 
 PathLike = Union[str, os.PathLike]
 Ranking = List[Tuple[str, float]]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from util_scripts.atomic import atomic_write_json
+from datasets.formats.atomic import atomic_write_json
 from util_scripts.eval_accuracy import EvalError, evaluate_files, load_results
 
 Ranking = List[Tuple[str, float]]
