@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from datasets.formats.video_files import (UNREADABLE, UnreadableVideo, frame_packets, frame_rate,
+                                          open_video, video_stream)
+
 try:
     from torchvision.io import ImageReadMode, decode_jpeg
 except ImportError:  # torchvision dropped its image decoders: PIL does the work
@@ -223,33 +226,20 @@ class VideoIndex:
         return self.keyframes[k] if k >= 0 else 0
 
 
-def _open_container(path: Path) -> 'object':
-    import av
-    return av.open(str(path), metadata_errors='ignore')
-
-
 def build_video_index(path: Path) -> VideoIndex:
     """Index a video file's frames by demuxing its packets."""
-    import av
     try:
-        with _open_container(path) as container:
-            if not container.streams.video:
-                raise VideoReadError(f'{path}: no video stream')
-            stream = container.streams.video[0]
-            entries = []
-            for packet in container.demux(stream):
-                if packet.pts is None or packet.size == 0:
-                    continue
-                entries.append((packet.pts, bool(packet.is_keyframe)))
-            rate = stream.average_rate or stream.guessed_rate or 0
+        with open_video(path) as container:
+            stream = video_stream(container)
+            entries = sorted((p.pts, bool(p.is_keyframe)) for p in frame_packets(container, stream))
+            rate = frame_rate(stream) or 0
             time_base = stream.time_base
-    except VideoReadError:
-        raise
-    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
+    except UnreadableVideo as e:
+        raise VideoReadError(f'{path}: {e}') from e
+    except UNREADABLE as e:
         raise VideoReadError(f'{path}: unreadable video ({str(e).splitlines()[0]})') from e
     if not entries:
         raise VideoReadError(f'{path}: no video frames')
-    entries.sort()
     pts = [p for p, _ in entries]
     keyframes = [i for i, (_, key) in enumerate(entries) if key] or [0]
     return VideoIndex(pts, keyframes, time_base, float(rate))
@@ -300,9 +290,12 @@ class VideoLoader:
     def _container(self, path: Path) -> 'object':
         container = self.open_files.pop(path, None)
         if container is None:
-            container = _open_container(path)
-            if container.streams.video:  # one core per worker: the DataLoader parallelises
-                container.streams.video[0].thread_type = 'NONE'
+            container = open_video(path)
+            try:  # one core per worker: the DataLoader parallelises
+                video_stream(container).thread_type = 'NONE'
+            except UnreadableVideo:
+                container.close()
+                raise
             if len(self.open_files) >= self.max_open:
                 self.open_files.pop(next(iter(self.open_files))).close()
         self.open_files[path] = container  # most recently used last
@@ -328,7 +321,6 @@ class VideoLoader:
         return idx
 
     def _decode(self, path: Path, idx: VideoIndex, wanted: Sequence[int]) -> Dict[int, Optional[torch.Tensor]]:
-        import av
         frames: Dict[int, Optional[torch.Tensor]] = {i: None for i in wanted}
         valid = sorted(i for i in wanted if 0 <= i < len(idx))
         if not valid:
@@ -337,7 +329,7 @@ class VideoLoader:
         need = set(valid)
         try:
             container = self._container(path)
-            stream = container.streams.video[0]
+            stream = video_stream(container)
             start = idx.keyframe_before(first)
             container.seek(idx.pts[start], stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
@@ -348,7 +340,7 @@ class VideoLoader:
                     frames[pos] = frame_to_tensor(frame, self.yuv)
                 if pos >= last:
                     break
-        except (av.FFmpegError, OSError, ValueError):
+        except UNREADABLE:
             self._forget(path)  # frames decoded before the error are kept; the rest count as bad
         return frames
 

@@ -26,16 +26,14 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from datasets.formats.atomic import atomic_write_json
+from datasets.formats.video_files import (UNREADABLE, VIDEO_EXTENSIONS, probe_video,  # noqa: F401
+                                          video_fps)
 
 PathLike = Union[str, os.PathLike]
 
 FILE_TYPES = ('jpg', 'hdf5', 'video')
 SUBSETS = ('training', 'validation', 'testing')
 TEST_LABEL = 'test'  # the class folder that holds testing videos, as in the original
-VIDEO_EXTENSIONS = frozenset({
-    '.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg', '.mpeg', '.flv', '.wmv', '.3gp',
-    '.ogv', '.ts', '.mts', '.m2ts', '.vob', '.asf', '.divx', '.f4v',
-})
 PREVIEW = 5  # ids shown in a report line
 
 # (video_id, subset, label or None for testing; a list of labels for multi-label data)
@@ -85,33 +83,6 @@ def count_hdf5_frames(path: PathLike) -> int:
         return len(f['video'] if 'video' in f else f['video_u'])
 
 
-def _rate_of(stream: Any) -> Optional[float]:
-    rate = stream.average_rate or stream.guessed_rate
-    return float(rate) if rate else None
-
-
-def _first_video_stream(container: Any, path: PathLike) -> Any:
-    if not container.streams.video:
-        raise ValueError(f'{path}: no video stream')
-    return container.streams.video[0]
-
-
-def video_fps(path: PathLike) -> Optional[float]:
-    """Average frame rate of the first video stream from the header (None if unknown)."""
-    import av
-    with av.open(str(path)) as container:
-        return _rate_of(_first_video_stream(container, path))
-
-
-def probe_video(path: PathLike) -> Tuple[int, Optional[float]]:
-    """(packets of the first video stream, its average frame rate) by demuxing, no decoding."""
-    import av
-    with av.open(str(path)) as container:
-        stream = _first_video_stream(container, path)
-        n = sum(1 for packet in container.demux(stream) if packet.size > 0)
-        return n, _rate_of(stream)
-
-
 def count_frames(path: Path, file_type: str) -> int:
     """Frames of one video: jpg files in a folder, hdf5 length, or video packets."""
     if file_type == 'jpg':
@@ -129,14 +100,8 @@ def segment_for(n_frames: int, file_type: str) -> List[int]:
 
 
 def unreadable_errors() -> Tuple[type, ...]:
-    """Exceptions that mean 'this video file is broken' rather than a bug."""
-    errors: List[type] = [OSError, KeyError, ValueError, IndexError]
-    try:
-        import av
-        errors.append(av.FFmpegError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    """Exceptions that mean 'this video (folder, hdf5 or video file) is broken' rather than a bug."""
+    return (KeyError, IndexError) + UNREADABLE  # KeyError: an hdf5 file without its dataset
 
 
 # ----------------------------------------------------------------------------- finding videos

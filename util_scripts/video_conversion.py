@@ -38,6 +38,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from datasets.formats.video_files import UnreadableVideo, frame_rate, open_video, video_stream
+
 DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet')
 FLAT_DATASETS = ('activitynet',)
 JPEG_QUALITY = 90
@@ -153,30 +155,8 @@ def pick_by_time(timed: Iterable[Tuple[Fraction, Fraction, T]], fps: Fraction) -
 
 
 def stream_rate(stream: 'av.video.stream.VideoStream') -> Fraction:
-    """The stream's average frame rate, falling back to the guessed rate, then 25."""
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate and rate > 0:
-            return Fraction(rate).limit_denominator(1001)
-    return DEFAULT_RATE
-
-
-def open_video(path: Path) -> 'av.container.InputContainer':
-    """Open a file with PyAV, tolerating metadata that is not valid UTF-8."""
-    return av.open(str(path), metadata_errors='ignore')
-
-
-def _is_still_image_or_text(format_name: str) -> bool:
-    # FFmpeg reads text files as ANSI art ('tty') and images as one-frame videos
-    names = format_name.split(',')
-    return any(n in ('tty', 'image2') or n.endswith('_pipe') for n in names)
-
-
-def _video_stream(container: 'av.container.InputContainer') -> 'av.video.stream.VideoStream':
-    # cover art of audio files is a one-picture "video" stream
-    for stream in container.streams.video:
-        if not stream.disposition & av.stream.Disposition.attached_pic:
-            return stream
-    raise ConversionError('no video stream')
+    """The stream's frame rate (see ``video_files.frame_rate``), else 25, as a simple ratio."""
+    return (frame_rate(stream) or DEFAULT_RATE).limit_denominator(1001)
 
 
 class FrameReader:
@@ -197,12 +177,8 @@ class FrameReader:
         self._shape: Optional[Tuple[int, int]] = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        if self.path.stat().st_size == 0:
-            raise ConversionError('empty file')
         with open_video(self.path) as container:
-            if _is_still_image_or_text(container.format.name):
-                raise ConversionError(f'not a video (read as {container.format.name})')
-            stream = _video_stream(container)
+            stream = video_stream(container)
             self.rate = stream_rate(stream)
             frames: Iterable[av.VideoFrame] = self._decode(container, stream)
             if self.fps is not None and self.fps > 0:
@@ -264,7 +240,7 @@ def encode_jpeg(frame: np.ndarray) -> bytes:
 
 def error_line(e: BaseException) -> str:
     """A one-line description of an exception."""
-    if isinstance(e, ConversionError):
+    if isinstance(e, (ConversionError, UnreadableVideo)):
         text = str(e)
     elif isinstance(e, av.FFmpegError) and e.strerror:
         text = e.strerror
