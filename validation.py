@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from datasets.formats.metrics import accuracy_summary
 from training import autocast, count_hits, to_device
 
 # id -> (sum of clip scores, n clips, label: a class index, or a tuple of them for multi-label)
@@ -57,18 +58,21 @@ def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, cr
 
 
 def video_metrics(videos: VideoScores) -> Dict[str, float]:
-    """Video top-1/top-5 accuracy and mean class accuracy from per-video softmax sums."""
-    labelled = [(total, label) for total, _, label in videos.values() if label >= 0]
-    if not labelled:
+    """Video top-1/top-5 accuracy and mean class accuracy from per-video softmax sums.
+
+    The meaning is ``datasets.formats.metrics``' (as ``eval_accuracy``'s): each video's five
+    best classes become its ranking.
+    """
+    truth = {vid: label for vid, (_, _, label) in videos.items() if label >= 0}
+    if not truth:
         return {'video_top1': 0.0, 'video_top5': 0.0, 'mean_class_acc': 0.0, 'videos': 0}
-    scores = torch.stack([t for t, _ in labelled])
-    labels = torch.tensor([label for _, label in labelled])
-    top = scores.topk(min(5, scores.shape[1]), dim=1).indices
-    hit1 = top[:, 0] == labels
-    hit5 = (top == labels[:, None]).any(1)
-    per_class = [hit1[labels == c].float().mean().item() for c in labels.unique()]
-    return {'video_top1': hit1.float().mean().item(), 'video_top5': hit5.float().mean().item(),
-            'mean_class_acc': sum(per_class) / len(per_class), 'videos': len(labelled)}
+    scores = torch.stack([videos[vid][0] for vid in truth])
+    top = scores.topk(min(5, scores.shape[1]), dim=1)
+    rankings = {vid: list(zip(indices, values))
+                for vid, indices, values in zip(truth, top.indices.tolist(), top.values.tolist())}
+    summary = accuracy_summary(truth, rankings)
+    return {'video_top1': summary['top1'], 'video_top5': summary['top5'],
+            'mean_class_acc': summary['mean_class'], 'videos': len(truth)}
 
 
 def video_labels(y: torch.Tensor) -> List[Union[int, Tuple[int, ...]]]:

@@ -1,4 +1,4 @@
-"""util_scripts.eval_accuracy: the original's top-k semantics, the fixes, and the reports."""
+"""eval_accuracy and its library (datasets.formats): the original's top-k semantics, the fixes, the reports."""
 import json
 import os
 import subprocess
@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from util_scripts import eval_accuracy as ev
+from datasets.formats import metrics
+from datasets.formats.evaluation import load_ground_truth
+from datasets.formats.reports import class_chart
+from datasets.formats.results_json import load_results
+from util_scripts import eval_accuracy
 
 LABELS = ['a', 'b', 'c']
 # v1 a -> right; v2 b -> wrong at top-1, right at top-2; v3 c -> right; v4 a -> top-2 only.
@@ -43,19 +47,19 @@ def files(tmp_path):
 
 
 def _run(capsys, *argv):
-    code = ev.main([str(a) for a in argv])
+    code = eval_accuracy.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
 
 def test_toy_example_top1_top2_as_the_original(files, capsys):
     gt_path, res_path = files
-    labels, gt = ev.load_ground_truth(gt_path, 'validation')
+    labels, gt = load_ground_truth(gt_path, 'validation')
     assert labels == LABELS and gt == GT_VIDEOS
-    results = ev.load_results(res_path)
+    results = load_results(res_path)
     assert [lab for lab, _ in results['v4']] == ['b', 'a', 'c']
-    assert ev.evaluate(gt, results, 1, False) == (0.5, 2, 4)
-    assert ev.evaluate(gt, results, 2, False) == (1.0, 4, 4)
+    assert metrics.top_k_accuracy(gt, results, 1, False) == (0.5, 2, 4)
+    assert metrics.top_k_accuracy(gt, results, 2, False) == (1.0, 4, 4)
 
     code, out, err = _run(capsys, gt_path, res_path, '-k', 2)
     assert code == 0 and err == ''
@@ -72,11 +76,11 @@ def test_missing_videos_are_wrong_unless_ignored(tmp_path, capsys):
     gt_path = _write_gt(tmp_path / 'gt.json')
     partial = {vid: r for vid, r in RESULTS.items() if vid != 'v3'}
     res_path = _write_results(tmp_path / 'val.json', partial)
-    _, gt = ev.load_ground_truth(gt_path, 'validation')
-    results = ev.load_results(res_path)
-    assert ev.evaluate(gt, results, 1, ignore=False) == (0.25, 1, 4)
-    assert ev.evaluate(gt, results, 1, ignore=True) == (pytest.approx(1 / 3), 1, 3)
-    assert ev.evaluate(gt, results, 2, ignore=True) == (1.0, 3, 3)
+    _, gt = load_ground_truth(gt_path, 'validation')
+    results = load_results(res_path)
+    assert metrics.top_k_accuracy(gt, results, 1, ignore=False) == (0.25, 1, 4)
+    assert metrics.top_k_accuracy(gt, results, 1, ignore=True) == (pytest.approx(1 / 3), 1, 3)
+    assert metrics.top_k_accuracy(gt, results, 2, ignore=True) == (1.0, 3, 3)
 
     _, out, _ = _run(capsys, gt_path, res_path)
     assert out.startswith('top-1 accuracy: 0.2500 (1/4)\n')
@@ -84,14 +88,14 @@ def test_missing_videos_are_wrong_unless_ignored(tmp_path, capsys):
     _, out, _ = _run(capsys, gt_path, res_path, '--ignore')
     assert out.startswith('top-1 accuracy: 0.3333 (1/3)\n')
     # per-class recall follows the same denominator: class c disappears with --ignore
-    assert [r.label for r in ev.per_class_accuracy(gt, results, ignore=True)] == ['a', 'b']
-    assert ev.per_class_accuracy(gt, results)[-1] == ev.ClassAccuracy('c', 1, 0.0, 0.0)
+    assert [r.label for r in metrics.per_class_accuracy(gt, results, ignore=True)] == ['a', 'b']
+    assert metrics.per_class_accuracy(gt, results)[-1] == metrics.ClassAccuracy('c', 1, 0.0, 0.0)
 
 
 def test_subset_aliases(files, capsys):
     gt_path, res_path = files
-    assert ev.load_ground_truth(gt_path, 'val') == ev.load_ground_truth(gt_path, 'validation')
-    assert ev.load_ground_truth(gt_path, 'train')[1] == {'tr1': 'b'}
+    assert load_ground_truth(gt_path, 'val') == load_ground_truth(gt_path, 'validation')
+    assert load_ground_truth(gt_path, 'train')[1] == {'tr1': 'b'}
     code, out, _ = _run(capsys, gt_path, res_path, '--subset', 'val')
     assert code == 0 and out.startswith('top-1 accuracy: 0.5000 (2/4)\n')
 
@@ -155,7 +159,7 @@ def test_per_segment_results_are_averaged(tmp_path, capsys):
         vid: [{'segment': [1 + 16 * i, 17 + 16 * i],
                'result': [{'label': lab, 'score': s} for lab, s in seg]}
               for i, seg in enumerate(segs)] for vid, segs in segments.items()}}))
-    loaded = ev.load_results(seg_path)
+    loaded = load_results(seg_path)
     assert [lab for lab, _ in loaded['v1']] == ['b', 'a', 'c']
     assert [s for _, s in loaded['v1']] == pytest.approx([0.65, 0.30, 0.05])
     assert [lab for lab, _ in loaded['v2']] == ['a', 'c', 'b']
@@ -175,12 +179,12 @@ def test_mean_class_accuracy_differs_from_video_accuracy(tmp_path, capsys):
     preds = {vid: [('a', 0.9), ('b', 0.1)] for vid in videos}
     gt_path = _write_gt(tmp_path / 'gt.json', videos)
     res_path = _write_results(tmp_path / 'val.json', preds)
-    _, gt = ev.load_ground_truth(gt_path, 'validation')
-    results = ev.load_results(res_path)
-    per_class = ev.per_class_accuracy(gt, results)
-    assert per_class == [ev.ClassAccuracy('a', 3, 1.0, 1.0), ev.ClassAccuracy('b', 1, 0.0, 1.0)]
-    assert ev.evaluate(gt, results, 1, False)[0] == 0.75
-    assert ev.mean_class_accuracy(per_class) == 0.5  # class c has no video: not averaged
+    _, gt = load_ground_truth(gt_path, 'validation')
+    results = load_results(res_path)
+    per_class = metrics.per_class_accuracy(gt, results)
+    assert per_class == [metrics.ClassAccuracy('a', 3, 1.0, 1.0), metrics.ClassAccuracy('b', 1, 0.0, 1.0)]
+    assert metrics.top_k_accuracy(gt, results, 1, False)[0] == 0.75
+    assert metrics.mean_class_accuracy(per_class) == 0.5  # class c has no video: not averaged
     out = _run(capsys, gt_path, res_path)[1]
     assert 'mean class accuracy: 0.5000 (2 classes)' in out
 
@@ -204,10 +208,10 @@ def test_report_tsv_contents(files, capsys):
 
 
 def test_confusion_matrix_adds_unknown_predicted_labels(files):
-    _, gt = ev.load_ground_truth(files[0], 'validation')
-    results = ev.load_results(files[1])
+    _, gt = load_ground_truth(files[0], 'validation')
+    results = load_results(files[1])
     results['v3'] = [('zebra', 0.9), ('c', 0.1)]
-    labels, matrix = ev.confusion_matrix(gt, results, LABELS)
+    labels, matrix = metrics.confusion_matrix(gt, results, LABELS)
     assert labels == ['a', 'b', 'c', 'zebra']
     assert matrix == [[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
 
@@ -232,9 +236,9 @@ def test_class_chart_png(tmp_path, capsys):
     white = max(colours)[0]
     assert white < w * h * 0.95  # mostly background, but far from blank
     # one row per shown class: more classes per end means a taller chart
-    per_class = ev.per_class_accuracy(ev.load_ground_truth(gt_path, 'val')[1],
-                                      ev.load_results(res_path))
-    heights = [ev.class_chart(per_class, 'title', k).size[1] for k in (5, 10, 15, 40)]
+    per_class = metrics.per_class_accuracy(load_ground_truth(gt_path, 'val')[1],
+                                      load_results(res_path))
+    heights = [class_chart(per_class, 'title', k).size[1] for k in (5, 10, 15, 40)]
     assert heights[0] == h and heights[0] < heights[1] < heights[2]
     assert heights[2] == heights[3]  # 15 per end covers all 30: one section, as k=40
 
@@ -252,7 +256,7 @@ def test_activitynet_annotations_and_taxonomy(tmp_path):
     }
     path = tmp_path / 'activity_net.json'
     path.write_text(json.dumps({'taxonomy': taxonomy, 'database': database}))
-    labels, gt = ev.load_ground_truth(path, 'val')
+    labels, gt = load_ground_truth(path, 'val')
     assert labels == ['Surfing', 'Skiing'] and gt == {'an1': 'Skiing'}
 
 

@@ -12,12 +12,11 @@ evaluated like ``eval_accuracy`` (top-1, top-k, mean class accuracy, per-class r
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
-from datasets.formats.atomic import atomic_write_json
-from util_scripts.eval_accuracy import EvalError, evaluate_files, load_results
-
-Ranking = List[Tuple[str, float]]
+from datasets.formats import cli
+from datasets.formats.evaluation import evaluate_files
+from datasets.formats.results_json import Ranking, load_results, write_results
 
 
 def fuse(results: Sequence[Dict[str, Ranking]], weights: Sequence[float]) -> Dict[str, Ranking]:
@@ -34,9 +33,19 @@ def fuse(results: Sequence[Dict[str, Ranking]], weights: Sequence[float]) -> Dic
     return fused
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fuse_files(sources: Sequence[Path], weights: Sequence[float], dst: Path) -> None:
+    """Fuse the result files into ``dst`` and say how many videos it holds."""
+    results = [load_results(p) for p in sources]
+    fused = fuse(results, weights)
+    dropped = len(set().union(*results)) - len(fused)
+    write_results(dst, fused)
+    print(f'{dst}: {len(fused)} videos fused from {len(sources)} streams'
+          + (f' ({dropped} videos missing from some stream left out)' if dropped > 0 else ''))
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    """Command-line arguments."""
+    parser = cli.parser('fuse_results', __doc__)
     parser.add_argument('inputs', type=Path, nargs='+', help='inference JSON files, then the output JSON')
     parser.add_argument('--weights', type=float, nargs='+', default=None, help='one per input (default: equal)')
     parser.add_argument('--annotation_path', type=Path, default=None, help='ground truth to evaluate against')
@@ -45,25 +54,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if len(args.inputs) < 3:
         parser.error('give at least two inference JSON files and the output path')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI entry point."""
+    args = parse_args(argv)
     *sources, dst = args.inputs
     weights = args.weights or [1.0] * len(sources)
     if len(weights) != len(sources) or any(w < 0 for w in weights) or sum(weights) <= 0:
-        print(f'error: --weights needs {len(sources)} non-negative numbers, not all zero', file=sys.stderr)
-        return 2
-    try:
-        results = [load_results(p) for p in sources]
-        fused = fuse(results, weights)
-        dropped = len(set().union(*results)) - len(fused)
-        atomic_write_json(dst, {'results': {vid: [{'label': l, 'score': s} for l, s in ranking]
-                                            for vid, ranking in fused.items()}})
-        print(f'{dst}: {len(fused)} videos fused from {len(sources)} streams'
-              + (f' ({dropped} videos missing from some stream left out)' if dropped > 0 else ''))
+        return cli.fail(f'--weights needs {len(sources)} non-negative numbers, not all zero')
+
+    def body() -> None:
+        fuse_files(sources, weights, dst)
         if args.annotation_path is not None:
             evaluate_files(args.annotation_path, dst, args.subset, args.k)
-    except EvalError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    return 0
+    return cli.run(body)
 
 
 if __name__ == '__main__':
