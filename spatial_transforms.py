@@ -6,6 +6,11 @@ original 3D-ResNets-PyTorch, without its per-frame PIL round trips. Crops are vi
 one resize per clip runs on the uint8 frames (bilinear with antialiasing, like PIL's).
 Normalisation (``ClipNormalize``) fuses the original ToTensor, ScaleValue and Normalize into
 one float operation that can run in the worker or, cheaper, on the device for a whole batch.
+
+Random transforms (``needs_rng``) take their draws from a ``random.Random`` passed at call
+time, ``t(clip, rng)``, never from the global ``random``; ``Compose`` hands its ``rng`` to
+those that need it (the rule is ``temporal_transforms.apply``), so deterministic ones stay
+``t(clip)``. The datasets pass one generator per sample, seeded by the sampler.
 """
 import math
 import random
@@ -13,6 +18,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torchvision.transforms.v2.functional as TF
+
+from temporal_transforms import apply, is_random
 
 Size = Union[int, Tuple[int, int]]
 
@@ -54,14 +61,19 @@ def short_side_size(height: int, width: int, size: int) -> Tuple[int, int]:
 
 
 class Compose:
-    """Apply transforms in order."""
+    """Apply transforms in order, handing ``rng`` to those that draw random parameters."""
 
-    def __init__(self, transforms: Sequence[Callable[[torch.Tensor], torch.Tensor]]):
+    def __init__(self, transforms: Sequence[Callable[..., torch.Tensor]]):
         self.transforms = list(transforms)
 
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+    @property
+    def needs_rng(self) -> bool:
+        """Whether any of the transforms draws random parameters."""
+        return any(is_random(t) for t in self.transforms)
+
+    def __call__(self, clip: torch.Tensor, rng: Optional[random.Random] = None) -> torch.Tensor:
         for t in self.transforms:
-            clip = t(clip)
+            clip = apply(t, clip, rng)
         return clip
 
     def __repr__(self) -> str:
@@ -104,22 +116,28 @@ def corner_box(height: int, width: int, size: int, position: str) -> Tuple[int, 
 
 
 class CornerCrop:
-    """A ``size`` square at ``position`` (c, tl, tr, bl, br), random per clip if None."""
+    """A ``size`` square at ``position`` (c, tl, tr, bl, br), random per clip (from ``rng``) if None."""
 
     def __init__(self, size: int, position: Optional[str] = None):
         if position is not None and position not in CORNER_POSITIONS:
             raise ValueError(f'position must be one of {CORNER_POSITIONS}, not {position!r}')
         self.size = size
         self.position = position
+        self.needs_rng = position is None
 
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+    def __call__(self, clip: torch.Tensor, rng: Optional[random.Random] = None) -> torch.Tensor:
         h, w = clip.shape[-2:]
-        top, left = corner_box(h, w, self.size, self.position or random.choice(CORNER_POSITIONS))
+        if self.position is None and rng is None:
+            raise TypeError('CornerCrop without a position draws one: pass it a random.Random')
+        position = self.position or rng.choice(CORNER_POSITIONS)  # type: ignore[union-attr]
+        top, left = corner_box(h, w, self.size, position)
         return clip[..., top:top + self.size, left:left + self.size]
 
 
 class MultiScaleCornerCrop:
     """Per clip: a scale and a corner; crop a square of ``scale * short side``, resize to ``size``."""
+
+    needs_rng = True
 
     def __init__(self, size: int, scales: Sequence[float] = CORNER_SCALES,
                  positions: Sequence[str] = CORNER_POSITIONS):
@@ -127,10 +145,10 @@ class MultiScaleCornerCrop:
         self.scales = list(scales)
         self.positions = list(positions)
 
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+    def __call__(self, clip: torch.Tensor, rng: random.Random) -> torch.Tensor:
         h, w = clip.shape[-2:]
-        side = int(min(h, w) * random.choice(self.scales))
-        top, left = corner_box(h, w, side, random.choice(self.positions))
+        side = int(min(h, w) * rng.choice(self.scales))
+        top, left = corner_box(h, w, side, rng.choice(self.positions))
         return resize_clip(clip[..., top:top + side, left:left + side], (self.size, self.size))
 
 
@@ -140,23 +158,25 @@ class RandomResizedCrop:
     Defaults are the original's ``--train_crop random``: scale 0.25-1, ratio 3/4-4/3.
     """
 
+    needs_rng = True
+
     def __init__(self, size: Size, scale: Tuple[float, float] = (0.25, 1.0),
                  ratio: Tuple[float, float] = (3 / 4, 4 / 3)):
         self.size = _square(size)
         self.scale = scale
         self.ratio = ratio
 
-    def get_params(self, height: int, width: int) -> Tuple[int, int, int, int]:
-        """(top, left, h, w) of the box, drawn as torchvision's RandomResizedCrop does."""
+    def get_params(self, height: int, width: int, rng: random.Random) -> Tuple[int, int, int, int]:
+        """(top, left, h, w) of the box, drawn from ``rng`` as torchvision's RandomResizedCrop does."""
         area = height * width
         log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):
-            target_area = area * random.uniform(*self.scale)
-            aspect = math.exp(random.uniform(*log_ratio))
+            target_area = area * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
             w = int(round(math.sqrt(target_area * aspect)))
             h = int(round(math.sqrt(target_area / aspect)))
             if 0 < w <= width and 0 < h <= height:
-                return random.randint(0, height - h), random.randint(0, width - w), h, w
+                return rng.randint(0, height - h), rng.randint(0, width - w), h, w
         # Fallback: the central crop with the ratio clamped into range.
         in_ratio = width / height
         if in_ratio < min(self.ratio):
@@ -167,8 +187,8 @@ class RandomResizedCrop:
             h, w = height, width
         return (height - h) // 2, (width - w) // 2, h, w
 
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        top, left, h, w = self.get_params(*clip.shape[-2:])
+    def __call__(self, clip: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        top, left, h, w = self.get_params(*clip.shape[-2:], rng)
         return resize_clip(clip[..., top:top + h, left:left + w], self.size)
 
 
@@ -179,12 +199,14 @@ class RandomHorizontalFlip:
     also reverses horizontal motion, so u becomes 255 - u.
     """
 
+    needs_rng = True
+
     def __init__(self, p: float = 0.5, flow: bool = False):
         self.p = p
         self.flow = flow
 
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        if random.random() >= self.p:
+    def __call__(self, clip: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        if rng.random() >= self.p:
             return clip
         clip = clip.flip(-1)
         if self.flow:
@@ -199,28 +221,30 @@ class ColorJitter:
     the default strengths are those commonly used for video: 0.4, 0.4, 0.4 and 0.1.
     """
 
+    needs_rng = True
+
     def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
                  hue: float = 0.1):
         if not 0 <= hue <= 0.5:
             raise ValueError(f'hue must be in [0, 0.5], not {hue}')
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
 
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+    def __call__(self, clip: torch.Tensor, rng: random.Random) -> torch.Tensor:
         frames = clip.transpose(0, 1)  # T x C x H x W: a batch of RGB images
         ops = []
         if self.brightness > 0:
-            f = random.uniform(max(0.0, 1 - self.brightness), 1 + self.brightness)
+            f = rng.uniform(max(0.0, 1 - self.brightness), 1 + self.brightness)
             ops.append(lambda x, f=f: TF.adjust_brightness(x, f))
         if self.contrast > 0:
-            f = random.uniform(max(0.0, 1 - self.contrast), 1 + self.contrast)
+            f = rng.uniform(max(0.0, 1 - self.contrast), 1 + self.contrast)
             ops.append(lambda x, f=f: TF.adjust_contrast(x, f))
         if self.saturation > 0:
-            f = random.uniform(max(0.0, 1 - self.saturation), 1 + self.saturation)
+            f = rng.uniform(max(0.0, 1 - self.saturation), 1 + self.saturation)
             ops.append(lambda x, f=f: TF.adjust_saturation(x, f))
         if self.hue > 0:
-            f = random.uniform(-self.hue, self.hue)
+            f = rng.uniform(-self.hue, self.hue)
             ops.append(lambda x, f=f: TF.adjust_hue(x, f))
-        random.shuffle(ops)
+        rng.shuffle(ops)
         for op in ops:
             frames = op(frames)
         return frames.transpose(0, 1)

@@ -7,13 +7,32 @@ fixed: ``TemporalRandomCrop`` can pick the last window, ``TemporalEvenCrop`` wor
 sample, and crops work on *positions* in the given list, so a preceding
 ``TemporalSubsampling`` is honoured in validation and inference (the original rebuilt
 contiguous frame ranges and silently undid it).
+
+Randomness is explicit: a transform that draws random parameters sets ``needs_rng`` and is
+called as ``t(x, rng)`` with a ``random.Random`` the dataset owns (one per sample, see
+``datasets.samplers.sample_rng``); deterministic transforms are called as ``t(x)`` and need
+not know about it. ``apply`` is that rule, for temporal and spatial transforms alike.
 """
 import math
 import random
-from typing import Callable, List, Sequence, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 Indices = List[int]
 Clips = List[Indices]
+
+
+def is_random(transform: Callable) -> bool:
+    """Whether ``transform`` draws random parameters, i.e. must be called as ``transform(x, rng)``."""
+    return bool(getattr(transform, 'needs_rng', False))
+
+
+def apply(transform: Callable, x: Any, rng: Optional[random.Random] = None) -> Any:
+    """``transform(x, rng)`` if it draws random parameters, else ``transform(x)``."""
+    if not is_random(transform):
+        return transform(x)
+    if rng is None:
+        raise TypeError(f'{type(transform).__name__} draws random parameters: pass it a random.Random')
+    return transform(x, rng)
 
 
 def loop_pad(indices: Sequence[int], size: int) -> Indices:
@@ -60,11 +79,13 @@ class TemporalCenterCrop:
 class TemporalRandomCrop:
     """``size`` consecutive frames at a uniformly random start (every window possible), loop-padded."""
 
+    needs_rng = True
+
     def __init__(self, size: int):
         self.size = size
 
-    def __call__(self, indices: Sequence[int]) -> Indices:
-        begin = random.randint(0, max(0, len(indices) - self.size))
+    def __call__(self, indices: Sequence[int], rng: random.Random) -> Indices:
+        begin = rng.randint(0, max(0, len(indices) - self.size))
         return loop_pad(list(indices[begin:begin + self.size]), self.size)
 
 
@@ -138,18 +159,26 @@ Transform = Callable[[Sequence[int]], Union[Indices, Clips]]
 
 
 class TemporalCompose:
-    """Apply transforms in order; once the output is a list of clips, later ones act per clip."""
+    """Apply transforms in order; once the output is a list of clips, later ones act per clip.
+
+    ``rng`` goes to the transforms that draw random parameters; it may be left out when none does.
+    """
 
     def __init__(self, transforms: Sequence[Transform]):
         self.transforms = list(transforms)
 
-    def __call__(self, indices: Sequence[int]) -> Union[Indices, Clips]:
+    @property
+    def needs_rng(self) -> bool:
+        """Whether any of the transforms draws random parameters."""
+        return any(is_random(t) for t in self.transforms)
+
+    def __call__(self, indices: Sequence[int], rng: Optional[random.Random] = None) -> Union[Indices, Clips]:
         out: Union[Indices, Clips] = list(indices)
         for t in self.transforms:
             if out and isinstance(out[0], list):
-                out = [t(clip) for clip in out]  # type: ignore[arg-type]
+                out = [apply(t, clip, rng) for clip in out]  # type: ignore[arg-type]
             else:
-                out = t(out)  # type: ignore[arg-type]
+                out = apply(t, out, rng)
         return out
 
 

@@ -15,7 +15,7 @@ permutation ``p`` holds the piece of cell ``p[k]``.
 """
 import random
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import Dataset
@@ -26,7 +26,7 @@ from temporal_transforms import loop_pad
 
 from .annotations import VideoList
 from .loaders import VideoReadError
-from .samplers import sample_seed
+from .samplers import Item, sample_rng
 from .video_dataset import Sample, collate
 
 KINDS = ('spatial', 'temporal')
@@ -126,21 +126,12 @@ class CubicPuzzleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _rng(self, item: Union[int, Tuple[int, int]]) -> Tuple[int, random.Random]:
-        """The index and this sample's random source (see ``VideoDataset._seeded``)."""
-        index, seed = item if isinstance(item, tuple) else (item, None)
-        if self.fixed:
-            seed = sample_seed(0, 0, index)
-        elif seed is None:  # a plain index: follow the global state, as VideoDataset does
-            seed = random.getrandbits(64)
-        return index, random.Random(seed)
-
     def _failed(self, index: int, reason: str) -> Sample:
         warnings.warn(f'{reason}; the video leaves the batch')
         return {'failed': reason, 'video_id': self.records[index].video_id}
 
-    def __getitem__(self, item: Union[int, Tuple[int, int]]) -> Sample:
-        index, rng = self._rng(item)
+    def __getitem__(self, item: Item) -> Sample:
+        index, rng = sample_rng(item, self.fixed)
         record = self.records[index]
         kind = rng.choice(KINDS)
         # A spatial tuple needs one slot of frames and 2 x 2 cells; a temporal one 4 slots of one cell.

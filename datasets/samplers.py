@@ -1,18 +1,21 @@
 """The training sampler: a seeded permutation per epoch, sharded over ranks, resumable mid-epoch.
 
-It yields ``(index, sample_seed)`` pairs. The dataset seeds its augmentation with
-``sample_seed``, a pure function of (seed, epoch, index), so a clip's random crop, flip and
-temporal position do not depend on which worker loads it, how many workers there are, or
-whether the run was interrupted and resumed: that is what makes a resumed run bitwise equal
-to an uninterrupted one.
+It yields ``(index, sample_seed)`` pairs. The dataset draws its augmentation from
+``sample_rng(item)``, a ``random.Random(sample_seed)`` of its own, where ``sample_seed`` is a
+pure function of (seed, epoch, index), so a clip's random crop, flip and temporal position do
+not depend on which worker loads it, how many workers there are, what else used the global
+``random``, or whether the run was interrupted and resumed: that is what makes a resumed run
+bitwise equal to an uninterrupted one.
 """
 import math
-from typing import Iterator, Tuple
+import random
+from typing import Iterator, Tuple, Union
 
 import torch
 from torch.utils.data import Sampler
 
 MASK = (1 << 63) - 1
+Item = Union[int, Tuple[int, int]]  # what a dataset is indexed with: an index, or (index, seed)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -21,6 +24,23 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     x ^= x >> 31
     x = (x * 0xD6E8FEB86659FD93) & MASK
     return x ^ (x >> 32)
+
+
+def sample_rng(item: Item, fixed: bool = False) -> Tuple[int, random.Random]:
+    """The index of a dataset ``item`` and the generator all of that sample's random draws come from.
+
+    ``(index, seed)`` (from ``EpochSampler``) gives ``random.Random(seed)``. With ``fixed`` the
+    seed depends on the index alone (the same sample every epoch, e.g. validation puzzles).
+    A plain index gives a generator seeded by one draw from the global ``random``, so it
+    follows ``random.seed`` (``main`` seeds it with ``--manual_seed``; a DataLoader worker's
+    global ``random`` is seeded by torch from the loader's base seed and the worker id).
+    """
+    index, seed = item if isinstance(item, tuple) else (item, None)
+    if fixed:
+        seed = sample_seed(0, 0, index)
+    elif seed is None:
+        seed = random.getrandbits(64)
+    return index, random.Random(seed)
 
 
 class EpochSampler(Sampler):

@@ -5,6 +5,10 @@ their ``segments``, ``label`` (a class index, -1 if unlabelled; with ``multilabe
 multi-hot vector, all -1 if unlabelled), ``video_id`` and ``bad_frames`` (frames replaced by a
 neighbour). A video that cannot give a clip comes back as ``{'failed': reason, 'video_id':
 ...}`` with a warning; ``collate`` drops it from the batch and counts it.
+
+Items are plain indices or ``(index, seed)`` pairs from ``EpochSampler``; every random draw
+of a sample (temporal position, crop, flip, jitter) comes from the one generator
+``samplers.sample_rng`` gives that item, handed to the transforms that need it.
 """
 import random
 import warnings
@@ -13,8 +17,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch.utils.data import Dataset
 
+from temporal_transforms import apply, is_random
+
 from .annotations import AnnotationError, VideoList
 from .loaders import VideoReadError
+from .samplers import Item, sample_rng
 
 Sample = Dict[str, Any]
 
@@ -40,7 +47,8 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _load(self, index: int, indices: List[int]) -> Union[Tuple[torch.Tensor, int], str]:
+    def _load(self, index: int, indices: List[int],
+              rng: Optional[random.Random]) -> Union[Tuple[torch.Tensor, int], str]:
         """The transformed C x T x H x W clip and its count of replaced frames, or why not."""
         try:
             frames, bad = self.loader(self.records[index].path, indices)
@@ -48,16 +56,13 @@ class VideoDataset(Dataset):
             warnings.warn(f'{e}; the video leaves the batch')
             return str(e)
         clip = frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W (a view)
-        return (self.spatial_transform(clip) if self.spatial_transform else clip), bad
+        return (apply(self.spatial_transform, clip, rng) if self.spatial_transform else clip), bad
 
-    @staticmethod
-    def _seeded(item: Union[int, Tuple[int, int]]) -> int:
-        """``(index, seed)`` from ``EpochSampler`` seeds this sample's augmentation; a plain index does not."""
-        if isinstance(item, tuple):
-            index, seed = item
-            random.seed(seed)
-            return index
-        return item
+    def _rng(self, item: Item) -> Tuple[int, Optional[random.Random]]:
+        """The index and ``samplers.sample_rng``'s generator; none (and no global draw) if no transform is random."""
+        if is_random(self.temporal_transform) or is_random(self.spatial_transform):
+            return sample_rng(item)
+        return (item[0] if isinstance(item, tuple) else item), None
 
     def target(self, index: int) -> Union[int, torch.Tensor]:
         """The training target of a video: its class index, or its multi-hot label vector."""
@@ -74,11 +79,11 @@ class VideoDataset(Dataset):
     def _failed(self, index: int, reason: str) -> Sample:
         return {'failed': reason, 'video_id': self.records[index].video_id}
 
-    def __getitem__(self, item: Union[int, Tuple[int, int]]) -> Sample:
-        index = self._seeded(item)
+    def __getitem__(self, item: Item) -> Sample:
+        index, rng = self._rng(item)
         record = self.records[index]
-        indices = self.temporal_transform(list(record.frames))
-        loaded = self._load(index, indices)
+        indices = apply(self.temporal_transform, list(record.frames), rng)
+        loaded = self._load(index, indices, rng)
         if isinstance(loaded, str):
             return self._failed(index, loaded)
         clip, bad = loaded
@@ -93,13 +98,13 @@ class MultiClipDataset(VideoDataset):
     inference transforms are deterministic), then split into clips.
     """
 
-    def __getitem__(self, item: Union[int, Tuple[int, int]]) -> Sample:
-        index = self._seeded(item)
+    def __getitem__(self, item: Item) -> Sample:
+        index, rng = self._rng(item)
         record = self.records[index]
-        clips = self.temporal_transform(list(record.frames))
+        clips = apply(self.temporal_transform, list(record.frames), rng)
         if not clips:
             return self._failed(index, f'{record.path}: no clip')
-        loaded = self._load(index, [i for clip in clips for i in clip])
+        loaded = self._load(index, [i for clip in clips for i in clip], rng)
         if isinstance(loaded, str):
             return self._failed(index, loaded)
         video, bad = loaded

@@ -1,5 +1,6 @@
 """From files on disk to batches: loaders, datasets, annotation merging, bad data."""
 import json
+import random
 import warnings
 
 import numpy as np
@@ -83,6 +84,29 @@ def test_clips_stay_consistent_through_a_multiprocess_dataloader(data):
     batch = next(iter(loader))
     assert batch['clip'].shape == (2, 3, 8, 32, 32) and batch['video_id'] == ['jump_1', 'wave_1']
     assert batch['segment'][0] == (3, 18)  # centre 8 of frames 1, 3, ..., 19: 3, 5, ..., 17
+
+
+def test_augmentation_draws_only_from_the_sample_seed_never_the_global_random(data):
+    """One (index, seed) gives one sample whatever the global ``random`` did; seeds differ."""
+    train = datasets.get_training_data(options(data, 'jpg', '--colorjitter'))
+    random.seed(0)
+    first = train[(1, 7)]
+    random.seed(12345)
+    random.random()
+    state = random.getstate()
+    second = train[(1, 7)]
+    assert random.getstate() == state  # the sample drew nothing from the global generator
+    assert torch.equal(first['clip'], second['clip']) and first['segment'] == second['segment']
+    other = train[(1, 8)]
+    assert not torch.equal(first['clip'], other['clip'])
+    random.seed(3)
+    plain = train[1]  # a plain index follows the global seed (one draw seeds the sample's generator)
+    random.seed(3)
+    assert torch.equal(plain['clip'], train[1]['clip'])
+    val = datasets.get_validation_data(options(data, 'jpg'))
+    state = random.getstate()
+    val[0]
+    assert random.getstate() == state  # deterministic transforms: no generator, no global draw
 
 
 def test_bad_frames_are_replaced_by_the_nearest_good_one_and_counted(tmp_path):

@@ -26,8 +26,7 @@ def frames_clip(t=4, h=60, w=80, same=False):
 def test_random_parameters_are_drawn_once_per_clip(transform):
     clip = frames_clip(t=6, same=True)
     for seed in range(5):
-        random.seed(seed)
-        out = transform(clip)
+        out = transform(clip, random.Random(seed))
         assert out.dtype == torch.uint8 and out.shape[:2] == clip.shape[:2]
         assert all(torch.equal(out[:, 0], out[:, i]) for i in range(1, out.shape[1]))
 
@@ -35,10 +34,8 @@ def test_random_parameters_are_drawn_once_per_clip(transform):
 def test_random_resized_crop_matches_per_frame_pil_for_a_fixed_draw():
     clip = frames_clip(t=3, h=120, w=160)
     crop = st.RandomResizedCrop(56)
-    random.seed(3)
-    top, left, h, w = crop.get_params(120, 160)
-    random.seed(3)
-    ours = crop(clip)
+    top, left, h, w = crop.get_params(120, 160, random.Random(3))
+    ours = crop(clip, random.Random(3))
     for i in range(3):
         img = Image.fromarray(clip[:, i].permute(1, 2, 0).numpy())
         ref = np.asarray(img.crop((left, top, left + w, top + h)).resize((56, 56), Image.BILINEAR))
@@ -48,9 +45,9 @@ def test_random_resized_crop_matches_per_frame_pil_for_a_fixed_draw():
 
 def test_random_resized_crop_box_stays_in_range():
     crop = st.RandomResizedCrop(16, scale=(0.25, 1.0), ratio=(0.75, 4 / 3))
-    random.seed(0)
+    rng = random.Random(0)
     for _ in range(200):
-        top, left, h, w = crop.get_params(48, 64)
+        top, left, h, w = crop.get_params(48, 64, rng)
         assert 0 <= top and top + h <= 48 and 0 <= left and left + w <= 64
         assert 0.2 <= h * w / (48 * 64) <= 1.0
 
@@ -75,24 +72,23 @@ def test_corner_crop_positions_and_scales():
     assert torch.equal(st.CornerCrop(4, 'bl')(clip), clip[..., 6:, :4])
     assert torch.equal(st.CornerCrop(4, 'c')(clip), clip[..., 3:7, 4:8])
     assert st.CORNER_SCALES == pytest.approx([1, 0.84089642, 0.70710678, 0.59460356, 0.5])
-    random.seed(0)
-    assert st.MultiScaleCornerCrop(8)(clip).shape == (3, 1, 8, 8)
+    assert st.MultiScaleCornerCrop(8)(clip, random.Random(0)).shape == (3, 1, 8, 8)
     with pytest.raises(ValueError):
         st.CornerCrop(4, 'middle')
 
 
 def test_flip_mirrors_every_frame():
     clip = frames_clip()
-    assert torch.equal(st.RandomHorizontalFlip(p=1.0)(clip), clip.flip(-1))
-    assert torch.equal(st.RandomHorizontalFlip(p=0.0)(clip), clip)
+    rng = random.Random(0)
+    assert torch.equal(st.RandomHorizontalFlip(p=1.0)(clip, rng), clip.flip(-1))
+    assert torch.equal(st.RandomHorizontalFlip(p=0.0)(clip, rng), clip)
 
 
 def test_color_jitter_changes_colours_and_keeps_shape():
     clip = frames_clip()
-    random.seed(0)
-    out = st.ColorJitter()(clip)
+    out = st.ColorJitter()(clip, random.Random(0))
     assert out.shape == clip.shape and out.dtype == torch.uint8 and not torch.equal(out, clip)
-    assert torch.equal(st.ColorJitter(0, 0, 0, 0)(clip), clip)
+    assert torch.equal(st.ColorJitter(0, 0, 0, 0)(clip, random.Random(0)), clip)
 
 
 @pytest.mark.parametrize('value_scale,dataset,no_mean,no_std', [
@@ -130,7 +126,25 @@ def test_flipping_a_flow_clip_reverses_horizontal_motion():
     clip = torch.stack([torch.full((2, 4, 6), 200, dtype=torch.uint8),    # u: moving right
                         torch.full((2, 4, 6), 100, dtype=torch.uint8)])   # v: moving up
     clip[0, :, :, 0] = 128
-    out = st.RandomHorizontalFlip(p=1.0, flow=True)(clip)
+    out = st.RandomHorizontalFlip(p=1.0, flow=True)(clip, random.Random(0))
     assert out.dtype == torch.uint8
     assert (out[0, :, :, :5] == 55).all() and (out[0, :, :, 5] == 127).all()  # mirrored and negated
     assert torch.equal(out[1], clip[1].flip(-1))
+
+
+def test_compose_hands_its_generator_only_to_random_transforms():
+    clip = frames_clip(h=48, w=64)
+    train = st.Compose([st.RandomResizedCrop(32), lambda x: x + 1, st.RandomHorizontalFlip(), st.ColorJitter()])
+    assert train.needs_rng and not st.Compose([st.Resize(32), st.CenterCrop(32)]).needs_rng
+    random.seed(0)
+    state = random.getstate()
+    out = train(clip, random.Random(5))
+    assert random.getstate() == state  # nothing drawn from the global generator
+    random.seed(99)
+    assert torch.equal(out, train(clip, random.Random(5)))
+    assert not torch.equal(out, train(clip, random.Random(6)))
+    assert st.Compose([st.Resize(32), st.CornerCrop(16, 'tl')])(clip).shape == (3, 4, 16, 16)
+    with pytest.raises(TypeError, match='RandomResizedCrop draws random parameters'):
+        train(clip)
+    with pytest.raises(TypeError, match='CornerCrop'):
+        st.CornerCrop(16)(clip)

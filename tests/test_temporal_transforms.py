@@ -25,11 +25,11 @@ def test_begin_and_center_crop():
 
 
 def test_random_crop_reaches_every_window_including_the_last():
-    random.seed(0)
-    starts = {tt.TemporalRandomCrop(4)(r(1, 10))[0] for _ in range(500)}
+    rng = random.Random(0)
+    starts = {tt.TemporalRandomCrop(4)(r(1, 10), rng)[0] for _ in range(500)}
     assert starts == set(range(1, 8))  # the original never picked 7
-    assert tt.TemporalRandomCrop(10)(r(1, 10)) == r(1, 10)  # exact fit
-    assert tt.TemporalRandomCrop(4)([3]) == [3, 3, 3, 3]
+    assert tt.TemporalRandomCrop(10)(r(1, 10), rng) == r(1, 10)  # exact fit
+    assert tt.TemporalRandomCrop(4)([3], rng) == [3, 3, 3, 3]
 
 
 def test_even_crop_matches_the_original_placement():
@@ -66,9 +66,8 @@ def test_subsampling_is_honoured_in_validation_and_inference():
     assert even(r(1, 20)) == [[1, 3, 5, 7], [11, 13, 15, 17]]
     window = tt.TemporalCompose([tt.TemporalSubsampling(2), tt.SlidingWindow(4, 4)])
     assert window(r(1, 16)) == [[1, 3, 5, 7], [9, 11, 13, 15]]
-    random.seed(1)
     train = tt.TemporalCompose([tt.TemporalSubsampling(3), tt.TemporalRandomCrop(4)])
-    clip = train(r(1, 30))
+    clip = train(r(1, 30), random.Random(1))
     assert len(clip) == 4 and all(b - a == 3 for a, b in zip(clip, clip[1:]))
     with pytest.raises(ValueError):
         tt.TemporalSubsampling(0)
@@ -77,3 +76,16 @@ def test_subsampling_is_honoured_in_validation_and_inference():
 def test_compose_applies_later_transforms_per_clip():
     compose = tt.TemporalCompose([tt.TemporalEvenCrop(4, 2), tt.TemporalSubsampling(2)])
     assert compose(r(1, 10)) == [[1, 3], [6, 8]]
+
+
+def test_compose_hands_its_generator_only_to_random_transforms():
+    train = tt.TemporalCompose([tt.TemporalSubsampling(2), tt.TemporalRandomCrop(4)])
+    assert train.needs_rng and not tt.TemporalCompose([tt.TemporalCenterCrop(4)]).needs_rng
+    random.seed(0)
+    state = random.getstate()
+    clips = [train(r(1, 40), random.Random(seed)) for seed in range(20)]
+    assert random.getstate() == state and len({c[0] for c in clips}) > 1
+    assert clips[3] == train(r(1, 40), random.Random(3))
+    assert tt.TemporalCompose([tt.TemporalCenterCrop(4)])(r(1, 10)) == [4, 5, 6, 7]
+    with pytest.raises(TypeError, match='TemporalRandomCrop draws random parameters'):
+        train(r(1, 40))
