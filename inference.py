@@ -4,13 +4,15 @@ Multi-label models (``--multilabel``) give per-label sigmoid scores instead, ave
 
 Used by ``main.py --inference`` on an annotated subset, and runnable on any video files:
 
-    python inference.py VIDEO [VIDEO ...] --resume_path CKPT [--output_topk 5] [--no_cuda]
-                        [--features OUT.hdf5|OUT_DIR] [--inference_stride 16] [--batch_size 32]
+    python inference.py VIDEO [VIDEO ...] --resume_path CKPT [--output OUT.json] [--output_topk 5]
+                        [--features OUT.hdf5|OUT_DIR] [--inference_stride N] [--batch_size 32] [--no_cuda]
 
-which decodes the files directly (PyAV), takes the class names, normalisation and clip size
-from the checkpoint, and prints the top-k labels per file. ``--features`` saves the pooled
-pre-classifier features of every clip and their per-video mean (one .hdf5 file, or .npy
-files in a folder).
+which decodes the files directly (PyAV) and preprocesses them exactly as the checkpoint
+records (``datasets.preprocessing``: clip size and length, temporal stride, normalisation,
+crop), prints the top-k labels per file and, with ``--output``, writes the results JSON that
+``main.py --inference`` writes, keyed by each file's path relative to the common folder of
+the inputs. ``--features`` saves the pooled pre-classifier features of every clip and their
+per-video mean (one .hdf5 file, or .npy files in a folder), under the same keys.
 """
 import argparse
 import os
@@ -23,31 +25,51 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from datasets.formats.atomic import atomic_write, atomic_write_json
+from models.factory import head_of
 from training import autocast, to_device
-from datasets.formats.atomic import atomic_write_json
 
 ClipScores = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, softmax)]
+ClipFeatures = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, features)]
+
+
+class Interrupted(Exception):
+    """A stop signal arrived during inference: nothing was written."""
 
 
 @torch.no_grad()
 def infer(loader: Iterable[Dict[str, Any]], model: nn.Module, device: torch.device, normalize: Callable, *,
           amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
-          show_progress: bool = True, multilabel: bool = False) -> Tuple[ClipScores, Dict[str, int]]:
-    """Softmax (multi-label: per-label sigmoid) scores of every clip, grouped by video, and the fault counts."""
+          show_progress: bool = True, multilabel: bool = False, features: Optional[ClipFeatures] = None,
+          should_stop: Optional[Callable[[], bool]] = None, max_clips: int = 0
+          ) -> Tuple[ClipScores, Dict[str, int]]:
+    """Softmax (multi-label: per-label sigmoid) scores of every clip, grouped by video, and the fault counts.
+
+    With a ``features`` dict, the pooled pre-classifier features of every clip are added to it.
+    ``should_stop`` is asked after every batch; if it says so, ``Interrupted`` is raised.
+    ``max_clips`` > 0 splits a batch into forward passes of at most that many clips.
+    """
     model.eval()
     scores: ClipScores = {}
     faults = {'bad_frames': 0, 'failed_videos': 0}
     for batch in tqdm(loader, desc='inference', disable=not show_progress, dynamic_ncols=True, leave=False):
         faults['bad_frames'] += batch['bad_frames']
         faults['failed_videos'] += len(batch['failed'])
-        if batch['clip'] is None:
-            continue
-        x = to_device(batch['clip'], device, normalize, channels_last)
-        with autocast(device, amp_dtype):
-            logits = model(x).float()
-        probs = (torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu()
-        for vid, segment, p in zip(batch['video_id'], batch['segment'], probs):
-            scores.setdefault(vid, []).append((tuple(segment), p))
+        clips = batch['clip']
+        step = max_clips if max_clips > 0 else max(1, len(clips) if clips is not None else 1)
+        for start in range(0, 0 if clips is None else len(clips), step):
+            x = to_device(clips[start:start + step], device, normalize, channels_last)
+            with autocast(device, amp_dtype):
+                pooled = model.forward_features(x) if features is not None else None
+                logits = (model(x) if pooled is None else head_of(model)(pooled)).float()
+            probs = (torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu()
+            for i, (vid, segment) in enumerate(zip(batch['video_id'][start:start + step],
+                                                   batch['segment'][start:start + step])):
+                scores.setdefault(vid, []).append((tuple(segment), probs[i]))
+                if pooled is not None:
+                    features.setdefault(vid, []).append((tuple(segment), pooled[i].float().cpu()))
+        if should_stop is not None and should_stop():
+            raise Interrupted('inference')
     return scores, faults
 
 
@@ -55,6 +77,11 @@ def _ranked(probs: torch.Tensor, class_names: Sequence[str], topk: int) -> List[
     k = len(class_names) if topk <= 0 else min(topk, len(class_names))
     values, indices = probs.topk(k)
     return [{'label': class_names[i], 'score': float(v)} for v, i in zip(values.tolist(), indices.tolist())]
+
+
+def video_scores(scores: ClipScores) -> Dict[str, torch.Tensor]:
+    """Per video, the mean of its clips' scores."""
+    return {vid: torch.stack([p for _, p in clips]).mean(0) for vid, clips in scores.items()}
 
 
 def results_json(scores: ClipScores, class_names: Sequence[str], topk: int = 5,
@@ -80,47 +107,70 @@ def write_json(path: Path, data: Any) -> Path:
 
 # ----------------------------------------------------------------------------- any video file
 
-def _video_clips(path: Path, loader: Any, duration: int, stride: int, transform: Callable
-                 ) -> Iterable[Tuple[Tuple[int, int], torch.Tensor]]:
-    """(segment, C x T x H x W uint8 clip) for the sliding windows of one video file."""
-    import temporal_transforms as tt
-    n = len(loader.index(path))
-    for window in tt.SlidingWindow(duration, stride)(list(range(n))):
-        frames, _ = loader(path, window)
-        yield (min(window), max(window) + 1), transform(frames.transpose(0, 1))
+def unique_keys(paths: Sequence[Path]) -> Dict[Path, str]:
+    """Each file's path relative to the common folder of all of them ('/'-separated): never two alike."""
+    resolved = [p.resolve() for p in paths]
+    root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+    return {p: r.relative_to(root).as_posix() for p, r in zip(paths, resolved)}
 
 
-def _save_features(target: Path, features: Dict[str, Tuple[torch.Tensor, List[Tuple[int, int]]]]) -> None:
+def save_features(target: Path, features: ClipFeatures) -> Path:
+    """Per video: every clip's features, their mean and the clip segments (.hdf5 file or .npy folder)."""
+    import numpy as np
+    arrays = {}
+    for name, clips in features.items():
+        clips = sorted(clips, key=lambda c: c[0])
+        stacked = torch.stack([f for _, f in clips]).numpy()
+        arrays[name] = (stacked, stacked.mean(0), np.array([list(s) for s, _ in clips]))
     if target.suffix in ('.hdf5', '.h5'):
         import h5py
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f'.{target.name}.tmp')
-        with h5py.File(tmp, 'w') as f:
-            for name, (clips, segments) in features.items():
-                g = f.create_group(name)
-                g['clips'] = clips.numpy()
-                g['video'] = clips.mean(0).numpy()
-                g['segments'] = torch.tensor(segments).numpy()
-        os.replace(tmp, target)
-    else:
-        import numpy as np
-        target.mkdir(parents=True, exist_ok=True)
-        for name, (clips, segments) in features.items():
-            np.save(target / f'{name}_clips.npy', clips.numpy())
-            np.save(target / f'{name}.npy', clips.mean(0).numpy())
+
+        def write(f: Any) -> None:
+            with h5py.File(f, 'w') as h5:
+                for name, (clips, video, segments) in arrays.items():
+                    group = h5.create_group(name)
+                    group['clips'], group['video'], group['segments'] = clips, video, segments
+        return atomic_write(target, write)
+    for name, (clips, video, _) in arrays.items():
+        atomic_write(target / f'{name}_clips.npy', lambda f, a=clips: np.save(f, a))
+        atomic_write(target / f'{name}.npy', lambda f, a=video: np.save(f, a))
+    return target
+
+
+def file_dataset(paths: Sequence[Path], keys: Dict[Path, str], prep: Any, stride: Optional[int],
+                 multilabel: bool) -> Tuple[Any, List[Tuple[Path, str]]]:
+    """The files as a dataset of whole videos, and the (file, error) of those that cannot be opened."""
+    from datasets import MultiClipDataset, VideoList, VideoReadError, VideoRecord, get_loader
+    from datasets.preprocessing import inference_transforms
+
+    loader = get_loader('video', prep.input_type)
+    records, failed = [], []
+    for path in paths:
+        try:
+            n = len(loader.index(path))
+        except VideoReadError as e:
+            failed.append((path, str(e)))
+            continue
+        records.append(VideoRecord(keys[path], -1, path, range(n), (0, n)))
+    temporal, spatial = inference_transforms(prep, 'video', stride)
+    return MultiClipDataset(VideoList([], records), loader, temporal, spatial, multilabel=multilabel), failed
 
 
 def predict(argv: Optional[List[str]] = None) -> int:
-    """CLI: top-k labels (and optionally features) for video files, from a checkpoint."""
-    from datasets import VideoLoader, VideoReadError
-    from models import CheckpointError, load_checkpoint, load_model
-    import spatial_transforms as st
+    """CLI: top-k labels (and optionally a results JSON and features) for video files, from a checkpoint."""
+    from datasets import collate
+    from datasets.formats.errors import UserError
+    from datasets.preprocessing import Preprocessing, normalization
+    from models import load_checkpoint, load_model
 
     parser = argparse.ArgumentParser(description='Predict the actions in video files with a checkpoint')
     parser.add_argument('videos', type=Path, nargs='+')
     parser.add_argument('--resume_path', type=Path, required=True, help='checkpoint to use')
+    parser.add_argument('--output', type=Path, default=None,
+                        help="write the results JSON (main.py --inference's format) to this file")
     parser.add_argument('--output_topk', type=int, default=5)
-    parser.add_argument('--inference_stride', type=int, default=0, help='window stride; 0: sample_duration')
+    parser.add_argument('--inference_stride', type=int, default=0,
+                        help='window stride in frames of the video; 0: one clip span (sample_duration x sample_t_stride)')
     parser.add_argument('--batch_size', type=int, default=16, help='clips per forward pass')
     parser.add_argument('--annotation_path', type=Path, default=None,
                         help='class names from this annotation file, for checkpoints that carry none')
@@ -130,55 +180,44 @@ def predict(argv: Optional[List[str]] = None) -> int:
     try:
         ckpt = load_checkpoint(args.resume_path)
         model = load_model(args.resume_path)
-    except CheckpointError as e:
+        prep = Preprocessing.from_checkpoint(ckpt, str(args.resume_path))
+        names = ckpt.get('class_names')
+        if not names and args.annotation_path:
+            from datasets.annotations import file_labels
+            from datasets.formats.annotation_json import read_annotation_json
+            names = file_labels(args.annotation_path, read_annotation_json(args.annotation_path))
+        n_out = head_of(model).out_features
+        if not names or len(names) != n_out:
+            raise UserError(f'{args.resume_path}: no class names for its {n_out} outputs: pass --annotation_path')
+    except (UserError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
-        return 2
-    names = ckpt.get('class_names')
-    if not names and args.annotation_path:
-        from datasets.annotations import file_labels
-        from util_scripts.annotation_utils import read_annotation_json
-        names = file_labels(args.annotation_path, read_annotation_json(args.annotation_path))
-    n_out = model.fc.out_features if hasattr(model, 'fc') else model.classifier.out_features
-    if not names or len(names) != n_out:
-        print(f'error: {args.resume_path}: no class names for its {n_out} outputs: pass --annotation_path',
-              file=sys.stderr)
         return 2
     device = torch.device('cuda' if torch.cuda.is_available() and not args.no_cuda else 'cpu')
     model.to(device)
-    size, duration = ckpt.get('sample_size') or 112, ckpt.get('sample_duration') or 16
-    mean, std = ckpt.get('mean'), ckpt.get('std')
-    if mean is None or std is None:
-        print('warning: the checkpoint records no normalisation: using the Kinetics mean/std', file=sys.stderr)
-        mean, std = st.get_mean_std()
-    normalize = st.ClipNormalize(mean, std, ckpt.get('value_scale') or 1)
-    transform = st.Compose([st.Resize(size), st.CenterCrop(size), st.YUVToRGB()])
-    loader = VideoLoader(yuv=True)
     multilabel = bool(ckpt.get('multilabel'))  # trained with --multilabel: independent per-label scores
-    features: Dict[str, Tuple[torch.Tensor, List[Tuple[int, int]]]] = {}
-    status = 0
+    keys = unique_keys(args.videos)
+    data, failed = file_dataset(args.videos, keys, prep, args.inference_stride or None, multilabel)
+    for path, error in failed:
+        print(f'{path}: error: {error}', file=sys.stderr)
+    loader = torch.utils.data.DataLoader(data, batch_size=1, collate_fn=collate)
+    features: ClipFeatures = {}
+    scores, faults = infer(loader, model, device, normalization(prep), show_progress=False,
+                           multilabel=multilabel, features=features if args.features else None,
+                           max_clips=args.batch_size)
     for path in args.videos:
-        try:
-            clips = list(_video_clips(path, loader, duration, args.inference_stride or duration, transform))
-        except VideoReadError as e:
-            print(f'{path}: error: {e}', file=sys.stderr)
-            status = 1
-            continue
-        probs, feats = [], []
-        with torch.no_grad():
-            for i in range(0, len(clips), args.batch_size):
-                x = to_device(torch.stack([c for _, c in clips[i:i + args.batch_size]]), device, normalize)
-                f = model.forward_features(x)
-                head = model.fc if hasattr(model, 'fc') else model.classifier
-                logits = head(f).float()
-                probs.append((torch.sigmoid(logits) if multilabel else F.softmax(logits, 1)).cpu())
-                feats.append(f.float().cpu())
-        ranked = _ranked(torch.cat(probs).mean(0), names, args.output_topk)
-        print(f'{path}: ' + ', '.join(f"{r['label']} {r['score']:.3f}" for r in ranked))
-        features[path.stem] = (torch.cat(feats), [s for s, _ in clips])
+        if keys[path] in scores:
+            ranked = _ranked(video_scores({keys[path]: scores[keys[path]]})[keys[path]], names, args.output_topk)
+            print(f'{path}: ' + ', '.join(f"{r['label']} {r['score']:.3f}" for r in ranked))
+        elif all(p != path for p, _ in failed):
+            print(f'{path}: error: no decodable clip', file=sys.stderr)
+            failed.append((path, 'no clip'))
+    if args.output is not None:
+        print(f'results of {len(scores)} videos -> '
+              f'{write_json(args.output, results_json(scores, names, args.output_topk))}')
     if args.features and features:
-        _save_features(args.features, features)
+        save_features(args.features, features)
         print(f'features of {len(features)} videos saved to {args.features}')
-    return status
+    return 1 if failed or faults['failed_videos'] else 0
 
 
 if __name__ == '__main__':

@@ -9,10 +9,13 @@ that decides *what* to train (freezing, optimizer, schedule, checkpoints) lives 
 """
 import contextlib
 import math
+import signal
+import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
@@ -142,3 +145,96 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
         'bad_frames': bad_frames, 'failed_videos': failed, 'batches': n_batches or 0,
         'interrupted': interrupted, 'batches_done': done,
     }
+
+
+class StopSignals:
+    """SIGTERM/SIGINT ask the run to stop at the next safe point, for the run's duration only.
+
+    Used as a context manager: the previous handlers come back on exit. Calling the object
+    answers "stop now?"; under ``torch.distributed`` every rank gets the same answer (a
+    collective call: all ranks must ask at the same step). ``local()`` asks without talking
+    to other ranks, for loops whose length differs between ranks. A second SIGINT raises
+    ``KeyboardInterrupt`` at once, for a run stuck where it never checks.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, device: Optional[torch.device] = None):
+        self.device = device or torch.device('cpu')
+        self.signum: Optional[int] = None
+        self.previous: Dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> 'StopSignals':
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
+
+    def local(self) -> bool:
+        """Whether this process got a stop signal."""
+        return self.signum is not None
+
+    def __call__(self, flag: Optional[bool] = None) -> bool:
+        """Whether any rank got a signal (or passed ``flag`` True); the same answer on every rank."""
+        flag = self.local() if flag is None else flag or self.local()
+        if dist.is_available() and dist.is_initialized():
+            t = torch.tensor([float(flag)], device=self.device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flag = bool(t.item())
+        return flag
+
+
+def reduce_sums(values: Dict[str, float], device: torch.device) -> Dict[str, float]:
+    """Sum the given numbers over all ranks (identity without distributed)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(keys, t.tolist()))
+
+
+def gather_dict(d: Dict[str, Any]) -> Dict[str, Any]:
+    """Merge per-rank dicts (each rank holds different videos) on every rank."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return d
+    parts: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, d)
+    merged: Dict[str, Any] = {}
+    for part in parts:
+        merged.update(part)
+    return merged
+
+
+def warmup(optimizer: torch.optim.Optimizer, base_lrs: List[float], steps: int) -> Callable[[int], None]:
+    """A ``before_step`` hook: learning rate base * (iteration / steps) for the first ``steps`` iterations."""
+    def set_lr(iteration: int) -> None:
+        if iteration <= steps:
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group['lr'] = base * iteration / steps
+    return set_lr
+
+
+def amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for ``--precision`` on ``device`` (None: fp32)."""
+    if precision == 'auto':
+        ok = device.type == 'cuda' and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if ok else None
+    return {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
+
+
+def criterion_for(multilabel: bool, label_smoothing: float = 0.0) -> nn.Module:
+    """Cross-entropy, or BCE on sigmoids for ``--multilabel`` (both with ``--label_smoothing``)."""
+    if multilabel:
+        return MultiLabelLoss(label_smoothing)
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)

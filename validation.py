@@ -25,9 +25,14 @@ VideoScores = Dict[str, Tuple[torch.Tensor, int, Union[int, Tuple[int, ...]]]]
 @torch.no_grad()
 def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, criterion: nn.Module,
               device: torch.device, normalize: Callable, *, amp_dtype: Optional[torch.dtype] = None,
-              channels_last: bool = False, show_progress: bool = True) -> Dict[str, Any]:
-    """One pass over the validation clips: clip loss/accuracy sums and per-video score sums."""
+              channels_last: bool = False, show_progress: bool = True,
+              should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+    """One pass over the validation clips: clip loss/accuracy sums and per-video score sums.
+
+    ``should_stop`` is asked after every batch; if it says so, the pass ends with ``interrupted`` set.
+    """
     model.eval()
+    interrupted = False
     loss_sum, correct, seen, bad_frames, failed = 0.0, 0, 0, 0, 0
     videos: VideoScores = {}
     bar = tqdm(loader, desc=f'epoch {epoch} val', disable=not show_progress, dynamic_ncols=True, leave=False)
@@ -52,9 +57,12 @@ def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, cr
             videos[vid] = (total + p, count + 1, label)
         if seen:
             bar.set_postfix(loss=f'{loss_sum / seen:.3f}', acc=f'{correct / seen:.3f}')
+        if should_stop is not None and should_stop():
+            interrupted = True
+            break
     bar.close()
     return {'loss_sum': loss_sum, 'correct': correct, 'clips': seen, 'videos': videos,
-            'bad_frames': bad_frames, 'failed_videos': failed}
+            'bad_frames': bad_frames, 'failed_videos': failed, 'interrupted': interrupted}
 
 
 def video_metrics(videos: VideoScores) -> Dict[str, float]:
@@ -107,3 +115,20 @@ def multilabel_metrics(videos: VideoScores, ks: Sequence[int] = (1, 5)) -> Dict[
         found = truth.gather(1, top).sum(1).float()
         out[f'recall_at_{k}'] = float((found / truth.sum(1)).mean())
     return out
+
+
+def score_inference(means: Dict[str, torch.Tensor], records: Sequence[Any], names: Sequence[str],
+                    multilabel: bool, subset: str) -> Tuple[Dict[str, float], str]:
+    """Video metrics of averaged inference scores against the records' labels (validation's own
+    functions), and their summary text; ``({}, '')`` for an unlabelled subset."""
+    labelled = [r for r in records if r.label >= 0 and r.video_id in means]
+    if not labelled:
+        return {}, ''
+    videos = {r.video_id: (means[r.video_id], 1, r.label_set if multilabel else r.label) for r in labelled}
+    if multilabel:
+        m = multilabel_metrics(videos)
+        return m, (f" | {subset}: mAP {m['mAP']:.4f}, recall@1 {m['recall_at_1']:.4f}, "
+                   f"recall@5 {m['recall_at_5']:.4f} over {m['videos']} videos")
+    m = video_metrics(videos)
+    return m, (f" | {subset}: video top-1 {m['video_top1']:.4f}, top-5 {m['video_top5']:.4f}, mean class "
+               f"{m['mean_class_acc']:.4f}; per-class table, confusion matrix and chart beside it")

@@ -7,14 +7,16 @@ into the model's float input (run it on the device, where it is cheapest).
 """
 from argparse import Namespace
 from pathlib import Path
-from typing import Callable, List
+from typing import Any, Callable, List, Optional
 
 import spatial_transforms as st
 import temporal_transforms as tt
 
+from .formats.errors import UserError
 from .annotations import AnnotationError, VideoList, load_video_list
 from .cubic_puzzle import CubicPuzzleDataset
 from .loaders import Hdf5Loader, JpgLoader, VideoLoader
+from .preprocessing import Preprocessing, inference_transforms, normalization, subsampling, to_rgb
 from .video_dataset import MultiClipDataset, VideoDataset
 
 
@@ -31,13 +33,12 @@ def get_loader(file_type: str, input_type: str = 'rgb') -> Callable:
 
 
 def _to_rgb(opt: Namespace) -> List[Callable]:
-    """Video frames stay YUV through crop and resize (see ``VideoLoader``): convert them last."""
-    return [st.YUVToRGB()] if opt.file_type == 'video' and opt.input_type == 'rgb' else []
+    return to_rgb(opt.file_type, Preprocessing.from_opts(opt))
 
 
 def get_normalization(opt: Namespace) -> st.ClipNormalize:
     """uint8 batch -> normalised float input, with the options' mean, std and value_scale."""
-    return st.ClipNormalize(opt.mean, opt.std, opt.value_scale)
+    return normalization(Preprocessing.from_opts(opt))
 
 
 def _video_list(opt: Namespace, subset: str, whole_videos: bool = False) -> VideoList:
@@ -54,7 +55,7 @@ def _as_list(value) -> List[Path]:
 
 
 def _subsampling(opt: Namespace) -> List[Callable]:
-    return [tt.TemporalSubsampling(opt.sample_t_stride)] if opt.sample_t_stride > 1 else []
+    return subsampling(Preprocessing.from_opts(opt))
 
 
 def get_training_data(opt: Namespace) -> VideoDataset:
@@ -85,21 +86,17 @@ def get_validation_data(opt: Namespace) -> MultiClipDataset:
                             temporal, spatial, multilabel=getattr(opt, 'multilabel', False))
 
 
-def get_inference_data(opt: Namespace) -> MultiClipDataset:
-    """Sliding-window clips over whole videos of ``--inference_subset``.
+def get_inference_data(opt: Namespace, prep: Optional[Preprocessing] = None) -> MultiClipDataset:
+    """Sliding-window clips over whole videos of ``--inference_subset``, preprocessed as ``prep``.
 
-    ``--inference_stride`` is in frames of the video; with ``--sample_t_stride`` s the
-    window advances by stride / s subsampled frames.
+    ``prep`` is the model's recorded contract (default: the options'); ``--inference_stride``
+    is in frames of the video.
     """
-    stride = max(1, opt.inference_stride // opt.sample_t_stride)
-    temporal = tt.TemporalCompose(_subsampling(opt) + [tt.SlidingWindow(opt.sample_duration, stride)])
-    spatial = [st.Resize(opt.sample_size)]
-    if opt.inference_crop == 'center':
-        spatial.append(st.CenterCrop(opt.sample_size))
-    spatial += _to_rgb(opt)
+    temporal, spatial = inference_transforms(prep or Preprocessing.from_opts(opt), opt.file_type,
+                                             opt.inference_stride)
     subset = {'train': 'training', 'val': 'validation', 'test': 'testing'}[opt.inference_subset]
     return MultiClipDataset(_video_list(opt, subset, whole_videos=True),
-                            get_loader(opt.file_type, opt.input_type), temporal, st.Compose(spatial),
+                            get_loader(opt.file_type, opt.input_type), temporal, spatial,
                             multilabel=getattr(opt, 'multilabel', False))
 
 
@@ -109,3 +106,19 @@ def get_pretext_data(opt: Namespace, subset: str) -> CubicPuzzleDataset:
     return CubicPuzzleDataset(_video_list(opt, subset), get_loader(opt.file_type, opt.input_type),
                               opt.sample_duration, opt.sample_size, jitter=opt.puzzle_jitter,
                               fixed=subset == 'validation', color_transform=st.Compose(to_rgb) if to_rgb else None)
+
+
+def require_videos(name: str, data: Any, say: bool = True) -> None:
+    """A subset with no usable video is a user error; otherwise (``say``) print how many it has and which are missing."""
+    if len(data) == 0:
+        raise UserError(f'the {name} subset has no usable video ({data.videos.summary()}): '
+                        'check --video_path, --annotation_path and --file_type')
+    if say:
+        print(f'{name}: {data.videos.summary()}')
+
+
+def check_class_count(names: Optional[List[str]], n_classes: int) -> None:
+    """The annotation's label count must match the model's head."""
+    if names is not None and len(names) != n_classes:
+        raise UserError(f'the annotation file has {len(names)} classes but the model has {n_classes} '
+                        f'outputs: pass --n_classes {len(names)} (with --n_pretrain_classes when fine-tuning)')

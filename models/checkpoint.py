@@ -25,13 +25,14 @@ from .factory import (MODEL_DEFAULTS, MODEL_OPTION_NAMES, arch_name, generate_mo
 from .resnet import RESNET_LAYERS
 from .resnet2p1d import mid_planes
 from datasets.formats.atomic import atomic_write  # noqa: F401  (re-exported: checkpoint writers use it)
+from datasets.formats.errors import UserError
 
 FRAMEWORK_VERSION = '0.1.0'
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')
 PathLike = Union[str, os.PathLike]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be read, or whose weights do not fit the model."""
 
 
@@ -54,8 +55,16 @@ def save_checkpoint(path: PathLike, model: nn.Module, model_options: Mapping[str
                     mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
                     value_scale: float = 1, sample_size: Optional[int] = None,
                     sample_duration: Optional[int] = None,
+                    preprocessing: Optional[Mapping[str, Any]] = None,
                     extra: Optional[Mapping[str, Any]] = None) -> Path:
-    """Atomically write a checkpoint readable by both this framework and the original."""
+    """Atomically write a checkpoint readable by both this framework and the original.
+
+    ``preprocessing`` (``datasets.preprocessing.Preprocessing.to_dict()``) is the input
+    contract; when given, it also fills the older top-level ``mean``/``std``/... keys.
+    """
+    if preprocessing is not None:
+        mean, std, value_scale = preprocessing['mean'], preprocessing['std'], preprocessing['value_scale']
+        sample_size, sample_duration = preprocessing['sample_size'], preprocessing['sample_duration']
     options = {**MODEL_DEFAULTS, **{k: v for k, v in model_options.items() if k in MODEL_DEFAULTS}}
     state = {
         'epoch': int(epoch),
@@ -70,6 +79,7 @@ def save_checkpoint(path: PathLike, model: nn.Module, model_options: Mapping[str
         'value_scale': value_scale,
         'sample_size': sample_size,
         'sample_duration': sample_duration,
+        'preprocessing': dict(preprocessing) if preprocessing is not None else None,
         'version': FRAMEWORK_VERSION,
     }
     if extra:

@@ -103,10 +103,15 @@ def head_name(model: nn.Module) -> str:
     return 'classifier' if hasattr(model, 'classifier') else 'fc'
 
 
+def head_of(model: nn.Module) -> nn.Linear:
+    """The classification layer itself."""
+    return getattr(model, head_name(model))
+
+
 def replace_head(model: nn.Module, n_classes: int) -> nn.Module:
     """Swap the classifier for a fresh Linear (PyTorch's default init) with ``n_classes`` outputs."""
     name = head_name(model)
-    old = getattr(model, name)
+    old = head_of(model)
     new = nn.Linear(old.in_features, n_classes)
     setattr(model, name, new.to(device=old.weight.device, dtype=old.weight.dtype))
     return model

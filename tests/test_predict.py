@@ -27,10 +27,10 @@ def test_predict_prints_top_k_per_video_and_saves_features(tmp_path, checkpoint,
     labels = [part.rsplit(' ', 1)[0] for part in lines[0].split(': ', 1)[1].split(', ')]
     assert len(labels) == 2 and set(labels) <= {'cook', 'dance', 'swim'}
     with h5py.File(tmp_path / 'feats.hdf5') as f:
-        assert f['a/clips'].shape == (3, 128) and f['a/video'].shape == (128,)  # 20 frames: 3 windows
-        assert np.allclose(f['a/video'][()], f['a/clips'][()].mean(0), atol=1e-5)
-        assert f['a/segments'][()].tolist() == [[0, 8], [8, 16], [16, 20]]
-        assert f['b/clips'].shape == (1, 128)
+        assert f['a.mp4/clips'].shape == (3, 128) and f['a.mp4/video'].shape == (128,)  # 20 frames: 3 windows
+        assert np.allclose(f['a.mp4/video'][()], f['a.mp4/clips'][()].mean(0), atol=1e-5)
+        assert f['a.mp4/segments'][()].tolist() == [[0, 8], [8, 16], [16, 20]]
+        assert f['b.avi/clips'].shape == (1, 128)
 
 
 def test_predict_reports_unreadable_files_and_keeps_going(tmp_path, checkpoint, capsys):
@@ -40,7 +40,7 @@ def test_predict_reports_unreadable_files_and_keeps_going(tmp_path, checkpoint, 
                               '--features', str(tmp_path / 'npy'), '--no_cuda']) == 1
     captured = capsys.readouterr()
     assert 'bad.mp4' in captured.err and f'{good}: ' in captured.out
-    assert (tmp_path / 'npy' / 'good.npy').is_file() and (tmp_path / 'npy' / 'good_clips.npy').is_file()
+    assert (tmp_path / 'npy' / 'good.mp4.npy').is_file() and (tmp_path / 'npy' / 'good.mp4_clips.npy').is_file()
 
 
 def test_checkpoints_without_class_names_need_an_annotation_file(tmp_path, capsys):

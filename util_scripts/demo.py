@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 DEMO_ROOT = Path('demo_data')
 VIDEOS_PER_CLASS = 64
@@ -49,9 +49,8 @@ def prepare_demo_data(root: Path = DEMO_ROOT) -> int:
     return ucf101_json.main([str(root / 'splits'), str(root / 'jpg'), str(root)])
 
 
-def run_demo(user_args: List[str]) -> int:
-    """Run every step; ``user_args`` are main.py flags that override the demo's."""
-    import main as main_module
+def run_demo(user_args: List[str], train: Callable[[List[str]], int]) -> int:
+    """Run every step; ``user_args`` are main.py flags that override the demo's; ``train`` is main.py's entry point."""
     from opts import parse_opts
     from util_scripts import eval_accuracy, make_demo_dataset
 
@@ -65,7 +64,7 @@ def run_demo(user_args: List[str]) -> int:
             '--result_path', str(results), *DEMO_FLAGS, *user_args]
     opt_result = parse_opts(args).result_path  # the user's --result_path wins
     t = _step('4/5 training a 3D ResNet-10 and running inference (main.py ' + ' '.join(args) + ')')
-    code = main_module.main(args)
+    code = train(args)
     if code != 0:
         return code
     train_minutes = (time.perf_counter() - t) / 60
