@@ -37,7 +37,7 @@ import spatial_transforms as st  # noqa: E402
 from models import generate_model  # noqa: E402
 from models.factory import MODEL_DEFAULTS  # noqa: E402
 from training import autocast, to_device  # noqa: E402
-from util_scripts.model_summary import summarize  # noqa: E402
+from models.summary import summarize  # noqa: E402
 
 # Dense peak TFLOP/s (bf16 tensor cores, fp32 non-tensor) of GPUs we may meet, by name.
 PEAK_TFLOPS = {'H200': (989.0, 67.0), 'H100': (989.0, 67.0), 'A100': (312.0, 19.5), 'L40S': (362.0, 91.6),

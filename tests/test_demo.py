@@ -2,12 +2,13 @@
 import numpy as np
 
 import main as main_module
+from datasets import demo_videos
 from datasets.loaders import VideoLoader
-from util_scripts import demo, make_demo_dataset
+from util_scripts import demo
 
 
 def test_demo_dataset_is_ucf101_shaped_video_whose_classes_need_motion(tmp_path):
-    splits = make_demo_dataset.make_demo_dataset(tmp_path, videos_per_class=8, n_frames=12, show_progress=False)
+    splits = demo_videos.make_demo_dataset(tmp_path, videos_per_class=8, n_frames=12, show_progress=False)
     assert (splits / 'classInd.txt').read_text().splitlines()[0] == '1 MoveLeft'
     train = (splits / 'trainlist01.txt').read_text().splitlines()
     test = (splits / 'testlist01.txt').read_text().splitlines()
@@ -27,10 +28,10 @@ def test_demo_dataset_is_ucf101_shaped_video_whose_classes_need_motion(tmp_path)
 def test_a_single_frame_does_not_reveal_the_class():
     """Object positions and sizes overlap across classes, so only motion separates them."""
     rng = np.random.default_rng(0)
-    xs = {label: [make_demo_dataset.trajectory(label, 32, rng)[16][0] for _ in range(200)]
+    xs = {label: [demo_videos.trajectory(label, 32, rng)[16][0] for _ in range(200)]
           for label in ('MoveLeft', 'MoveRight')}
     assert abs(np.mean(xs['MoveLeft']) - np.mean(xs['MoveRight'])) < 6
-    radii = {label: [make_demo_dataset.trajectory(label, 32, rng)[16][2] for _ in range(200)]
+    radii = {label: [demo_videos.trajectory(label, 32, rng)[16][2] for _ in range(200)]
              for label in ('Grow', 'Shrink')}
     assert abs(np.mean(radii['Grow']) - np.mean(radii['Shrink'])) < 1
 
@@ -58,12 +59,12 @@ def test_demo_data_of_an_older_renderer_is_made_again(tmp_path, monkeypatch):
     (results / 'keep.txt').write_text('a user result')
     assert demo.prepare_demo_data(tmp_path) == 0
     assert stale.stat().st_size > 1000  # rendered again
-    assert (tmp_path / 'VERSION').read_text().strip() == make_demo_dataset.VERSION
+    assert (tmp_path / 'VERSION').read_text().strip() == demo_videos.VERSION
     assert (results / 'keep.txt').is_file()
     assert len(list((tmp_path / 'jpg' / 'MoveLeft' / 'v_MoveLeft_g01_c01').glob('image_*.jpg'))) == 32
 
 
 def test_frames_are_lit_from_above():
-    frames = make_demo_dataset.render('Grow', 4, np.random.default_rng(1))
+    frames = demo_videos.render('Grow', 4, np.random.default_rng(1))
     rows = np.stack(frames).astype(float).mean(axis=(0, 2, 3))
     assert rows[:8].mean() - rows[-8:].mean() > 40

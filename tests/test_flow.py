@@ -17,6 +17,7 @@ from PIL import Image
 
 import main as main_module
 from datasets import Hdf5Loader
+from datasets.conversion.flow import FlowParams, decode_flow, quantize, write_flow_hdf5
 from tests.video_fixtures import write_video
 from util_scripts import check_dataset, folder_json, generate_flow_hdf5, generate_video_hdf5
 from util_scripts.annotation_utils import count_hdf5_frames
@@ -137,17 +138,17 @@ def test_fast_methods_in_a_pool_and_rerun_skips(src, tmp_path, method):
 
 
 def test_encoding_maps_zero_to_128_and_clips_at_the_bound():
-    values = generate_flow_hdf5.quantize(np.array([-30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 25.0]), 20)
+    values = quantize(np.array([-30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 25.0]), 20)
     assert values.tolist() == [0, 0, 64, 128, 191, 255, 255]
     flow = np.linspace(-20, 20, 101)
-    back = generate_flow_hdf5.decode_flow(generate_flow_hdf5.quantize(flow, 20), 20)
+    back = decode_flow(quantize(flow, 20), 20)
     assert np.abs(back - flow).max() <= 20 / 255 + 1e-4  # half a step
 
 
 def test_one_frame_video_gets_zero_flow_and_a_warning(tmp_path):
     src = write_video(tmp_path / 'v.mp4', square_frames(STEP, 0, n=1))
-    params = generate_flow_hdf5.FlowParams()
-    warning = generate_flow_hdf5.write_flow_hdf5(src, tmp_path / 'v.hdf5', H, Fraction(-1), params)
+    params = FlowParams()
+    warning = write_flow_hdf5(src, tmp_path / 'v.hdf5', H, Fraction(-1), params)
     assert 'one frame' in warning
     clip, _ = Hdf5Loader(('video_u', 'video_v'))(tmp_path / 'v.hdf5', [0])
     assert clip.shape == (1, 2, H, W) and bool((clip == 128).all())

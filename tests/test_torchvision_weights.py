@@ -4,8 +4,9 @@ import torch
 import torchvision
 
 from models import load_checkpoint, load_model
+from models.torchvision_weights import TORCHVISION_MEAN, TORCHVISION_STD
 from tests.conftest import randomize_bn_stats
-from util_scripts.convert_torchvision_weights import TORCHVISION_MEAN, TORCHVISION_STD, main
+from util_scripts.convert_torchvision_weights import main
 
 
 @pytest.mark.parametrize('arch', ['r3d_18', 'r2plus1d_18'])

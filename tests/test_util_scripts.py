@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from models import MODEL_DEFAULTS, generate_model, load_model
+from models.summary import summarize
 from opts import add_model_arguments, model_options
 from util_scripts import model_summary, remove_dataparallel
 
@@ -61,12 +62,12 @@ def test_model_summary_reports_parameters_and_gmacs(capsys):
     assert model_summary.main(['--model', 'resnet', '--model_depth', '18']) == 0
     out = capsys.readouterr().out
     assert '33,409,104 parameters' in out and '8.31 GMACs per clip' in out
-    s = model_summary.summarize(dict(MODEL_DEFAULTS, model='resnet2p1d', model_depth=18))
+    s = summarize(dict(MODEL_DEFAULTS, model='resnet2p1d', model_depth=18))
     assert s['params'] == 33_421_164 and round(s['gmacs'], 2) == 8.48
     # torchvision r3d_18's shape: 40.70 GMACs without the max pool and with a 3-frame stem
-    s = model_summary.summarize(dict(MODEL_DEFAULTS, conv1_t_size=3, no_max_pool=True))
+    s = summarize(dict(MODEL_DEFAULTS, conv1_t_size=3, no_max_pool=True))
     assert round(s['gmacs'], 2) == 40.70
-    s = model_summary.summarize(dict(MODEL_DEFAULTS, model='densenet', model_depth=121), 64, 16)
+    s = summarize(dict(MODEL_DEFAULTS, model='densenet', model_depth=121), 64, 16)
     assert s['output_shape'] == (1, 400) and s['input_shape'] == (1, 3, 16, 64, 64)
 
 

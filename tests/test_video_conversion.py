@@ -1,8 +1,4 @@
-"""generate_video_jpgs / generate_video_hdf5 / generate_video_mp4 and util_scripts.video_conversion.
-
-Tiny videos (12-20 frames of 64x48 or 48x64) are made with PyAV once per module.
-"""
-import contextlib
+"""generate_video_jpgs and the conversion runner (datasets.conversion.runner): layouts, failures, resume, pool."""
 import functools
 import io
 import os
@@ -10,150 +6,18 @@ import shutil
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 import av
-import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
-from util_scripts import generate_video_hdf5, generate_video_jpgs, generate_video_mp4
-from util_scripts import video_conversion as vc
-
-REPO = Path(__file__).resolve().parents[1]
-SIZE = 32  # 64x48 -> 43x32, 48x64 -> 32x43
-LANDSCAPE, PORTRAIT = (43, 32), (32, 43)  # PIL (width, height)
-VFR_GAPS_MS = [33, 66, 33, 100, 33, 33, 200, 33, 66, 33, 33]
-
-# name -> (frames expected from generate_video_jpgs, PIL size of the frames)
-GOOD = {
-    'walk/h264.mp4': (12, LANDSCAPE),
-    'walk/mpeg4.avi': (12, LANDSCAPE),
-    'walk/vp9.webm': (12, PORTRAIT),
-    'walk/h264.mkv.mkv': (12, LANDSCAPE),
-    'run/vfr.mp4': (12, PORTRAIT),
-    'run/badmeta.mp4': (12, LANDSCAPE),
-    'run/midcorrupt.mp4': (6, LANDSCAPE),  # a broken packet at frame 7: 6 frames kept
-}
-BAD = ['run/empty.mp4', 'run/notes.txt', 'run/truncated.mp4', 'run/headeronly.webm',
-       'run/audio.wav']
-
-
-# ----------------------------------------------------------------------------- making videos
-
-def moving_frames(n, width, height):
-    for i in range(n):
-        a = np.zeros((height, width, 3), np.uint8)
-        a[..., 0] = (np.arange(width)[None, :] * 4 + i * 12) % 256
-        a[..., 1] = (np.arange(height)[:, None] * 5) % 256
-        x = (i * 3) % (width - 8)
-        a[4:12, x:x + 8, 2] = 255
-        yield a
-
-
-def make_video(path, n=12, width=64, height=48, codec='libx264', fmt=None, rate=10,
-               pts_ms=None, title=None, rotation=None, options=None, frames=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), 'w', format=fmt) as out:
-        if title:
-            out.metadata['title'] = title
-        stream = out.add_stream(codec, rate=rate, options=options or {})
-        stream.width, stream.height = width, height
-        stream.pix_fmt = 'yuv420p'
-        if pts_ms is not None:
-            stream.codec_context.time_base = Fraction(1, 1000)
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for i, array in enumerate(frames if frames is not None else
-                                  moving_frames(n, width, height)):
-            frame = av.VideoFrame.from_ndarray(array, format='rgb24')
-            if pts_ms is not None:
-                frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-def packet_positions(path):
-    with av.open(str(path)) as c:
-        return [p.pos for p in c.demux(video=0) if p.size]
-
-
-def make_tree(root):
-    make_video(root / 'walk/h264.mp4')
-    make_video(root / 'walk/mpeg4.avi', codec='mpeg4')
-    make_video(root / 'walk/vp9.webm', width=48, height=64, codec='libvpx-vp9')
-    make_video(root / 'walk/h264.mkv.mkv', fmt='matroska')
-    make_video(root / 'run/vfr.mp4', width=48, height=64, pts_ms=np.cumsum([0] + VFR_GAPS_MS))
-    # metadata that is not UTF-8: PyAV writes str only, so patch the bytes of the written tag
-    path = make_video(root / 'run/badmeta.mp4', title='QQQQQQQQQQQQ')
-    data = path.read_bytes()
-    assert data.count(b'QQQQQQQQQQQQ') == 1
-    path.write_bytes(data.replace(b'QQQQQQQQQQQQ', b'\xff\xfe\xc3(Q\x80QQQQQQ'))
-    # H.264 in mp4 (no B-frames): an impossible NAL size in packet 7 stops the decoder there
-    path = make_video(root / 'run/midcorrupt.mp4', options={'bf': '0'})
-    data = bytearray(path.read_bytes())
-    pos = packet_positions(path)[6]
-    data[pos:pos + 4] = b'\x7f\xff\xff\xff'
-    path.write_bytes(bytes(data))
-    (root / 'run/empty.mp4').write_bytes(b'')
-    (root / 'run/notes.txt').write_text('FFmpeg reads text as ANSI art.\n' * 100)
-    data = (root / 'walk/h264.mp4').read_bytes()
-    (root / 'run/truncated.mp4').write_bytes(data[:len(data) // 2])
-    webm = root / 'walk/vp9.webm'
-    (root / 'run/headeronly.webm').write_bytes(webm.read_bytes()[:packet_positions(webm)[0]])
-    with av.open(str(root / 'run/audio.wav'), 'w') as out:
-        stream = out.add_stream('pcm_s16le', rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format='s16',
-                                           layout='mono')
-        frame.sample_rate = 8000
-        for packet in list(stream.encode(frame)) + list(stream.encode()):
-            out.mux(packet)
-
-
-def run_main(module, argv):
-    """Run a script's main in-process; return (exit code, stdout)."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        rc = module.main([str(a) for a in argv])
-    return rc, out.getvalue()
-
-
-def copy_videos(src_root, names, dst_root):
-    for name in names:
-        (dst_root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src_root / name, dst_root / name)
-    return dst_root
-
-
-def frame_dir(root, name):
-    return root / Path(name).parent / Path(name).stem
-
-
-def jpg_names(n):
-    return [f'image_{i:05d}.jpg' for i in range(1, n + 1)]
-
-
-def temps_left(root):
-    return [p for p in root.rglob('*') if '.tmp-' in p.name]
-
-
-@pytest.fixture(scope='module')
-def src(tmp_path_factory):
-    root = tmp_path_factory.mktemp('videos')
-    make_tree(root)
-    return root
-
-
-@pytest.fixture(scope='module')
-def jpg_run(src, tmp_path_factory):
-    dst = tmp_path_factory.mktemp('jpgs')
-    rc, out = run_main(generate_video_jpgs, [src, dst, 'kinetics', '--size', SIZE,
-                                             '--n_jobs', 1])
-    return rc, out, dst
+from datasets.conversion import runner
+from datasets.conversion.writers import write_jpgs
+from tests.conversion_tree import (BAD, GOOD, LANDSCAPE, REPO, SIZE, copy_videos,  # noqa: F401
+                                   frame_dir, jpg_names, jpg_run, make_video, run_main, src,
+                                   temps_left)
+from util_scripts import generate_video_jpgs
 
 
 # ----------------------------------------------------------------------------- jpgs
@@ -263,24 +127,6 @@ def test_fps_picks_frames_by_presentation_time(tmp_path):
         assert (tmp_path / 'half/c/v' / name).read_bytes() == source.read_bytes()
 
 
-def test_pick_by_time_on_variable_frame_rate():
-    ms = [0, 33, 99, 132, 232, 265]
-    timed = [(Fraction(t, 1000), Fraction(33, 1000), i) for i, t in enumerate(ms)]
-    # 10 fps: times 0, .1, .2 show frames 0, 2, 3 (frame 3 is shown from .132 to .232)
-    assert list(vc.pick_by_time(timed, Fraction(10))) == [0, 2, 3]
-    # 20 fps until .298: 0 -> 0, .05 -> 1, .1 -> 2, .15 and .2 -> 3, .25 -> 4
-    assert list(vc.pick_by_time(timed, Fraction(20))) == [0, 1, 2, 3, 3, 4]
-    assert list(vc.pick_by_time([], Fraction(5))) == []
-
-
-def test_output_size_rounding():
-    assert vc.output_size(320, 240, 240) == (320, 240)
-    assert vc.output_size(340, 256, 240) == (319, 240)
-    assert vc.output_size(256, 340, 240) == (240, 319)
-    assert vc.output_size(340, 256, 240, even=True) == (318, 240)
-    assert vc.output_size(64, 48, 33, even=True) == (44, 34)
-
-
 def test_activitynet_flat_layout(src, tmp_path):
     tree = tmp_path / 'src'
     tree.mkdir()
@@ -339,7 +185,7 @@ def crash_on_purpose(src_path, tmp, size):
     """A writer whose process dies on videos named crash*: a segfault in FFmpeg, say."""
     if src_path.name.startswith('crash'):
         os._exit(3)
-    return generate_video_jpgs.write_jpgs(src_path, tmp, size, Fraction(-1))
+    return write_jpgs(src_path, tmp, size, Fraction(-1))
 
 
 def test_a_dying_worker_fails_only_its_video(src, tmp_path):
@@ -348,90 +194,11 @@ def test_a_dying_worker_fails_only_its_video(src, tmp_path):
     tree.mkdir(parents=True)
     for name in names:
         shutil.copy(src / 'walk/h264.mp4', tree / name)
-    videos = vc.find_videos(tmp_path / 'src', tmp_path / 'dst', 'kinetics')
+    videos = runner.find_videos(tmp_path / 'src', tmp_path / 'dst', 'kinetics')
     writer = functools.partial(crash_on_purpose, size=SIZE)
-    outcomes = {o.video.src.name: o for o in vc.convert_all(videos, writer, n_jobs=2)}
+    outcomes = {o.video.src.name: o for o in runner.convert_all(videos, writer, n_jobs=2)}
     assert sorted(outcomes) == sorted(names)
     assert outcomes['crash.mp4'].status == 'failed'
     assert outcomes['crash.mp4'].reason == 'the worker process died'
     assert all(outcomes[n].status == 'converted' for n in names if n != 'crash.mp4')
     assert sorted(os.listdir(tmp_path / 'dst/c')) == ['a', 'b', 'c']
-
-
-# ----------------------------------------------------------------------------- hdf5
-
-def test_hdf5_readable_like_the_original_and_matches_jpgs(src, jpg_run, tmp_path):
-    names = ['walk/h264.mp4', 'walk/vp9.webm', 'run/vfr.mp4', 'run/midcorrupt.mp4',
-             'run/empty.mp4']
-    tree = copy_videos(src, names, tmp_path / 'src')
-    argv = [tree, tmp_path / 'dst', 'kinetics', '--size', SIZE, '--n_jobs', 1]
-    (tmp_path / 'dst/walk').mkdir(parents=True)
-    (tmp_path / 'dst/walk/.h264.hdf5.tmp-0123456789abcdef').write_bytes(b'half')  # killed run
-    rc, out = run_main(generate_video_hdf5, argv)
-    assert rc == 1
-    assert out.splitlines()[0] == 'converted 4, skipped 0 (already done), failed 1, warnings 1'
-    assert not (tmp_path / 'dst/run/empty.hdf5').exists()
-    for name in names[:4]:
-        jpgs = sorted(frame_dir(jpg_run[2], name).iterdir())
-        path = (tmp_path / 'dst' / name).with_suffix('.hdf5')
-        with h5py.File(path, 'r') as f:
-            assert list(f) == ['video']
-            video = f['video']
-            assert video.shape == (len(jpgs),)
-            assert h5py.check_vlen_dtype(video.dtype) == np.dtype('uint8')
-            for i, jpg in enumerate(jpgs):
-                image = np.asarray(Image.open(io.BytesIO(video[i])), dtype=np.int16)
-                reference = np.asarray(Image.open(jpg), dtype=np.int16)
-                assert np.abs(image - reference).max() <= 2, (name, i)
-    assert temps_left(tmp_path / 'dst') == []
-    rc, out = run_main(generate_video_hdf5, argv)
-    assert out.splitlines()[0] == 'converted 0, skipped 4 (already done), failed 1, warnings 0'
-
-
-def test_hdf5_pool_and_fps(src, tmp_path):
-    tree = copy_videos(src, ['walk/h264.mp4', 'walk/mpeg4.avi'], tmp_path / 'src')
-    rc, out = run_main(generate_video_hdf5, [tree, tmp_path / 'dst', 'kinetics',
-                                             '--size', SIZE, '--n_jobs', 2, '--fps', 5])
-    assert rc == 0, out
-    for name in ['h264', 'mpeg4']:
-        with h5py.File(tmp_path / f'dst/walk/{name}.hdf5', 'r') as f:
-            assert f['video'].shape == (6,)  # 12 frames at 10 fps = 1.2 s -> 6 at 5 fps
-
-
-# ----------------------------------------------------------------------------- mp4
-
-def test_mp4_keyframe_every_gop_and_same_frames(src, tmp_path):
-    names = ['walk/h264.mp4', 'walk/vp9.webm', 'run/vfr.mp4', 'walk/mpeg4.avi',
-             'run/notes.txt']
-    tree = copy_videos(src, names, tmp_path / 'src')
-    argv = [tree, tmp_path / 'dst', 'kinetics', '--size', 33, '--gop', 4, '--n_jobs', 1]
-    rc, out = run_main(generate_video_mp4, argv)
-    assert rc == 1
-    assert out.splitlines()[0] == 'converted 4, skipped 0 (already done), failed 1, warnings 0'
-    for name in names[:4]:
-        with av.open(str(tree / name)) as source:
-            rate = source.streams.video[0].average_rate
-            n_source = sum(1 for _ in source.decode(video=0))
-        with av.open(str((tmp_path / 'dst' / name).with_suffix('.mp4'))) as c:
-            assert [s.type for s in c.streams] == ['video']
-            stream = c.streams.video[0]
-            assert stream.codec_context.name == 'h264'
-            packets = [p for p in c.demux(stream) if p.size]
-            assert [i for i, p in enumerate(packets) if p.is_keyframe] == \
-                list(range(0, len(packets), 4)), name
-            pts = [p.pts for p in packets]
-            assert pts == sorted(set(pts)) and [p.dts for p in packets] == pts  # no B-frames
-            # a clip starting at frame 9 decodes from the keyframe 8
-            c.seek(pts[9], stream=stream, backward=True)
-            assert next(c.decode(stream)).pts == pts[8]
-            c.seek(0)
-            frames = list(c.decode(stream))
-            assert len(frames) == n_source == 12, name
-            w, h = frames[0].width, frames[0].height
-            assert w % 2 == 0 and h % 2 == 0 and min(w, h) == 34
-            assert (w > h) == (name != 'walk/vp9.webm' and name != 'run/vfr.mp4')
-            if name != 'run/vfr.mp4':
-                assert stream.average_rate == rate
-    assert temps_left(tmp_path / 'dst') == []
-    assert run_main(generate_video_mp4, argv)[1].splitlines()[0] == \
-        'converted 0, skipped 4 (already done), failed 1, warnings 0'

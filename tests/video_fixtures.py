@@ -4,10 +4,11 @@ import json
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-import av
 import h5py
 import numpy as np
 from PIL import Image
+
+from datasets.conversion.writers import encode_video
 
 
 def moving_frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> List[np.ndarray]:
@@ -53,20 +54,11 @@ def write_video(path: Path, frames: Sequence[np.ndarray], codec: str = 'libx264'
                 rate: int = 25) -> Path:
     """An encoded video with a keyframe every ``gop`` frames (high quality)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), 'w') as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = w, h, 'yuv420p'
-        if codec == 'libx264':
-            stream.options = {'g': str(gop), 'keyint_min': str(gop), 'sc_threshold': '0', 'bf': '0', 'crf': '4'}
-        else:
-            stream.options = {'g': str(gop)}
-            stream.bit_rate = 4_000_000
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format='rgb24')):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    if codec == 'libx264':
+        options = {'g': str(gop), 'keyint_min': str(gop), 'sc_threshold': '0', 'bf': '0', 'crf': '4'}
+        encode_video(path, frames, codec, rate, options)
+    else:
+        encode_video(path, frames, codec, rate, {'g': str(gop)}, bit_rate=4_000_000)
     return path
 
 

@@ -15,36 +15,11 @@ exit codes are those of generate_video_jpgs.
 """
 import functools
 import sys
-from pathlib import Path
 from typing import List, Optional
 
-import av
-
-from util_scripts.video_conversion import (FrameReader, base_parser, positive_int,
-                                           run_conversion)
-
-
-def write_mp4(src: Path, tmp_file: Path, size: int, gop: int, crf: int, tune: str = 'fastdecode') -> str:
-    """Re-encode ``src`` into ``tmp_file`` as H.264 with a keyframe every ``gop`` frames."""
-    reader = FrameReader(src, size, even=True)
-    options = {'crf': str(crf), 'g': str(gop), 'keyint_min': str(gop), 'sc_threshold': '0',
-               'bf': '0'}
-    if tune != 'none':
-        options['tune'] = tune
-    with av.open(str(tmp_file), 'w', format='mp4') as out:
-        stream = None
-        for i, frame in enumerate(reader):
-            if stream is None:
-                stream = out.add_stream('libx264', rate=reader.rate, options=options)
-                stream.height, stream.width = frame.shape[:2]
-                stream.pix_fmt = 'yuv420p'
-            image = av.VideoFrame.from_ndarray(frame, format='rgb24')
-            image.pts, image.time_base = i, 1 / reader.rate
-            for packet in stream.encode(image):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return reader.warning
+from datasets.conversion.runner import run_conversion
+from datasets.conversion.writers import write_mp4
+from util_scripts.video_conversion import base_parser, positive_int
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,0 +1,245 @@
+"""Converting a dataset tree: find the videos, write each through a temp name, pool, summary.
+
+The temp scheme (``temp_path``, ``remove_stale_temps``) lives here alone: every converter
+writes its output - a file or a folder - to a temp name beside the target and ``convert_video``
+renames it into place, so an existing target is always a finished one.
+"""
+import os
+import re
+import secrets
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from tqdm import tqdm
+
+from datasets.conversion.frames import error_line
+
+DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet')
+FLAT_DATASETS = ('activitynet',)
+TEMP_NAME = re.compile(r'^\..*\.tmp-[0-9a-f]{16}$')
+
+# A writer turns one source video into the output at the given temp path and returns a
+# warning ('' when none); it must be picklable (a module-level function or a partial of one).
+Writer = Callable[[Path, Path], str]
+
+
+@dataclass(frozen=True)
+class Video:
+    """One source file and the output path it converts to."""
+    src: Path
+    dst: Path
+
+
+@dataclass
+class Outcome:
+    """What happened to one video: status is 'converted', 'skipped' or 'failed'."""
+    video: Video
+    status: str
+    reason: str = ''
+    warning: str = ''
+
+
+# ----------------------------------------------------------------------------- finding videos
+
+def find_videos(src_root: Path, dst_root: Path, dataset: str, suffix: str = '') -> List[Video]:
+    """List the source files of a dataset layout with the output path of each, sorted."""
+    if dataset in FLAT_DATASETS:
+        pairs = [(f, dst_root) for f in _visible_files(src_root)]
+    else:
+        pairs = [(f, dst_root / d.name) for d in _visible(src_root) if d.is_dir()
+                 for f in _visible_files(d)]
+    return [Video(f, out_dir / (f.stem + suffix)) for f, out_dir in pairs]
+
+
+def _visible(directory: Path) -> List[Path]:
+    return sorted(p for p in directory.iterdir() if not p.name.startswith('.'))
+
+
+def _visible_files(directory: Path) -> List[Path]:
+    return [p for p in _visible(directory) if p.is_file()]
+
+
+# ----------------------------------------------------------------------------- temp names
+
+def temp_path(dst: Path) -> Path:
+    """A fresh temp name beside ``dst`` that the stale-temp cleanup recognises."""
+    # the name is cut so that the temp name stays within the usual 255-byte limit
+    return dst.with_name(f'.{dst.name[:200]}.tmp-{secrets.token_hex(8)}')
+
+
+def remove_stale_temps(directories: Iterable[Path]) -> int:
+    """Delete temp outputs left by killed runs in the given directories; return how many."""
+    removed = 0
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for entry in directory.iterdir():
+            if TEMP_NAME.match(entry.name):
+                _remove(entry)
+                removed += 1
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _fsync(path: Path) -> None:
+    with open(path, 'rb') as f:
+        os.fsync(f.fileno())
+
+
+# ----------------------------------------------------------------------------- one video
+
+def convert_video(video: Video, writer: Writer) -> Outcome:
+    """Write one video through a temp name and rename it into place; never raises Exception."""
+    if video.dst.exists():
+        return Outcome(video, 'skipped')
+    tmp = temp_path(video.dst)
+    try:
+        video.dst.parent.mkdir(parents=True, exist_ok=True)
+        warning = writer(video.src, tmp)
+        if tmp.is_file():
+            _fsync(tmp)
+        os.replace(tmp, video.dst)
+    except Exception as e:
+        _remove(tmp)
+        return Outcome(video, 'failed', reason=error_line(e))
+    except BaseException:
+        _remove(tmp)
+        raise
+    return Outcome(video, 'converted', warning=warning)
+
+
+# ----------------------------------------------------------------------------- many videos
+
+def convert_all(videos: Sequence[Video], writer: Writer, n_jobs: int) -> Iterator[Outcome]:
+    """Convert videos in this process (n_jobs 1) or in a pool of n_jobs processes."""
+    if n_jobs == 1:
+        for video in videos:
+            yield convert_video(video, writer)
+        return
+    pending = list(videos)
+    while pending:
+        # A worker that dies (a crash inside FFmpeg, the OOM killer) breaks every pending job
+        # of the pool. The unfinished ones are retried in a fresh pool in reverse order, so
+        # the ones that were running at the crash come last; without progress, each runs alone.
+        broken = []
+        for video, outcome in _pool_round(pending, writer, min(n_jobs, len(pending))):
+            if outcome is not None:
+                yield outcome
+            else:
+                broken.append(video)
+        # the pool is shut down: temp outputs of the killed workers can go
+        remove_stale_temps({v.dst.parent for v in broken})
+        if broken and len(pending) == 1:
+            yield Outcome(broken[0], 'failed', reason='the worker process died')
+            return
+        if broken and len(broken) == len(pending):
+            for video in broken:
+                yield from convert_all([video], writer, n_jobs)
+            return
+        pending = broken[::-1]
+
+
+def _pool_round(videos: Sequence[Video], writer: Writer, workers: int
+                ) -> Iterator[Tuple[Video, Optional[Outcome]]]:
+    # spawn: no fork of a parent that holds FFmpeg or tqdm threads
+    with ProcessPoolExecutor(workers, mp_context=get_context('spawn')) as pool:
+        futures = {pool.submit(convert_video, v, writer): v for v in videos}
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield futures[future], future.result()
+                except BrokenProcessPool:
+                    yield futures[future], None
+                except Exception as e:  # e.g. a writer that cannot be pickled
+                    yield futures[future], Outcome(futures[future], 'failed',
+                                                   reason=error_line(e))
+        except BaseException:  # Ctrl-C: do not start the queued videos
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def available_cpus() -> int:
+    """The number of CPUs this process may run on."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, writer: Writer,
+                   n_jobs: Optional[int] = None) -> int:
+    """Convert a dataset tree, show progress and a summary; return the exit code (0, 1 or 2)."""
+    src_root, dst_root, dataset = Path(src_root), Path(dst_root), dataset.lower()
+    if not src_root.is_dir():
+        print(f'error: source folder {src_root} does not exist', file=sys.stderr)
+        return 2
+    if dataset not in DATASETS:
+        print(f'note: unknown dataset {dataset!r}, using the class-folder layout of kinetics')
+    n_jobs = n_jobs if n_jobs and n_jobs > 0 else available_cpus()
+    videos = find_videos(src_root, dst_root, dataset, suffix)
+    remove_stale_temps({v.dst.parent for v in videos})
+    outcomes, todo = _clashes(videos), []
+    taken = {o.video for o in outcomes}
+    for video in videos:
+        if video in taken:
+            continue
+        if video.dst.exists():
+            outcomes.append(Outcome(video, 'skipped'))
+        else:
+            todo.append(video)
+    with tqdm(total=len(todo), unit='video', dynamic_ncols=True) as bar:
+        for outcome in convert_all(todo, writer, n_jobs):
+            outcomes.append(outcome)
+            bar.update()
+    print_summary(outcomes, src_root)
+    return 1 if any(o.status == 'failed' for o in outcomes) else 0
+
+
+def _clashes(videos: Sequence[Video]) -> List[Outcome]:
+    # two sources with the same stem in one folder (a.mp4, a.webm) would write the same output
+    first = {}
+    clashes = []
+    for video in videos:
+        if video.dst in first:
+            reason = f'same output name as {_show(Path(first[video.dst].src.name))}'
+            clashes.append(Outcome(video, 'failed', reason=reason))
+        else:
+            first[video.dst] = video
+    return clashes
+
+
+def print_summary(outcomes: Sequence[Outcome], src_root: Path) -> None:
+    """Print the counts, then one line per failed video and per warning."""
+    count = {s: sum(o.status == s for o in outcomes) for s in ('converted', 'skipped', 'failed')}
+    warned = [o for o in outcomes if o.warning]
+    print(f"converted {count['converted']}, skipped {count['skipped']} (already done), "
+          f"failed {count['failed']}, warnings {len(warned)}")
+    for o in sorted(outcomes, key=lambda o: o.video.src):
+        if o.status == 'failed':
+            print(f'FAILED  {_show(o.video.src, src_root)}: {o.reason}')
+    for o in sorted(warned, key=lambda o: o.video.src):
+        print(f'WARNING {_show(o.video.src, src_root)}: {o.warning}')
+
+
+def _show(path: Path, root: Optional[Path] = None) -> str:
+    if root is not None:
+        try:
+            path = path.relative_to(root)
+        except ValueError:
+            pass
+    # file names that are not valid UTF-8 must not break the summary
+    return str(path).encode('utf-8', 'backslashreplace').decode('utf-8')
