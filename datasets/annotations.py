@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from util_scripts import annotation_utils
-from util_scripts.annotation_utils import AnnotationError, read_annotation_json
-
-SUBSETS = {'train': 'training', 'val': 'validation', 'test': 'testing',
-           'training': 'training', 'validation': 'validation', 'testing': 'testing'}
+from datasets.formats import video_layout
+from datasets.formats.annotation_json import (AnnotationError, canonical_subset, entry_labels,
+                                              file_labels, read_annotation_json)
 
 
 @dataclass
@@ -53,22 +51,6 @@ class VideoList:
                 shown = ', '.join(ids[:5]) + (', ...' if len(ids) > 5 else '')
                 line += f'; {len(ids)} {name} ({shown})'
         return line
-
-
-def activitynet_labels(data: Dict[str, Any]) -> List[str]:
-    """Leaf classes of ActivityNet's taxonomy, in taxonomy order."""
-    nodes = data['taxonomy']
-    parents = {n['parentId'] for n in nodes}
-    return [n['nodeName'] for n in nodes if n['nodeId'] not in parents]
-
-
-def file_labels(path: Path, data: Dict[str, Any]) -> List[str]:
-    """The label list of one annotation file."""
-    if isinstance(data.get('labels'), list):
-        return [str(x) for x in data['labels']]
-    if isinstance(data.get('taxonomy'), list):
-        return activitynet_labels(data)
-    raise AnnotationError(f"{path}: no 'labels' list (nor an ActivityNet 'taxonomy')")
 
 
 def file_prefixes(paths: Sequence[Path]) -> List[str]:
@@ -124,7 +106,7 @@ def _find_video_file(base: Path, cache: Dict[Path, Dict[str, Path]]) -> Optional
 def count_jpg_frames(folder: Path) -> int:
     """Number of ``image_*.jpg`` files in a frame folder (0 if it cannot be listed)."""
     try:
-        return annotation_utils.count_jpg_frames(folder)
+        return video_layout.count_jpg_frames(folder)
     except OSError:
         return 0
 
@@ -176,7 +158,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
     ``class_fraction`` keeps a seeded fraction of the classes (the label space shrinks);
     ``instance_fraction`` keeps a seeded fraction of each class's training videos.
     """
-    subset = SUBSETS.get(subset, subset)
+    subset = canonical_subset(subset)
     paths = [Path(p) for p in annotation_paths]
     roots = [Path(p) for p in video_paths]
     if len(roots) == 1:
@@ -199,7 +181,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
         for video_id, entry in d['database'].items():
             if not isinstance(entry, dict) or entry.get('subset') != subset:
                 continue
-            names, multi = _entry_labels(entry)
+            names, multi = entry_labels(entry)
             unknown = [n for n in names if n not in own]
             if unknown:
                 raise AnnotationError(f'{path}: video {video_id} has label {unknown[0]!r}, '
@@ -242,19 +224,6 @@ def _explicit_path(entry: Dict[str, Any]) -> Optional[str]:
         if isinstance(holder, dict) and holder.get('video_path'):
             return str(holder['video_path'])
     return None
-
-
-def _entry_labels(entry: Dict[str, Any]) -> Tuple[List[str], bool]:
-    """An entry's label names (``[]``: unlabelled) and whether it is multi-label (a list, HVU-style)."""
-    ann = entry.get('annotations')
-    if isinstance(ann, dict):
-        label = ann.get('label')
-        if isinstance(label, list):
-            return [str(x) for x in label], True
-        return ([] if label is None else [label]), False
-    if isinstance(ann, list) and ann:  # ActivityNet: the first segment's label names the video
-        return [ann[0].get('label')], False
-    return [], False
 
 
 def _remapped(r: VideoRecord, remap: Dict[int, int]) -> VideoRecord:

@@ -20,7 +20,7 @@ from datasets import Hdf5Loader
 from datasets.conversion.flow import FlowParams, decode_flow, quantize, write_flow_hdf5
 from tests.video_fixtures import write_video
 from util_scripts import check_dataset, folder_json, generate_flow_hdf5, generate_video_hdf5
-from util_scripts.annotation_utils import count_hdf5_frames
+from datasets.formats.video_layout import count_hdf5_frames
 
 N_FRAMES, H, W = 12, 48, 64
 SIDE, Y0, STEP = 16, 16, 2          # the square: side, top row, pixels per frame

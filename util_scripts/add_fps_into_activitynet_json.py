@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from util_scripts.annotation_utils import (AnnotationError, count_jpg_frames, list_class_folder,
-                                           preview, print_error, probe_video, progress,
-                                           read_annotation_json, require_dir, subset_counts,
-                                           unreadable_errors, video_fps, write_json_atomic)
+from datasets.formats import cli
+from datasets.formats.annotation_build import preview, progress, subset_counts
+from datasets.formats.annotation_json import read_annotation_json, write_annotation_json
+from datasets.formats.text_inputs import require_dir
+from datasets.formats.video_files import probe_video, video_fps
+from datasets.formats.video_layout import count_jpg_frames, list_class_folder, unreadable_errors
 
 
 def add_fps(data: Dict[str, Any], video_dir: Path) -> Dict[str, List[str]]:
@@ -50,29 +52,12 @@ def add_fps(data: Dict[str, Any], video_dir: Path) -> Dict[str, List[str]]:
     return found
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    """Command-line arguments (the original's positionals)."""
-    parser = argparse.ArgumentParser(prog='python -m util_scripts.add_fps_into_activitynet_json',
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument('video_dir', metavar='VIDEO_DIR', type=Path,
-                        help='folder with v_<id>.<ext> videos and/or v_<id> frame folders')
-    parser.add_argument('json_path', metavar='JSON_PATH', type=Path,
-                        help='ActivityNet annotation JSON')
-    parser.add_argument('dst_json', metavar='DST_JSON', type=Path, nargs='?', default=None,
-                        help='where to write (default: overwrite JSON_PATH)')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point."""
-    args = parse_args(argv)
-    try:
-        data = read_annotation_json(args.json_path)
-        require_dir(args.video_dir, 'video folder')
-        found = add_fps(data, args.video_dir)
-        dst = write_json_atomic(args.dst_json or args.json_path, data)
-    except AnnotationError as e:
-        return print_error(e)
+def build(args: argparse.Namespace) -> None:
+    """Add fps and n_frames to the JSON, write it and print what was found."""
+    data = read_annotation_json(args.json_path)
+    require_dir(args.video_dir, 'video folder')
+    found = add_fps(data, args.video_dir)
+    dst = write_annotation_json(args.dst_json or args.json_path, data)
     n_written = len(found['from_frames']) + len(found['from_video'])
     print('\n'.join([
         f'{dst}:',
@@ -80,11 +65,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         f'  fps and n_frames written: {n_written} (n_frames from frame folders '
         f'{len(found["from_frames"])}, from video packets {len(found["from_video"])})',
         f'  not found in {args.video_dir}: {preview(found["not_found"])}',
-        f'  no fps (frame folder without a video, or no rate in it): '
-        f'{preview(found["no_fps"])}',
+        f'  no fps (frame folder without a video, or no rate in it): {preview(found["no_fps"])}',
         f'  unreadable: {preview(found["unreadable"])}',
     ]))
-    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI entry point."""
+    parser = cli.parser('add_fps_into_activitynet_json', __doc__)
+    cli.add_paths(parser, video_dir='folder with v_<id>.<ext> videos and/or v_<id> frame folders',
+                  json_path='ActivityNet annotation JSON')
+    parser.add_argument('dst_json', metavar='DST_JSON', type=Path, nargs='?', default=None,
+                        help='where to write (default: overwrite JSON_PATH)')
+    return cli.run(lambda: build(parser.parse_args(argv)))
 
 
 if __name__ == '__main__':

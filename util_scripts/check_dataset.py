@@ -11,158 +11,28 @@ a problem that loses data, 0 otherwise, 2 for a usage mistake.
 """
 import argparse
 import sys
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional
 
-from tqdm import tqdm
-
-from datasets.annotations import AnnotationError, VideoRecord, load_video_list
-from datasets.loaders import IMAGE_TEMPLATE, VideoReadError, build_video_index, decode_image
-
-Problem = Tuple[str, str, str, str]  # (video id, subset, problem, detail)
-SUBSETS = ('training', 'validation', 'testing')
-HARMLESS = {'too short'}
+from datasets.check import loses_data, print_report, scan
+from datasets.formats import cli
+from datasets.formats.annotation_json import FILE_TYPES
 
 
-def _names(items: Sequence[str], limit: int = 3) -> str:
-    return ', '.join(items[:limit]) + (f' and {len(items) - limit} more' if len(items) > limit else '')
-
-
-def _frames_to_check(frames: range, quick: bool) -> List[int]:
-    if not quick or len(frames) <= 3:
-        return list(frames)
-    return [frames[0], frames[len(frames) // 2], frames[-1]]
-
-
-def check_jpg(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
-    """Missing and undecodable frames of a frame folder."""
-    missing, bad = [], []
-    for i in _frames_to_check(record.frames, quick):
-        name = IMAGE_TEMPLATE.format(i)
-        try:
-            decode_image((record.path / name).read_bytes())
-        except FileNotFoundError:
-            missing.append(name)
-        except (OSError, ValueError):
-            bad.append(name)
-    out = []
-    if missing:
-        out.append(('missing frames', f'{len(missing)}: {_names(missing)}'))
-    if bad:
-        out.append(('bad frames', f'{len(bad)}: {_names(bad)}'))
-    return out
-
-
-def check_hdf5(record: VideoRecord, quick: bool, names: Sequence[str] = ('video',)) -> List[Tuple[str, str]]:
-    """Readability, length and decodable frames of an hdf5 video."""
-    import h5py
-    try:
-        with h5py.File(record.path, 'r') as h5:
-            absent = [n for n in names if n not in h5]
-            if absent:
-                return [('unreadable', f"no dataset {', '.join(absent)}")]
-            n = min(len(h5[name]) for name in names)
-            out = []
-            if n < record.frames.stop:
-                out.append(('missing frames', f'{record.frames.stop - n} beyond the {n} stored'))
-            bad = []
-            for i in _frames_to_check(range(record.frames.start, min(n, record.frames.stop)), quick):
-                for name in names:
-                    try:
-                        decode_image(bytes(h5[name][i]), 'RGB' if len(names) == 1 else 'L')
-                    except (OSError, ValueError):
-                        bad.append(f'{name}[{i}]')
-            if bad:
-                out.append(('bad frames', f'{len(bad)}: {_names(bad)}'))
-            return out
-    except (OSError, RuntimeError) as e:
-        return [('unreadable', str(e).splitlines()[0])]
-
-
-def check_video(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
-    """Frames a video file's index promises against those it really decodes."""
-    import av
-    try:
-        index = build_video_index(record.path)
-    except VideoReadError as e:
-        return [('unreadable', str(e).split(': ', 1)[-1])]
-    out = []
-    if len(index) < record.frames.stop:
-        out.append(('missing frames', f'{record.frames.stop - len(index)} beyond the {len(index)} in the file'))
-    if quick:
-        return out
-    decoded = 0
-    try:
-        with av.open(str(record.path), metadata_errors='ignore') as container:
-            for _ in container.decode(container.streams.video[0]):
-                decoded += 1
-    except (av.FFmpegError, OSError) as e:
-        out.append(('bad frames', f'decoding stops after {decoded} of {len(index)} frames ({str(e).splitlines()[0]})'))
-        return out
-    if decoded < len(index):
-        out.append(('bad frames', f'{len(index) - decoded} of {len(index)} frames do not decode'))
-    return out
-
-
-def check_record(args: Tuple[VideoRecord, str, str, int, bool, str]) -> List[Problem]:
-    """Every problem of one video (run in a worker process)."""
-    record, subset, file_type, sample_duration, quick, input_type = args
-    if file_type == 'jpg':
-        found = check_jpg(record, quick) if record.path.is_dir() else [('unreadable', 'not a folder')]
-    elif file_type == 'hdf5':
-        found = check_hdf5(record, quick, ('video_u', 'video_v') if input_type == 'flow' else ('video',))
-    else:
-        found = check_video(record, quick)
-    if len(record.frames) < sample_duration:
-        found.append(('too short', f'{len(record.frames)} frames < {sample_duration}: loop-padded'))
-    return [(record.video_id, subset, problem, detail) for problem, detail in found]
-
-
-def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kinetics',
-         sample_duration: int = 16, quick: bool = False, n_jobs: int = 1,
-         input_type: str = 'rgb') -> Tuple[List[Problem], int]:
-    """All problems of the dataset, and the number of videos listed."""
-    problems: List[Problem] = []
-    jobs = []
-    listed = 0
-    for subset in SUBSETS:
-        videos = load_video_list([annotation], [video_root], subset, file_type, dataset)
-        listed += len(videos.records) + len(videos.missing) + len(videos.empty)
-        problems += [(vid, subset, 'missing', 'not on disk') for vid in videos.missing]
-        problems += [(vid, subset, 'empty', 'no frames on record') for vid in videos.empty]
-        jobs += [(r, subset, file_type, sample_duration, quick, input_type) for r in videos.records]
-    if n_jobs > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(n_jobs) as pool:
-            results = list(tqdm(pool.map(check_record, jobs, chunksize=8), total=len(jobs), desc='checking'))
-    else:
-        results = [check_record(job) for job in tqdm(jobs, desc='checking')]
-    for found in results:
-        problems += found
-    return problems, listed
-
-
-def print_report(problems: Sequence[Problem], listed: int) -> None:
-    """The problem table and the summary counts."""
-    if problems:
-        widths = [max(len(str(p[i])) for p in problems + [('video', 'subset', 'problem', '')]) for i in range(3)]
-        print(f"{'video':<{widths[0]}}  {'subset':<{widths[1]}}  {'problem':<{widths[2]}}  detail")
-        for vid, subset, problem, detail in problems:
-            print(f'{vid:<{widths[0]}}  {subset:<{widths[1]}}  {problem:<{widths[2]}}  {detail}')
-        print()
-    counts = Counter(p[2] for p in problems)
-    affected = len({(p[0], p[1]) for p in problems if p[2] not in HARMLESS})
-    summary = ', '.join(f'{n} {name}' for name, n in sorted(counts.items())) or 'no problems'
-    print(f'{listed} videos listed; {affected} with problems that lose data; {summary}')
+def check(args: argparse.Namespace) -> int:
+    """Scan, print the report; 1 if a problem loses data."""
+    if not args.video_path.is_dir():
+        return cli.fail(f'{args.video_path}: video root not found')
+    problems, listed = scan(args.annotation_path, args.video_path, args.file_type, args.dataset,
+                            args.sample_duration, args.quick, args.n_jobs, args.input_type)
+    print_report(problems, listed)
+    return 1 if loses_data(problems) else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('annotation_path', type=Path)
-    parser.add_argument('video_path', type=Path)
-    parser.add_argument('--file_type', default='jpg', choices=['jpg', 'hdf5', 'video'])
+    parser = cli.parser('check_dataset', __doc__)
+    cli.add_paths(parser, annotation_path='annotation JSON', video_path='root of the videos')
+    parser.add_argument('--file_type', default='jpg', choices=FILE_TYPES)
     parser.add_argument('--input_type', default='rgb', choices=['rgb', 'flow'])
     parser.add_argument('--dataset', default='kinetics',
                         choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit'])
@@ -171,18 +41,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--quick', action='store_true',
                         help='Decode only the first, middle and last frame of each video')
     parser.add_argument('--n_jobs', default=1, type=int, help='Worker processes (default: %(default)s)')
-    args = parser.parse_args(argv)
-    if not args.video_path.is_dir():
-        print(f'error: {args.video_path}: video root not found', file=sys.stderr)
-        return 2
-    try:
-        problems, listed = scan(args.annotation_path, args.video_path, args.file_type, args.dataset,
-                                args.sample_duration, args.quick, args.n_jobs, args.input_type)
-    except AnnotationError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    print_report(problems, listed)
-    return 1 if any(p[2] not in HARMLESS for p in problems) else 0
+    return cli.run(lambda: check(parser.parse_args(argv)))
 
 
 if __name__ == '__main__':

@@ -22,11 +22,6 @@ from typing import List, Optional
 from datasets.formats import cli
 from datasets.formats.annotation_json import SUBSET_ALIASES
 from datasets.formats.evaluation import evaluate_files
-# TRANSITIONAL, for main.py until it imports datasets.formats itself; then delete these lines.
-from datasets.formats.metrics import (mean_class_accuracy, per_class_accuracy,  # noqa: F401
-                                      top_k_accuracy as evaluate)
-from datasets.formats.reports import write_reports  # noqa: F401
-from datasets.formats.results_json import load_results  # noqa: F401
 
 
 def main(argv: Optional[List[str]] = None) -> int:

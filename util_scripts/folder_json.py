@@ -14,8 +14,11 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from util_scripts.annotation_utils import (FILE_TYPES, AnnotationError, Row, list_class_folder,
-                                           print_error, require_dir, write_annotation_json)
+from datasets.formats import cli
+from datasets.formats.annotation_build import build_annotation_file
+from datasets.formats.annotation_json import AnnotationError, Row
+from datasets.formats.text_inputs import require_dir
+from datasets.formats.video_layout import list_class_folder
 
 
 def scan_classes(root: Path, file_type: str,
@@ -49,45 +52,34 @@ def split_class(label: str, video_ids: List[str], val_fraction: float, seed: int
             for video_id in sorted(video_ids)]
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    """Command-line arguments."""
-    parser = argparse.ArgumentParser(prog='python -m util_scripts.folder_json',
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument('root', metavar='ROOT', type=Path,
-                        help='dataset folder: ROOT/<class>/<video>')
-    parser.add_argument('dst_json', metavar='DST_JSON', type=Path, help='JSON file to write')
-    parser.add_argument('--file_type', choices=FILE_TYPES, default='jpg',
-                        help='jpg frame folders, hdf5 files or video files (default: jpg)')
-    parser.add_argument('--val_fraction', type=float, default=0.2,
-                        help='share of each class put in validation (default: 0.2)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the split (default: 0)')
-    return parser.parse_args(argv)
+def build(args: argparse.Namespace) -> None:
+    """Split every class folder of the root; write the JSON."""
+    if not 0 <= args.val_fraction < 1:
+        raise AnnotationError(f'--val_fraction must be in [0, 1), got {args.val_fraction}')
+    duplicates: List[str] = []
+    videos, empty = scan_classes(require_dir(args.root, 'dataset folder'), args.file_type, duplicates)
+    if not videos:
+        raise AnnotationError(f'no class folder with {args.file_type} videos in {args.root}')
+    if empty:
+        print(f'note: class folders without {args.file_type} videos left out: {", ".join(empty)}')
+    single = [label for label, ids in videos.items() if len(ids) == 1]
+    if single and args.val_fraction > 0:
+        print(f'note: classes with one video (training only): {", ".join(single)}')
+    rows = [row for label, ids in videos.items()
+            for row in split_class(label, ids, args.val_fraction, args.seed)]
+    build_annotation_file(args.dst_json, sorted(videos), rows, args.root, args.file_type,
+                          duplicates=duplicates)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    args = parse_args(argv)
-    try:
-        if not 0 <= args.val_fraction < 1:
-            raise AnnotationError(f'--val_fraction must be in [0, 1), got {args.val_fraction}')
-        duplicates: List[str] = []
-        videos, empty = scan_classes(require_dir(args.root, 'dataset folder'), args.file_type,
-                                     duplicates)
-        if not videos:
-            raise AnnotationError(f'no class folder with {args.file_type} videos in {args.root}')
-        if empty:
-            print(f'note: class folders without {args.file_type} videos left out: '
-                  f'{", ".join(empty)}')
-        single = [label for label, ids in videos.items() if len(ids) == 1]
-        if single and args.val_fraction > 0:
-            print(f'note: classes with one video (training only): {", ".join(single)}')
-        rows = [row for label, ids in videos.items()
-                for row in split_class(label, ids, args.val_fraction, args.seed)]
-        write_annotation_json(args.dst_json, sorted(videos), rows, args.root, args.file_type,
-                              duplicates=duplicates)
-    except AnnotationError as e:
-        return print_error(e)
-    return 0
+    parser = cli.parser('folder_json', __doc__)
+    cli.add_paths(parser, root='dataset folder: ROOT/<class>/<video>', dst_json='JSON file to write')
+    cli.add_file_type(parser)
+    parser.add_argument('--val_fraction', type=float, default=0.2,
+                        help='share of each class put in validation (default: 0.2)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the split (default: 0)')
+    return cli.run(lambda: build(parser.parse_args(argv)))
 
 
 if __name__ == '__main__':

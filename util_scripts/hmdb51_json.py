@@ -12,12 +12,15 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from util_scripts.annotation_utils import (FILE_TYPES, AnnotationError, DiskCache, Row,
-                                           print_error, read_lines, require_dir,
-                                           write_annotation_json)
+from datasets.formats import cli
+from datasets.formats.annotation_build import DiskCache, build_annotation_file
+from datasets.formats.annotation_json import AnnotationError, Row
+from datasets.formats.text_inputs import read_lines, require_dir
 
 SPLIT_FILE = re.compile(r'^(?P<label>.+)_test_split(?P<k>\d+)\.txt$')
 SUBSET_OF_ID = {'1': 'training', '2': 'validation', '0': None}
+ARGUMENTS = {'split_dir': 'folder with the <class>_test_split<k>.txt files',
+             'video_root': cli.CLASS_FOLDERS, 'dst_dir': 'folder for hmdb51_{1,2,3}.json'}
 
 
 def find_split_files(split_dir: Path) -> Dict[int, List[Tuple[str, Path]]]:
@@ -43,41 +46,26 @@ def read_split_file(path: Path, label: str) -> List[Row]:
     return rows
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    """Command-line arguments (the original's positionals, plus optional flags)."""
-    parser = argparse.ArgumentParser(prog='python -m util_scripts.hmdb51_json',
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument('split_dir', metavar='SPLIT_DIR', type=Path,
-                        help='folder with the <class>_test_split<k>.txt files')
-    parser.add_argument('video_root', metavar='VIDEO_ROOT', type=Path,
-                        help='videos as VIDEO_ROOT/<class>/<id>[.hdf5|.<ext>]')
-    parser.add_argument('dst_dir', metavar='DST_DIR', type=Path,
-                        help='folder for hmdb51_{1,2,3}.json')
-    parser.add_argument('--file_type', choices=FILE_TYPES, default='jpg',
-                        help='jpg frame folders, hdf5 files or video files (default: jpg)')
-    return parser.parse_args(argv)
+def build(args: argparse.Namespace) -> None:
+    """Write one JSON per split that has split files; labels are the classes of all of them."""
+    split_files = find_split_files(require_dir(args.split_dir, 'split folder'))
+    if not split_files:
+        raise AnnotationError(f'no <class>_test_split<k>.txt files in {args.split_dir}')
+    require_dir(args.video_root, 'video root')
+    labels = sorted({label for files in split_files.values() for label, _ in files})
+    cache = DiskCache()
+    for k in (1, 2, 3):
+        if k not in split_files:
+            print(f'note: split {k} skipped: no *_test_split{k}.txt in {args.split_dir}')
+            continue
+        rows = [row for label, path in split_files[k] for row in read_split_file(path, label)]
+        build_annotation_file(args.dst_dir / f'hmdb51_{k}.json', labels, rows,
+                              args.video_root, args.file_type, cache)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point."""
-    args = parse_args(argv)
-    try:
-        split_files = find_split_files(require_dir(args.split_dir, 'split folder'))
-        if not split_files:
-            raise AnnotationError(f'no <class>_test_split<k>.txt files in {args.split_dir}')
-        require_dir(args.video_root, 'video root')
-        labels = sorted({label for files in split_files.values() for label, _ in files})
-        cache = DiskCache()
-        for k in (1, 2, 3):
-            if k not in split_files:
-                print(f'note: split {k} skipped: no *_test_split{k}.txt in {args.split_dir}')
-                continue
-            rows = [row for label, path in split_files[k] for row in read_split_file(path, label)]
-            write_annotation_json(args.dst_dir / f'hmdb51_{k}.json', labels, rows,
-                                  args.video_root, args.file_type, cache)
-    except AnnotationError as e:
-        return print_error(e)
-    return 0
+    """CLI entry point: the ARGUMENTS paths (the original's positionals) and --file_type."""
+    return cli.run(lambda: build(cli.parse_paths('hmdb51_json', __doc__, ARGUMENTS, argv)))
 
 
 if __name__ == '__main__':

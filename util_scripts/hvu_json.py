@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
-from util_scripts.annotation_utils import (FILE_TYPES, AnnotationError, Row, print_error,
-                                           read_csv_dicts, require_dir, write_annotation_json)
-from util_scripts.kinetics_json import video_key
+from datasets.formats import cli
+from datasets.formats.annotation_build import build_annotation_file
+from datasets.formats.annotation_json import AnnotationError, Row
+from datasets.formats.text_inputs import clip_key, read_csv_dicts, require_dir
 
 SPLITS = (('training', ('HVU_Train_*.csv', 'train.csv')), ('validation', ('HVU_Val_*.csv', 'val.csv')))
 
@@ -40,7 +41,7 @@ def read_split(path: Path, subset: str) -> List[Row]:
     out: List[Row] = []
     for i, row in enumerate(rows, 1):
         tags = [t.strip() for t in row['Tags'].split('|') if t.strip()]
-        out.append((video_key(row, path, i), subset, list(dict.fromkeys(tags))))
+        out.append((clip_key(row, path, i), subset, list(dict.fromkeys(tags))))
     return out
 
 
@@ -73,40 +74,32 @@ def restrict(rows: List[Row], labels: Sequence[str]) -> List[Row]:
     return out
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    """Command-line arguments."""
-    parser = argparse.ArgumentParser(prog='python -m util_scripts.hvu_json', description=__doc__.splitlines()[0])
-    parser.add_argument('csv_dir', metavar='CSV_DIR', type=Path, help='folder with the HVU CSV files')
-    parser.add_argument('video_root', metavar='VIDEO_ROOT', type=Path, help='videos as VIDEO_ROOT/<id>[.hdf5|.<ext>]')
-    parser.add_argument('file_type', metavar='FILE_TYPE', choices=FILE_TYPES,
-                        help='jpg (frame folders), hdf5 or video (video files)')
-    parser.add_argument('dst_json', metavar='DST_JSON', type=Path, help='JSON file to write')
-    parser.add_argument('--categories', nargs='+', default=None,
-                        help='keep only tags of these categories (action, scene, object, event, attribute, concept)')
-    parser.add_argument('--min_videos', type=int, default=1, help='drop tags with fewer training videos')
-    return parser.parse_args(argv)
+def build(args: argparse.Namespace) -> None:
+    """Read the split CSVs, choose the tags to keep, write the JSON."""
+    require_dir(args.csv_dir, 'CSV folder')
+    rows = [row for subset, patterns in SPLITS for row in read_split(find_csv(args.csv_dir, patterns), subset)]
+    require_dir(args.video_root, 'video root')
+    keep = category_tags(args.csv_dir, args.categories) if args.categories else None
+    labels = select_labels(rows, keep, args.min_videos)
+    if not labels:
+        raise AnnotationError(f'{args.csv_dir}: no tag is left to train on')
+    kept = restrict(rows, labels)
+    if len(kept) < len(rows):
+        print(f'note: {len(rows) - len(kept)} videos have none of the {len(labels)} kept tags and are left out')
+    build_annotation_file(args.dst_json, labels, kept, args.video_root, args.file_type)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    args = parse_args(argv)
-    try:
-        require_dir(args.csv_dir, 'CSV folder')
-        rows: List[Row] = []
-        for subset, patterns in SPLITS:
-            rows.extend(read_split(find_csv(args.csv_dir, patterns), subset))
-        require_dir(args.video_root, 'video root')
-        keep = category_tags(args.csv_dir, args.categories) if args.categories else None
-        labels = select_labels(rows, keep, args.min_videos)
-        if not labels:
-            raise AnnotationError(f'{args.csv_dir}: no tag is left to train on')
-        kept = restrict(rows, labels)
-        if len(kept) < len(rows):
-            print(f'note: {len(rows) - len(kept)} videos have none of the {len(labels)} kept tags and are left out')
-        write_annotation_json(args.dst_json, labels, kept, args.video_root, args.file_type)
-    except AnnotationError as e:
-        return print_error(e)
-    return 0
+    parser = cli.parser('hvu_json', __doc__)
+    cli.add_paths(parser, csv_dir='folder with the HVU CSV files',
+                  video_root='videos as VIDEO_ROOT/<id>[.hdf5|.<ext>]')
+    cli.add_file_type(parser, positional=True)
+    cli.add_paths(parser, dst_json='JSON file to write')
+    parser.add_argument('--categories', nargs='+', default=None,
+                        help='keep only tags of these categories (action, scene, object, event, attribute, concept)')
+    parser.add_argument('--min_videos', type=int, default=1, help='drop tags with fewer training videos')
+    return cli.run(lambda: build(parser.parse_args(argv)))
 
 
 if __name__ == '__main__':

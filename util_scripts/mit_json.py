@@ -12,11 +12,16 @@ import sys
 from pathlib import PurePosixPath, Path
 from typing import List, Optional
 
-from util_scripts.annotation_utils import (FILE_TYPES, AnnotationError, Row, print_error,
-                                           read_csv_rows, require_dir, write_annotation_json)
+from datasets.formats import cli
+from datasets.formats.annotation_build import build_annotation_file
+from datasets.formats.annotation_json import AnnotationError, Row
+from datasets.formats.text_inputs import read_csv_rows, require_dir
 
 CSV_FILES = (('trainingSet.csv', 'training'), ('validationSet.csv', 'validation'),
              ('testingSet.csv', 'testing'))
+ARGUMENTS = {'dir': 'folder with moments_categories.txt, trainingSet.csv, validationSet.csv '
+                    'and (optional) testingSet.csv',
+             'video_root': cli.TEST_FOLDER, 'dst_json': 'JSON file to write'}
 
 
 def read_categories(path: Path) -> List[str]:
@@ -39,38 +44,23 @@ def read_split(path: Path, subset: str) -> List[Row]:
     return rows
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    """Command-line arguments (the original's positionals, plus optional flags)."""
-    parser = argparse.ArgumentParser(prog='python -m util_scripts.mit_json',
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument('dir_path', metavar='DIR', type=Path,
-                        help='folder with moments_categories.txt, trainingSet.csv, '
-                             'validationSet.csv and (optional) testingSet.csv')
-    parser.add_argument('video_root', metavar='VIDEO_ROOT', type=Path,
-                        help='videos as VIDEO_ROOT/<label>/<id>[.hdf5|.<ext>]; testing in test/')
-    parser.add_argument('dst_json', metavar='DST_JSON', type=Path, help='JSON file to write')
-    parser.add_argument('--file_type', choices=FILE_TYPES, default='jpg',
-                        help='jpg frame folders, hdf5 files or video files (default: jpg)')
-    return parser.parse_args(argv)
+def build(args: argparse.Namespace) -> None:
+    """Read the category list and the split CSVs; write the JSON."""
+    labels = read_categories(args.dir / 'moments_categories.txt')
+    rows: List[Row] = []
+    for name, subset in CSV_FILES:
+        path = args.dir / name
+        if subset == 'testing' and not path.is_file():
+            print(f'note: no {name}; no testing entries')
+            continue
+        rows.extend(read_split(path, subset))
+    require_dir(args.video_root, 'video root')
+    build_annotation_file(args.dst_json, labels, rows, args.video_root, args.file_type)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point."""
-    args = parse_args(argv)
-    try:
-        labels = read_categories(args.dir_path / 'moments_categories.txt')
-        rows: List[Row] = []
-        for name, subset in CSV_FILES:
-            path = args.dir_path / name
-            if subset == 'testing' and not path.is_file():
-                print(f'note: no {name}; no testing entries')
-                continue
-            rows.extend(read_split(path, subset))
-        require_dir(args.video_root, 'video root')
-        write_annotation_json(args.dst_json, labels, rows, args.video_root, args.file_type)
-    except AnnotationError as e:
-        return print_error(e)
-    return 0
+    """CLI entry point: the ARGUMENTS paths (the original's positionals) and --file_type."""
+    return cli.run(lambda: build(cli.parse_paths('mit_json', __doc__, ARGUMENTS, argv)))
 
 
 if __name__ == '__main__':

@@ -12,9 +12,13 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from util_scripts.annotation_utils import (FILE_TYPES, AnnotationError, DiskCache, Row,
-                                           print_error, read_lines, require_dir,
-                                           require_file, write_annotation_json)
+from datasets.formats import cli
+from datasets.formats.annotation_build import DiskCache, build_annotation_file
+from datasets.formats.annotation_json import AnnotationError, Row
+from datasets.formats.text_inputs import read_lines, require_dir, require_file
+
+ARGUMENTS = {'ann_dir': 'folder with classInd.txt, trainlist0k.txt, testlist0k.txt',
+             'video_root': cli.CLASS_FOLDERS, 'dst_dir': 'folder for ucf101_0{1,2,3}.json'}
 
 
 def read_class_index(path: Path) -> List[str]:
@@ -40,48 +44,30 @@ def read_split_list(path: Path, subset: str) -> List[Row]:
     return rows
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    """Command-line arguments (the original's positionals, plus optional flags)."""
-    parser = argparse.ArgumentParser(prog='python -m util_scripts.ucf101_json',
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument('ann_dir', metavar='ANN_DIR', type=Path,
-                        help='folder with classInd.txt, trainlist0k.txt, testlist0k.txt')
-    parser.add_argument('video_root', metavar='VIDEO_ROOT', type=Path,
-                        help='videos as VIDEO_ROOT/<class>/<id>[.hdf5|.<ext>]')
-    parser.add_argument('dst_dir', metavar='DST_DIR', type=Path,
-                        help='folder for ucf101_0{1,2,3}.json')
-    parser.add_argument('--file_type', choices=FILE_TYPES, default='jpg',
-                        help='jpg frame folders, hdf5 files or video files (default: jpg)')
-    return parser.parse_args(argv)
+def build(args: argparse.Namespace) -> None:
+    """Write one JSON per split whose two list files exist."""
+    labels = read_class_index(require_file(args.ann_dir / 'classInd.txt', 'class index'))
+    require_dir(args.video_root, 'video root')
+    cache = DiskCache()
+    written = 0
+    for k in (1, 2, 3):
+        lists = [args.ann_dir / f'{kind}list0{k}.txt' for kind in ('train', 'test')]
+        absent = [p.name for p in lists if not p.is_file()]
+        if absent:
+            print(f'note: split {k} skipped: {" and ".join(absent)} not found in {args.ann_dir}')
+            continue
+        rows = read_split_list(lists[0], 'training') + read_split_list(lists[1], 'validation')
+        build_annotation_file(args.dst_dir / f'ucf101_0{k}.json', labels, rows,
+                              args.video_root, args.file_type, cache)
+        written += 1
+    if not written:
+        raise AnnotationError(f'no split files (trainlist0k.txt and testlist0k.txt) in '
+                              f'{args.ann_dir}')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI entry point."""
-    args = parse_args(argv)
-    try:
-        labels = read_class_index(require_file(args.ann_dir / 'classInd.txt', 'class index'))
-        require_dir(args.video_root, 'video root')
-        cache = DiskCache()
-        written = 0
-        for k in (1, 2, 3):
-            train_list = args.ann_dir / f'trainlist0{k}.txt'
-            test_list = args.ann_dir / f'testlist0{k}.txt'
-            absent = [p.name for p in (train_list, test_list) if not p.is_file()]
-            if absent:
-                print(f'note: split {k} skipped: {" and ".join(absent)} not found in '
-                      f'{args.ann_dir}')
-                continue
-            rows = read_split_list(train_list, 'training')
-            rows += read_split_list(test_list, 'validation')
-            write_annotation_json(args.dst_dir / f'ucf101_0{k}.json', labels, rows,
-                                  args.video_root, args.file_type, cache)
-            written += 1
-        if not written:
-            raise AnnotationError(f'no split files (trainlist0k.txt and testlist0k.txt) in '
-                                  f'{args.ann_dir}')
-    except AnnotationError as e:
-        return print_error(e)
-    return 0
+    """CLI entry point: the ARGUMENTS paths (the original's positionals) and --file_type."""
+    return cli.run(lambda: build(cli.parse_paths('ucf101_json', __doc__, ARGUMENTS, argv)))
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Tuple, Union
 
 from datasets.formats.atomic import atomic_write_json
-from datasets.formats.errors import UserError
+from datasets.formats.errors import UserError, read_text
 
 PathLike = Union[str, os.PathLike]
 
@@ -76,15 +76,11 @@ def file_labels(path: PathLike, data: Dict[str, Any]) -> List[str]:
 
 def read_annotation_json(path: PathLike) -> Dict[str, Any]:
     """An annotation file's JSON, or a one-line ``AnnotationError`` naming it (no ``database``: not one)."""
+    text = read_text(path, AnnotationError, 'annotation file')
     try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise AnnotationError(f'{path}: annotation file not found') from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
         raise AnnotationError(f'{path}: not valid JSON ({e})') from None
-    except OSError as e:
-        raise AnnotationError(f'{path}: cannot read ({e.strerror})') from None
     if not isinstance(data, dict) or not isinstance(data.get('database'), dict):
         raise AnnotationError(f"{path}: no 'database' object: not an annotation file")
     return data

@@ -9,12 +9,14 @@ their own error classes pass them as ``run(..., errors=(TheirError,))``. Standar
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Tuple, Type
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 from datasets.formats.annotation_json import FILE_TYPES
 from datasets.formats.errors import UserError
 
 USAGE_ERROR = 2
+CLASS_FOLDERS = 'videos as VIDEO_ROOT/<class>/<id>[.hdf5|.<ext>]'  # help of a video root
+TEST_FOLDER = CLASS_FOLDERS + '; testing in test/'
 
 
 def fail(error: object) -> int:
@@ -52,6 +54,15 @@ def add_file_type(parser: argparse.ArgumentParser, positional: bool = False) -> 
     else:
         parser.add_argument('--file_type', choices=FILE_TYPES, default='jpg',
                             help='jpg frame folders, hdf5 files or video files (default: jpg)')
+
+
+def parse_paths(tool: str, doc: str, paths: Dict[str, str],
+                argv: Optional[List[str]]) -> argparse.Namespace:
+    """Parse the usual builder arguments: positional ``paths`` (name -> help, in order), ``--file_type``."""
+    parser_ = parser(tool, doc)
+    add_paths(parser_, **paths)
+    add_file_type(parser_)
+    return parser_.parse_args(argv)
 
 
 def positive_int(text: str) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from datasets.formats.atomic import atomic_write_json
-from datasets.formats.errors import UserError
+from datasets.formats.errors import UserError, read_text
 
 PathLike = Union[str, os.PathLike]
 Ranking = List[Tuple[str, float]]  # (label, score), best first
@@ -22,18 +22,11 @@ class ResultsError(UserError):
 
 def read_json(path: PathLike) -> Any:
     """The JSON of a file, or a one-line ResultsError naming it."""
-    path = Path(path)
+    text = read_text(path, ResultsError, 'result file')
     try:
-        with path.open('r', encoding='utf-8') as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise ResultsError(f'{path}: no such file') from None
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise ResultsError(f'{path}: malformed JSON ({e})') from None
-    except UnicodeDecodeError as e:
-        raise ResultsError(f'{path}: not UTF-8 text ({e.reason})') from None
-    except OSError as e:
-        raise ResultsError(f'{path}: cannot read ({e.strerror or e})') from None
 
 
 def _score(value: Any, path: Path, video_id: str) -> float:
