@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import datasets  # noqa: E402
 import opts  # noqa: E402
 import spatial_transforms as st  # noqa: E402
+from datasets.conversion.writers import encode_video  # noqa: E402
 from datasets.loaders import decode_image  # noqa: E402
 from util_scripts import folder_json, generate_video_hdf5, generate_video_jpgs, generate_video_mp4  # noqa: E402
 
@@ -43,25 +44,20 @@ WIDTH, HEIGHT, SIZE, DURATION = 320, 240, 112, 16
 
 def make_sources(root: Path, n_videos: int, n_frames: int) -> None:
     """Textured, moving 320x240 H.264 videos (default GOP) in two class folders."""
-    import av
     rng = np.random.default_rng(0)
     for v in range(n_videos):
         path = root / f'class{v % 2}' / f'video{v}.mp4'
         path.parent.mkdir(parents=True, exist_ok=True)
         coarse = rng.integers(0, 255, (HEIGHT // 8 + 2, WIDTH // 8 + 2, 3), dtype=np.uint8)
         base = np.asarray(Image.fromarray(coarse).resize((WIDTH + 16, HEIGHT + 16), Image.BICUBIC)).astype(np.int16)
-        with av.open(str(path), 'w') as container:
-            stream = container.add_stream('libx264', rate=25)
-            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, 'yuv420p'
-            stream.options = {'crf': '20'}
-            for t in range(n_frames):
-                dx, dy = t % 16, (t // 2) % 16
-                frame = base[dy:dy + HEIGHT, dx:dx + WIDTH] + rng.integers(-4, 5, (HEIGHT, WIDTH, 3))
-                frame = np.clip(frame, 0, 255).astype(np.uint8)
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+        encode_video(path, _moving(base, n_frames, rng), 'libx264', 25, {'crf': '20'})
+
+
+def _moving(base: np.ndarray, n_frames: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    for t in range(n_frames):
+        dx, dy = t % 16, (t // 2) % 16
+        frame = base[dy:dy + HEIGHT, dx:dx + WIDTH] + rng.integers(-4, 5, (HEIGHT, WIDTH, 3))
+        yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
 def prepare(root: Path, n_videos: int, n_frames: int) -> Dict[str, Path]:
