@@ -16,6 +16,7 @@ per-video mean (one .hdf5 file, or .npy files in a folder), under the same keys.
 """
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from datasets.formats.atomic import atomic_write, atomic_write_json
 from models.factory import head_of
-from training import autocast, to_device
+from training import StopSignals, autocast, to_device
 
 ClipScores = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, softmax)]
 ClipFeatures = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, features)]
@@ -201,9 +202,14 @@ def predict(argv: Optional[List[str]] = None) -> int:
         print(f'{path}: error: {error}', file=sys.stderr)
     loader = torch.utils.data.DataLoader(data, batch_size=1, collate_fn=collate)
     features: ClipFeatures = {}
-    scores, faults = infer(loader, model, device, normalization(prep), show_progress=False,
-                           multilabel=multilabel, features=features if args.features else None,
-                           max_clips=args.batch_size)
+    with StopSignals() as stop:
+        try:
+            scores, faults = infer(loader, model, device, normalization(prep), show_progress=False,
+                                   multilabel=multilabel, features=features if args.features else None,
+                                   max_clips=args.batch_size, should_stop=stop.local)
+        except Interrupted:
+            print(f'signal {stop.signum}: stopped; nothing was written', file=sys.stderr)
+            return 128 + int(stop.signum or signal.SIGINT)
     for path in args.videos:
         if keys[path] in scores:
             ranked = _ranked(video_scores({keys[path]: scores[keys[path]]})[keys[path]], names, args.output_topk)

@@ -10,7 +10,6 @@ import random
 import sys
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -20,15 +19,16 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
 import datasets
+from datasets.formats.annotation_json import canonical_subset
 from datasets.formats.errors import UserError
 from datasets.formats.run_logs import RunLogs, fault_text
 from datasets.preprocessing import Preprocessing, normalization, resumed_preprocessing
 from inference import Interrupted, infer, results_json, video_scores, write_json
-from models import arch_name, generate_model, load_checkpoint, load_pretrained
+from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
 from models.run_state import RunState, recorded_model_options, resume_checkpoint
-from opts import model_options, parse_opts
+from opts import model_options, options_record, parse_opts
 from training import (NonFiniteLossError, StopSignals, amp_dtype, criterion_for, gather_dict, reduce_sums,
                       train_epoch, warmup)
 from validation import multilabel_metrics, score_inference, val_epoch, video_metrics
@@ -66,24 +66,16 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     ckpt = resume_checkpoint(opt, say=proc.master)
     model, options, ft_begin_module = build_model(opt, ckpt, proc)
     prep = resumed_preprocessing(opt, ckpt, say=proc.master)
-    model.to(proc.device)
-    if opt.channels_last:
-        model.to(memory_format=torch.channels_last_3d)
-    if opt.batchnorm_sync:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = place_model(model, opt, proc.device)
     frozen = freeze_before(model, ft_begin_module)
     state = RunState.for_options(opt, model, options, prep.to_dict(), ft_begin_module, proc.device)
     if ckpt is not None:
         state.restore(ckpt, str(opt.resume_path), training=not opt.no_train,
                       milestones=opt.multistep_milestones if opt.overwrite_milestones else None)
     report_model(model, options, ft_begin_module, bool(frozen), proc)
-    record_options(opt, proc)
-    train_model: nn.Module = model
-    if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if proc.device.type == 'cuda'
-                                                          else None)
-    if opt.compile:
-        train_model = torch.compile(train_model)
+    if proc.master:
+        write_json(opt.result_path / 'opts.json', options_record(opt))
+    train_model = training_view(model, opt, proc)
     data = make_data(opt, proc, state)
     with StopSignals(proc.device) as stop:
         code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
@@ -155,6 +147,22 @@ def build_model(opt, ckpt: Optional[Dict[str, Any]], proc: Process) -> tuple:
     return (CubicPuzzleNet(model) if opt.pretext else model), options, ft_begin_module
 
 
+def place_model(model: nn.Module, opt, device: torch.device) -> nn.Module:
+    """The model on its device, in channels-last layout and with synchronised BatchNorm where asked."""
+    model.to(device)
+    if opt.channels_last:
+        model.to(memory_format=torch.channels_last_3d)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model) if opt.batchnorm_sync else model
+
+
+def training_view(model: nn.Module, opt, proc: Process) -> nn.Module:
+    """What the training step calls: the model, wrapped for DDP and compiled where asked (same weights)."""
+    if proc.world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[proc.local_rank]
+                                                    if proc.device.type == 'cuda' else None)
+    return torch.compile(model) if opt.compile else model
+
+
 def report_model(model: nn.Module, options: Dict[str, Any], ft_begin_module: str, frozen: bool,
                  proc: Process) -> None:
     """One line: the architecture and its parameter counts."""
@@ -162,14 +170,6 @@ def report_model(model: nn.Module, options: Dict[str, Any], ft_begin_module: str
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f"{arch_name(options['model'], options['model_depth'])}: {sum(p.numel() for p in model.parameters()):,} "
               f'parameters, {n_train:,} trained' + (f' (from {ft_begin_module})' if frozen else ''))
-
-
-def record_options(opt, proc: Process) -> None:
-    """``opts.json``: every option of this run, paths as strings."""
-    if proc.master:
-        record = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list)
-                      and v and isinstance(v[0], Path) else v) for k, v in vars(opt).items()}
-        write_json(opt.result_path / 'opts.json', record)
 
 
 def make_data(opt, proc: Process, state: RunState) -> Data:
@@ -336,7 +336,7 @@ def run_inference(opt, proc: Process, state: RunState, data: Data, stop: StopSig
         return stopped(stop, proc, 'inference')
     scores, faults = gather_dict(scores), reduce_sums(faults, proc.device)
     if proc.master:
-        subset = {'train': 'training', 'val': 'validation', 'test': 'testing'}[opt.inference_subset]
+        subset = canonical_subset(opt.inference_subset)
         results = results_json(scores, names, opt.output_topk, not opt.inference_no_average)
         out = write_json(opt.result_path / f'{opt.inference_subset}.json', results)
         line = f'inference: {len(scores)} videos -> {out}'
@@ -391,7 +391,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 torch.multiprocessing.spawn(_spawned, args=(opt, node_rank, per_node, world), nprocs=per_node)
                 return 0
         return run(opt)
-    except (UserError, datasets.AnnotationError) as e:
+    except UserError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
 

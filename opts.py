@@ -259,3 +259,9 @@ def parse_opts(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse ``argv`` (default: sys.argv[1:]) into the options namespace."""
     parser = build_parser()
     return finalize_opts(parser.parse_args(argv), parser)
+
+
+def options_record(opt: argparse.Namespace) -> Dict[str, Any]:
+    """Every option as JSON-ready values (paths as strings), for ``opts.json``."""
+    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list)
+                and v and isinstance(v[0], Path) else v) for k, v in vars(opt).items()}

@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional
 import spatial_transforms as st
 import temporal_transforms as tt
 
+from .formats.annotation_json import canonical_subset
 from .formats.errors import UserError
 from .annotations import AnnotationError, VideoList, load_video_list
 from .cubic_puzzle import CubicPuzzleDataset
@@ -94,8 +95,7 @@ def get_inference_data(opt: Namespace, prep: Optional[Preprocessing] = None) -> 
     """
     temporal, spatial = inference_transforms(prep or Preprocessing.from_opts(opt), opt.file_type,
                                              opt.inference_stride)
-    subset = {'train': 'training', 'val': 'validation', 'test': 'testing'}[opt.inference_subset]
-    return MultiClipDataset(_video_list(opt, subset, whole_videos=True),
+    return MultiClipDataset(_video_list(opt, canonical_subset(opt.inference_subset), whole_videos=True),
                             get_loader(opt.file_type, opt.input_type), temporal, spatial,
                             multilabel=getattr(opt, 'multilabel', False))
 

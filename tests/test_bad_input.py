@@ -101,7 +101,7 @@ class NaNAfterFirstEpoch(torch.nn.CrossEntropyLoss):
 
 
 def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(main_module, 'criterion_for', lambda opt: NaNAfterFirstEpoch())
+    monkeypatch.setattr(main_module, 'criterion_for', lambda multilabel, smoothing=0.0: NaNAfterFirstEpoch())
     assert main_module.main(base(data, tmp_path) + ['--n_classes', '2', '--n_epochs', '3', '--no_val']) == 2
     err = capsys.readouterr().err
     assert 'epoch 2, batch 1: the loss is nan' in err and 'the last good checkpoint is kept' in err

@@ -99,6 +99,18 @@ def test_a_signal_during_inference_stops_cleanly_and_handlers_are_restored(video
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+def test_stop_signals_flag_a_first_signal_raise_on_a_second_and_restore_the_handlers():
+    from training import StopSignals
+    before = signal.getsignal(signal.SIGINT)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.local() and stop() and stop.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGINT)  # after TERM, a first INT is still only a request
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # a second INT: stop now
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_demo_and_main_do_not_import_each_other():
     code = ('import sys, util_scripts.demo; assert "main" not in sys.modules, "demo imported main"')
     subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True)

@@ -11,6 +11,7 @@ import torch
 import main as main_module
 from datasets import MultiClipDataset, VideoDataset, collate, load_video_list
 from datasets.annotations import AnnotationError
+from datasets.formats.run_logs import MULTILABEL_VAL_COLUMNS
 from models import load_checkpoint
 from tests.video_fixtures import write_jpg_folder
 from training import MultiLabelLoss, count_hits
@@ -151,7 +152,7 @@ def test_main_trains_validates_and_infers_multilabel(hvu, tmp_path):
                                       '--inference', '--output_topk', '0']) == 0
     lines = (result / 'val.log').read_text().splitlines()
     header = lines[0].split('\t')
-    assert header == main_module.MULTILABEL_VAL_COLUMNS
+    assert header == MULTILABEL_VAL_COLUMNS
     last = dict(zip(header, lines[-1].split('\t')))
     # Random scores would give an mAP near the positive rate (about 0.55 here).
     assert float(last['mAP']) > 0.75, lines
