@@ -11,26 +11,25 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from models import CheckpointError
+from datasets.formats import cli
 from models.torchvision_weights import ARCH_OPTIONS, convert
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser('convert_torchvision_weights', __doc__)
     parser.add_argument('src', type=Path, help='torchvision state_dict (.pth)')
     parser.add_argument('dst', type=Path, help='checkpoint to write')
     parser.add_argument('--arch', required=True, choices=sorted(ARCH_OPTIONS))
     args = parser.parse_args(argv)
-    try:
-        out = convert(args.src, args.dst, args.arch)
-    except CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    return cli.run(lambda: _convert(args))
+
+
+def _convert(args: argparse.Namespace) -> None:
+    out = convert(args.src, args.dst, args.arch)
     opts = ' '.join(f'--{k} {v}' if not isinstance(v, bool) else f'--{k}'
                     for k, v in ARCH_OPTIONS[args.arch].items() if v is not False)
     print(f'{out}: torchvision {args.arch} as {opts}; load it with models.load_model({str(out)!r})')
-    return 0
 
 
 if __name__ == '__main__':

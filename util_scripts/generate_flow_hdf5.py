@@ -26,13 +26,14 @@ import sys
 from typing import List, Optional
 
 from datasets.conversion.flow import DIS_PRESETS, METHODS, FlowParams, write_flow_hdf5
-from datasets.conversion.runner import available_cpus, run_conversion
-from util_scripts.video_conversion import add_fps_argument, base_parser, positive_float, positive_int
+from datasets.conversion.runner import available_cpus
+from datasets.formats.cli import positive_int
+from util_scripts.video_conversion import add_fps_argument, base_parser, convert, positive_float
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    parser = base_parser(__doc__.splitlines()[0])
+    parser = base_parser('generate_flow_hdf5', __doc__)
     d = FlowParams()
     add_fps_argument(parser, '; use the value of the RGB conversion')
     parser.add_argument('--method', choices=METHODS, default=d.method,
@@ -65,7 +66,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     n_jobs = args.n_jobs if args.n_jobs and args.n_jobs > 0 else available_cpus()
     writer = functools.partial(write_flow_hdf5, size=args.size, fps=args.fps, params=params,
                                threads=-1 if n_jobs == 1 else 1)
-    return run_conversion(args.src, args.dst, args.dataset, '.hdf5', writer, n_jobs)
+    return convert(args, '.hdf5', writer, n_jobs)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ from util_scripts.video_conversion import frames_main
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    return frames_main(argv, __doc__.splitlines()[0], '.hdf5', write_hdf5)
+    return frames_main(argv, 'generate_video_hdf5', __doc__, '.hdf5', write_hdf5)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ from util_scripts.video_conversion import frames_main
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    return frames_main(argv, __doc__.splitlines()[0], '', write_jpgs)
+    return frames_main(argv, 'generate_video_jpgs', __doc__, '', write_jpgs)
 
 
 if __name__ == '__main__':

@@ -17,22 +17,22 @@ import functools
 import sys
 from typing import List, Optional
 
-from datasets.conversion.runner import run_conversion
 from datasets.conversion.writers import write_mp4
-from util_scripts.video_conversion import base_parser, positive_int
+from datasets.formats.cli import positive_int
+from util_scripts.video_conversion import base_parser, convert
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    parser = base_parser(__doc__.splitlines()[0])
+    parser = base_parser('generate_video_mp4', __doc__)
     parser.add_argument('--gop', type=positive_int, default=16, help='Frames between keyframes')
     parser.add_argument('--crf', type=int, default=18, help='x264 constant rate factor')
     parser.add_argument('--tune', default='fastdecode',
                         help='x264 tune; fastdecode (no CABAC or deblocking) decodes about 2x faster '
                              'for about 25%% more bytes; none for x264 defaults (default: %(default)s)')
     args = parser.parse_args(argv)
-    writer = functools.partial(write_mp4, size=args.size, gop=args.gop, crf=args.crf, tune=args.tune)
-    return run_conversion(args.src, args.dst, args.dataset, '.mp4', writer, args.n_jobs)
+    return convert(args, '.mp4', functools.partial(write_mp4, size=args.size, gop=args.gop,
+                                                   crf=args.crf, tune=args.tune))
 
 
 if __name__ == '__main__':

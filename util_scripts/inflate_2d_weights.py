@@ -18,13 +18,13 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from models import CheckpointError
+from datasets.formats import cli
 from models.inflate import ARCHS, inflate
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser('inflate_2d_weights', __doc__)
     parser.add_argument('src', type=Path, help='2D state_dict (.pth)')
     parser.add_argument('dst', type=Path, help='checkpoint to write')
     parser.add_argument('--arch', required=True, choices=ARCHS)
@@ -35,16 +35,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.conv1_t_stride is None:
         args.conv1_t_stride = 2 if args.arch == 'googlenet' else 1
-    try:
-        out = inflate(args.src, args.dst, args.arch, args.n_classes, args.conv1_t_size, args.conv1_t_stride)
-    except CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    return cli.run(lambda: _inflate(args))
+
+
+def _inflate(args: argparse.Namespace) -> None:
+    out = inflate(args.src, args.dst, args.arch, args.n_classes, args.conv1_t_size, args.conv1_t_stride)
     flags = ('--model i3d' if args.arch == 'googlenet' else
              f"--model resnet --model_depth {args.arch[len('resnet'):]} --temporal_padding replicate")
     print(f'{out}: inflated from {args.src}; fine-tune it with {flags} --conv1_t_size {args.conv1_t_size} '
           f'--conv1_t_stride {args.conv1_t_stride} --pretrain_path {out} --n_pretrain_classes {args.n_classes}')
-    return 0
 
 
 if __name__ == '__main__':

@@ -4,25 +4,24 @@
 
 What the videos show and the layout written: see ``datasets/demo_videos.py``.
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 from datasets.demo_videos import CLASSES, GROUPS, VERSION, make_demo_dataset  # noqa: F401 (VERSION: demo.py)
+from datasets.formats import cli
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser('make_demo_dataset', __doc__)
     parser.add_argument('dst', type=Path)
     parser.add_argument('--videos_per_class', type=int, default=24)
     parser.add_argument('--frames', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     if args.videos_per_class < GROUPS or args.frames < 2:
-        print(f'error: need --videos_per_class >= {GROUPS} and --frames >= 2', file=sys.stderr)
-        return 2
+        return cli.fail(f'need --videos_per_class >= {GROUPS} and --frames >= 2')
     splits = make_demo_dataset(args.dst, args.videos_per_class, args.frames, args.seed)
     print(f'{len(CLASSES) * args.videos_per_class} videos in {args.dst / "videos"}, splits in {splits}')
     return 0

@@ -7,10 +7,10 @@ GMACs are counted by ``torch.utils.flop_counter`` (convolutions and linear layer
 ReLU and pooling excluded) for one clip of C x T x H x W, on the ``meta`` device so that
 even the largest models are summarised instantly and without memory.
 """
-import argparse
 import sys
 from typing import List, Optional
 
+from datasets.formats import cli
 from models import arch_name
 from models.summary import summarize
 from opts import add_model_arguments, model_options
@@ -18,7 +18,7 @@ from opts import add_model_arguments, model_options
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser('model_summary', __doc__)
     add_model_arguments(parser)
     parser.add_argument('--sample_size', default=112, type=int, help='Crop side (default: %(default)s)')
     parser.add_argument('--sample_duration', default=16, type=int,
@@ -28,14 +28,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         s = summarize(options, args.sample_size, args.sample_duration)
     except ValueError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return cli.fail(e)
     except RuntimeError as e:  # a clip too small for the network's downsampling
         clip = f'{args.n_input_channels}x{args.sample_duration}x{args.sample_size}x{args.sample_size}'
         reason = str(e).strip().splitlines()[0]
-        print(f"error: a {clip} clip is too small for "
-              f"{arch_name(options['model'], options['model_depth'])}: {reason}", file=sys.stderr)
-        return 2
+        return cli.fail(f"a {clip} clip is too small for "
+                        f"{arch_name(options['model'], options['model_depth'])}: {reason}")
     print(f"{s['arch']}: {s['params']:,} parameters, {s['gmacs']:.2f} GMACs per clip "
           f"(input {'x'.join(map(str, s['input_shape'][1:]))}, output {list(s['output_shape'])}, "
           f"{s['state_dict_entries']} state_dict entries)")

@@ -6,33 +6,30 @@ Only keys that carry a prefix change; a clean file is left untouched. Everything
 the file (epoch, arch, optimizer, ...) is kept. The result is written atomically, in place
 unless ``--dst_file_path`` is given.
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from models.checkpoint import CheckpointError
+from datasets.formats import cli
 from models.dataparallel import strip_checkpoint_file
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.parser('remove_dataparallel', __doc__)
     parser.add_argument('file_path', type=Path)
     parser.add_argument('--dst_file_path', type=Path, default=None,
                         help='Where to write (default: overwrite FILE)')
     args = parser.parse_args(argv)
-    dst = args.dst_file_path or args.file_path
-    try:
-        changed = strip_checkpoint_file(args.file_path, dst)
-    except CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    return cli.run(lambda: _strip(args.file_path, args.dst_file_path or args.file_path))
+
+
+def _strip(src: Path, dst: Path) -> None:
+    changed = strip_checkpoint_file(src, dst)
     if changed == 0:
-        print(f'{args.file_path}: no prefixed keys; left unchanged')
+        print(f'{src}: no prefixed keys; left unchanged')
     else:
         print(f'{dst}: stripped the wrapper prefix from {changed} keys')
-    return 0
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """Command-line plumbing shared by the converters (generate_video_*, generate_flow_hdf5).
 
 The conversion itself is ``datasets.conversion``; see its docstring for layouts, temp names,
-resume and the summary.
+resume and the summary. Errors and exit codes go through ``datasets.formats.cli``.
 """
 import argparse
 import functools
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from datasets.conversion.runner import DATASETS, run_conversion
+from datasets.formats import cli
 
 
 def parse_fps(text: str) -> Fraction:
@@ -18,14 +19,6 @@ def parse_fps(text: str) -> Fraction:
         return Fraction(text)
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f'not a frame rate: {text!r}')
-
-
-def positive_int(text: str) -> int:
-    """An argparse type for integers above zero."""
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'must be positive: {text}')
-    return value
 
 
 def positive_float(text: str) -> float:
@@ -42,9 +35,9 @@ def add_fps_argument(parser: argparse.ArgumentParser, note: str = '') -> None:
                         help='Output frame rate, picked by presentation time (-1: every frame)' + note)
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
+def base_parser(tool: str, doc: str) -> argparse.ArgumentParser:
     """The arguments every conversion script takes: SRC DST DATASET --n_jobs --size."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = cli.parser(tool, doc)
     parser.add_argument('src', type=Path, metavar='SRC', help='Folder of source videos')
     parser.add_argument('dst', type=Path, metavar='DST', help='Output folder')
     parser.add_argument('dataset', metavar='DATASET',
@@ -52,16 +45,22 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                              f'directly; any other name: class folders, as kinetics)')
     parser.add_argument('--n_jobs', type=int, default=None,
                         help='Processes (default: all CPUs; -1 too; 1: no pool)')
-    parser.add_argument('--size', type=positive_int, default=240,
+    parser.add_argument('--size', type=cli.positive_int, default=240,
                         help='Short side of the output frames')
     return parser
 
 
-def frames_main(argv: Optional[List[str]], description: str, suffix: str,
+def convert(args: argparse.Namespace, suffix: str, writer: Callable[[Path, Path], str],
+            n_jobs: Optional[int] = None) -> int:
+    """Run the conversion the parsed arguments describe; a missing SRC is a one-line error (2)."""
+    n_jobs = args.n_jobs if n_jobs is None else n_jobs
+    return cli.run(lambda: run_conversion(args.src, args.dst, args.dataset, suffix, writer, n_jobs))
+
+
+def frames_main(argv: Optional[List[str]], tool: str, doc: str, suffix: str,
                 write: Callable[..., str]) -> int:
     """A converter taking SRC DST DATASET --n_jobs --size --fps whose writer is ``write(src, tmp, size, fps)``."""
-    parser = base_parser(description)
+    parser = base_parser(tool, doc)
     add_fps_argument(parser)
     args = parser.parse_args(argv)
-    writer = functools.partial(write, size=args.size, fps=args.fps)
-    return run_conversion(args.src, args.dst, args.dataset, suffix, writer, args.n_jobs)
+    return convert(args, suffix, functools.partial(write, size=args.size, fps=args.fps))

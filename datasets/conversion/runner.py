@@ -8,7 +8,6 @@ import os
 import re
 import secrets
 import shutil
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 from tqdm import tqdm
 
 from datasets.conversion.frames import error_line
+from datasets.formats.errors import UserError
 
 DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet')
 FLAT_DATASETS = ('activitynet',)
@@ -182,11 +182,13 @@ def available_cpus() -> int:
 
 def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, writer: Writer,
                    n_jobs: Optional[int] = None) -> int:
-    """Convert a dataset tree, show progress and a summary; return the exit code (0, 1 or 2)."""
+    """Convert a dataset tree, show progress and a summary; return the exit code (0 or 1).
+
+    Raises UserError when ``src_root`` is not a folder.
+    """
     src_root, dst_root, dataset = Path(src_root), Path(dst_root), dataset.lower()
     if not src_root.is_dir():
-        print(f'error: source folder {src_root} does not exist', file=sys.stderr)
-        return 2
+        raise UserError(f'source folder {src_root} does not exist')
     if dataset not in DATASETS:
         print(f'note: unknown dataset {dataset!r}, using the class-folder layout of kinetics')
     n_jobs = n_jobs if n_jobs and n_jobs > 0 else available_cpus()
