@@ -7,49 +7,44 @@ with the tools in ``util_scripts/``.
 """
 import argparse
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
 
 
+def _flagger(group: Any) -> Callable[..., None]:
+    """``flag(name, default, help, **kwargs)``: one ``--name`` option whose help ends with its default."""
+    def flag(name: str, default: Any, help: str, **kwargs: Any) -> None:
+        group.add_argument(f'--{name}', default=default, help=f'{help} (default: %(default)s)', **kwargs)
+    return flag
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the flags that define a model's architecture (``generate_model``'s keywords)."""
-    d = MODEL_DEFAULTS
     g = parser.add_argument_group('model')
-    g.add_argument('--model', default=d['model'], choices=list(MODEL_DEPTHS),
-                   help='Model family (default: %(default)s)')
-    g.add_argument('--model_depth', default=d['model_depth'], type=int,
-                   help='Depth: resnet/resnet2p1d/preresnet 10|18|34|50|101|152|200, '
-                        'wideresnet/resnext 50|101|152|200, densenet 121|169|201|264 '
-                        '(default: %(default)s)')
-    g.add_argument('--n_classes', default=d['n_classes'], type=int,
-                   help='Number of output classes (default: %(default)s)')
-    g.add_argument('--n_input_channels', default=d['n_input_channels'], type=int,
-                   help='Input channels: 3 for RGB, 2 for optical flow (default: %(default)s)')
-    g.add_argument('--conv1_t_size', default=d['conv1_t_size'], type=int,
-                   help='Temporal kernel size of the stem conv (default: %(default)s)')
-    g.add_argument('--conv1_t_stride', default=d['conv1_t_stride'], type=int,
-                   help='Temporal stride of the stem conv (default: %(default)s)')
-    g.add_argument('--no_max_pool', action='store_true',
-                   help='Remove the 3x3x3 stride-2 max pool after the stem')
-    g.add_argument('--resnet_shortcut', default=d['resnet_shortcut'], choices=['A', 'B'],
-                   help='Shortcut: A = zero-padded identity, B = 1x1x1 conv + BN '
-                        '(default: %(default)s)')
-    g.add_argument('--resnet_widen_factor', default=d['resnet_widen_factor'], type=float,
-                   help='Channel width multiplier of the ResNet trunks (default: %(default)s)')
-    g.add_argument('--wide_resnet_k', default=d['wide_resnet_k'], type=int,
-                   help='Width multiplier of wideresnet (default: %(default)s)')
-    g.add_argument('--resnext_cardinality', default=d['resnext_cardinality'], type=int,
-                   help='Groups of the ResNeXt 3x3x3 conv (default: %(default)s)')
-    g.add_argument('--r2p1d_mid_planes', default=d['r2p1d_mid_planes'], choices=['conv', 'block'],
-                   help='resnet2p1d mid-plane widths: conv = per conv, as in the original; '
-                        'block = one per block, as in torchvision (default: %(default)s)')
-    g.add_argument('--r2p1d_stem_mid_planes', default=d['r2p1d_stem_mid_planes'], type=int,
-                   help='resnet2p1d stem mid-plane width; 0 = parameter-matching formula '
-                        '(110 for conv1_t_size 7); torchvision uses 45 (default: %(default)s)')
-    g.add_argument('--temporal_padding', default=d['temporal_padding'], choices=['zeros', 'replicate'],
-                   help='ResNet families: pad time with zeros (the original) or by repeating border frames '
-                        '(for weights inflated from 2D networks) (default: %(default)s)')
+    model_flag = _flagger(g)
+
+    def flag(name: str, help: str, **kwargs: Any) -> None:
+        model_flag(name, MODEL_DEFAULTS[name], help, **kwargs)
+
+    flag('model', 'Model family', choices=list(MODEL_DEPTHS))
+    flag('model_depth', 'Depth: resnet/resnet2p1d/preresnet 10|18|34|50|101|152|200, '
+         'wideresnet/resnext 50|101|152|200, densenet 121|169|201|264', type=int)
+    flag('n_classes', 'Number of output classes', type=int)
+    flag('n_input_channels', 'Input channels: 3 for RGB, 2 for optical flow', type=int)
+    flag('conv1_t_size', 'Temporal kernel size of the stem conv', type=int)
+    flag('conv1_t_stride', 'Temporal stride of the stem conv', type=int)
+    g.add_argument('--no_max_pool', action='store_true', help='Remove the 3x3x3 stride-2 max pool after the stem')
+    flag('resnet_shortcut', 'Shortcut: A = zero-padded identity, B = 1x1x1 conv + BN', choices=['A', 'B'])
+    flag('resnet_widen_factor', 'Channel width multiplier of the ResNet trunks', type=float)
+    flag('wide_resnet_k', 'Width multiplier of wideresnet', type=int)
+    flag('resnext_cardinality', 'Groups of the ResNeXt 3x3x3 conv', type=int)
+    flag('r2p1d_mid_planes', 'resnet2p1d mid-plane widths: conv = per conv, as in the original; '
+         'block = one per block, as in torchvision', choices=['conv', 'block'])
+    flag('r2p1d_stem_mid_planes', 'resnet2p1d stem mid-plane width; 0 = parameter-matching formula '
+         '(110 for conv1_t_size 7); torchvision uses 45', type=int)
+    flag('temporal_padding', 'ResNet families: pad time with zeros (the original) or by repeating border '
+         'frames (for weights inflated from 2D networks)', choices=['zeros', 'replicate'])
     return parser
 
 
@@ -68,47 +63,34 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     g.add_argument('--annotation_path', default=None, type=Path, nargs='+',
                    help='Annotation JSON file(s); several merge into one label space')
     g.add_argument('--result_path', default=None, type=Path, help='Output directory')
-    g.add_argument('--dataset', default='kinetics',
-                   choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit'],
-                   help='Only activitynet changes how annotations are read (default: %(default)s)')
-    g.add_argument('--class_fraction', default=1.0, type=float,
-                   help='Keep this seeded fraction of the classes (default: %(default)s)')
-    g.add_argument('--instance_fraction', default=1.0, type=float,
-                   help='Keep this seeded fraction of the training videos of each class (default: %(default)s)')
-    g.add_argument('--file_type', default='jpg', choices=['jpg', 'hdf5', 'video'],
-                   help='jpg frame folders, hdf5 files, or video files decoded directly (default: %(default)s)')
-    g.add_argument('--input_type', default='rgb', choices=['rgb', 'flow'],
-                   help='flow reads video_u/video_v from hdf5 files (default: %(default)s)')
-    g.add_argument('--sample_size', default=112, type=int, help='Crop side (default: %(default)s)')
-    g.add_argument('--sample_duration', default=16, type=int, help='Frames per clip (default: %(default)s)')
-    g.add_argument('--sample_t_stride', default=1, type=int,
-                   help='Take every n-th frame (default: %(default)s)')
-    g.add_argument('--train_crop', default='random', choices=['random', 'corner', 'center'],
-                   help='random: RandomResizedCrop; corner: MultiScaleCornerCrop; center (default: %(default)s)')
-    g.add_argument('--train_crop_min_scale', default=0.25, type=float,
-                   help='Minimum area fraction of the random crop (default: %(default)s)')
-    g.add_argument('--train_crop_min_ratio', default=0.75, type=float,
-                   help='Aspect range [r, 1/r] of the random crop (default: %(default)s)')
+    flag = _flagger(g)
+    flag('dataset', 'kinetics', 'Only activitynet changes how annotations are read',
+         choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit'])
+    flag('class_fraction', 1.0, 'Keep this seeded fraction of the classes', type=float)
+    flag('instance_fraction', 1.0, 'Keep this seeded fraction of the training videos of each class', type=float)
+    flag('file_type', 'jpg', 'jpg frame folders, hdf5 files, or video files decoded directly',
+         choices=['jpg', 'hdf5', 'video'])
+    flag('input_type', 'rgb', 'flow reads video_u/video_v from hdf5 files', choices=['rgb', 'flow'])
+    flag('sample_size', 112, 'Crop side', type=int)
+    flag('sample_duration', 16, 'Frames per clip', type=int)
+    flag('sample_t_stride', 1, 'Take every n-th frame', type=int)
+    flag('train_crop', 'random', 'random: RandomResizedCrop; corner: MultiScaleCornerCrop; center',
+         choices=['random', 'corner', 'center'])
+    flag('train_crop_min_scale', 0.25, 'Minimum area fraction of the random crop', type=float)
+    flag('train_crop_min_ratio', 0.75, 'Aspect range [r, 1/r] of the random crop', type=float)
     g.add_argument('--no_hflip', action='store_true', help='No random horizontal flip')
     g.add_argument('--colorjitter', action='store_true',
                    help='Random brightness/contrast/saturation 0.4 and hue 0.1, once per clip')
-    g.add_argument('--train_t_crop', default='random', choices=['random', 'center'],
-                   help='Temporal crop of training clips (default: %(default)s)')
-    g.add_argument('--mean_dataset', default='kinetics', choices=['activitynet', 'kinetics', '0.5'],
-                   help='Mean/std table (default: %(default)s)')
+    flag('train_t_crop', 'random', 'Temporal crop of training clips', choices=['random', 'center'])
+    flag('mean_dataset', 'kinetics', 'Mean/std table', choices=['activitynet', 'kinetics', '0.5'])
     g.add_argument('--no_mean_norm', action='store_true', help='Do not subtract the mean')
     g.add_argument('--no_std_norm', action='store_true', help='Do not divide by the std')
-    g.add_argument('--value_scale', default=1, type=int,
-                   help='Pixel range: 1 for [0, 1], 255 for [0, 255] (default: %(default)s)')
-    g.add_argument('--n_val_samples', default=3, type=int,
-                   help='Clips per validation video (default: %(default)s)')
-    g.add_argument('--inference_subset', default='val', choices=['train', 'val', 'test'],
-                   help='Subset to infer (default: %(default)s)')
-    g.add_argument('--inference_stride', default=16, type=int,
-                   help='Sliding-window stride in frames (default: %(default)s)')
-    g.add_argument('--inference_crop', default='center', choices=['center', 'nocrop'],
-                   help='center crop, or the whole resized frame (default: %(default)s)')
-    g.add_argument('--n_threads', default=4, type=int, help='DataLoader workers (default: %(default)s)')
+    flag('value_scale', 1, 'Pixel range: 1 for [0, 1], 255 for [0, 255]', type=int)
+    flag('n_val_samples', 3, 'Clips per validation video', type=int)
+    flag('inference_subset', 'val', 'Subset to infer', choices=['train', 'val', 'test'])
+    flag('inference_stride', 16, 'Sliding-window stride in frames', type=int)
+    flag('inference_crop', 'center', 'center crop, or the whole resized frame', choices=['center', 'nocrop'])
+    flag('n_threads', 4, 'DataLoader workers', type=int)
     g.add_argument('--accimage', action='store_true',
                    help='Accepted for compatibility; frames are decoded with libjpeg-turbo anyway')
     return parser
