@@ -112,7 +112,7 @@ def reference_train_clip(folder: Path, n_frames: int, mean, std) -> torch.Tensor
     begin = random.randint(0, n_frames - DURATION)
     images = [Image.open(folder / f'image_{i:05d}.jpg').convert('RGB') for i in range(begin + 1, begin + DURATION + 1)]
     crop = st.RandomResizedCrop(SIZE)
-    top, left, h, w = crop.get_params(images[0].height, images[0].width)
+    top, left, h, w = crop.get_params(images[0].height, images[0].width, random.Random(random.getrandbits(64)))
     flip = random.random() < 0.5
     mean_t = torch.tensor(mean).view(3, 1, 1)
     std_t = torch.tensor(std).view(3, 1, 1)

@@ -1,7 +1,7 @@
 """I3D: Inception-v1 inflated to 3D (Carreira & Zisserman, "Quo Vadis, Action Recognition?", 2017).
 
 Module names mirror torchvision's GoogLeNet (``conv1``, ``inception3a.branch2.1.conv``, ...)
-so that ``util_scripts/inflate_2d_weights.py`` maps a 2D state_dict onto it key by key.
+so that ``models/inflate.py`` maps a 2D state_dict onto it key by key.
 Temporal structure as in the paper: a 7x7x7 stride-2 stem, no temporal pooling before
 ``maxpool3`` (3x3x3, stride 2) and ``maxpool4`` (2x2x2, stride 2), 3x3x3 convs in the
 Inception branches. Temporal padding replicates the border frames (spatial padding stays

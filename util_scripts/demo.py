@@ -30,16 +30,17 @@ def _step(title: str) -> float:
 
 def prepare_demo_data(root: Path = DEMO_ROOT) -> int:
     """Steps 1-3: render the videos, extract JPG frames, write ``ucf101_0{1,2,3}.json``; 0 on success."""
-    from util_scripts import generate_video_jpgs, make_demo_dataset, ucf101_json
+    from datasets import demo_videos
+    from util_scripts import generate_video_jpgs, ucf101_json
 
     stamp = root / 'VERSION'
-    if stamp.is_file() and stamp.read_text().strip() != make_demo_dataset.VERSION or \
+    if stamp.is_file() and stamp.read_text().strip() != demo_videos.VERSION or \
             not stamp.is_file() and (root / 'videos').is_dir():
         print(f'{root} was rendered by an older version of the demo: rendering it again')
         for generated in ('videos', 'jpg', 'splits'):
             shutil.rmtree(root / generated, ignore_errors=True)
     _step(f'1/5 rendering the demo dataset into {root / "videos"}')
-    make_demo_dataset.make_demo_dataset(root, videos_per_class=VIDEOS_PER_CLASS)
+    demo_videos.make_demo_dataset(root, videos_per_class=VIDEOS_PER_CLASS)
     _step('2/5 converting the videos to JPG frames (util_scripts.generate_video_jpgs)')
     code = generate_video_jpgs.main([str(root / 'videos'), str(root / 'jpg'), 'ucf101', '--size', '64'])
     if code != 0:
@@ -52,7 +53,8 @@ def prepare_demo_data(root: Path = DEMO_ROOT) -> int:
 def run_demo(user_args: List[str], train: Callable[[List[str]], int]) -> int:
     """Run every step; ``user_args`` are main.py flags that override the demo's; ``train`` is main.py's entry point."""
     from opts import parse_opts
-    from util_scripts import eval_accuracy, make_demo_dataset
+    from datasets.formats.evaluation import evaluate_files
+    from datasets.demo_videos import CLASSES
 
     start = time.perf_counter()
     root = DEMO_ROOT
@@ -69,8 +71,8 @@ def run_demo(user_args: List[str], train: Callable[[List[str]], int]) -> int:
         return code
     train_minutes = (time.perf_counter() - t) / 60
     _step('5/5 evaluating the inference results (util_scripts.eval_accuracy)')
-    metrics = eval_accuracy.evaluate_files(root / 'ucf101_01.json', opt_result / 'val.json', 'validation')
-    chance = 1 / len(make_demo_dataset.CLASSES)
+    metrics = evaluate_files(root / 'ucf101_01.json', opt_result / 'val.json', 'validation')
+    chance = 1 / len(CLASSES)
     print(f"\nDemo video-level top-1 accuracy: {metrics['top1']:.1%} (chance: {chance:.1%}); "
           f'training and inference took {train_minutes:.1f} min, the whole demo '
           f'{(time.perf_counter() - start) / 60:.1f} min.')

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from datasets.demo_videos import CLASSES, GROUPS, VERSION, make_demo_dataset  # noqa: F401 (VERSION: demo.py)
+from datasets.demo_videos import CLASSES, GROUPS, make_demo_dataset
 from datasets.formats import cli
 
 
