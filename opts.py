@@ -9,7 +9,14 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from datasets.formats.cli import OneLineParser, float_in, int_in
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
+
+# Types of the numeric flags: each checks its range as the flag is parsed (``error: --flag must be ...``).
+POSITIVE, NATURAL, ANY_INT = int_in(1), int_in(0), int_in()
+FRACTION = float_in(0, 1, open_lo=True)  # (0, 1]
+NON_NEGATIVE = float_in(0)
+SEED = int_in(0, 2 ** 32 - 1)  # what numpy.random.seed accepts
 
 
 def _flagger(group: Any) -> Callable[..., None]:
@@ -29,20 +36,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
     flag('model', 'Model family', choices=list(MODEL_DEPTHS))
     flag('model_depth', 'Depth: resnet/resnet2p1d/preresnet 10|18|34|50|101|152|200, '
-         'wideresnet/resnext 50|101|152|200, densenet 121|169|201|264', type=int)
-    flag('n_classes', 'Number of output classes', type=int)
-    flag('n_input_channels', 'Input channels: 3 for RGB, 2 for optical flow', type=int)
-    flag('conv1_t_size', 'Temporal kernel size of the stem conv', type=int)
-    flag('conv1_t_stride', 'Temporal stride of the stem conv', type=int)
+         'wideresnet/resnext 50|101|152|200, densenet 121|169|201|264', type=POSITIVE)
+    flag('n_classes', 'Number of output classes', type=POSITIVE)
+    flag('n_input_channels', 'Input channels: 3 for RGB, 2 for optical flow', type=POSITIVE)
+    flag('conv1_t_size', 'Temporal kernel size of the stem conv', type=POSITIVE)
+    flag('conv1_t_stride', 'Temporal stride of the stem conv', type=POSITIVE)
     g.add_argument('--no_max_pool', action='store_true', help='Remove the 3x3x3 stride-2 max pool after the stem')
     flag('resnet_shortcut', 'Shortcut: A = zero-padded identity, B = 1x1x1 conv + BN', choices=['A', 'B'])
-    flag('resnet_widen_factor', 'Channel width multiplier of the ResNet trunks', type=float)
-    flag('wide_resnet_k', 'Width multiplier of wideresnet', type=int)
-    flag('resnext_cardinality', 'Groups of the ResNeXt 3x3x3 conv', type=int)
+    flag('resnet_widen_factor', 'Channel width multiplier of the ResNet trunks', type=float_in(0, open_lo=True))
+    flag('wide_resnet_k', 'Width multiplier of wideresnet', type=POSITIVE)
+    flag('resnext_cardinality', 'Groups of the ResNeXt 3x3x3 conv', type=POSITIVE)
     flag('r2p1d_mid_planes', 'resnet2p1d mid-plane widths: conv = per conv, as in the original; '
          'block = one per block, as in torchvision', choices=['conv', 'block'])
     flag('r2p1d_stem_mid_planes', 'resnet2p1d stem mid-plane width; 0 = parameter-matching formula '
-         '(110 for conv1_t_size 7); torchvision uses 45', type=int)
+         '(110 for conv1_t_size 7); torchvision uses 45', type=NATURAL)
     flag('temporal_padding', 'ResNet families: pad time with zeros (the original) or by repeating border '
          'frames (for weights inflated from 2D networks)', choices=['zeros', 'replicate'])
     return parser
@@ -66,18 +73,18 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     flag = _flagger(g)
     flag('dataset', 'kinetics', 'Only activitynet changes how annotations are read',
          choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit'])
-    flag('class_fraction', 1.0, 'Keep this seeded fraction of the classes', type=float)
-    flag('instance_fraction', 1.0, 'Keep this seeded fraction of the training videos of each class', type=float)
+    flag('class_fraction', 1.0, 'Keep this seeded fraction of the classes', type=FRACTION)
+    flag('instance_fraction', 1.0, 'Keep this seeded fraction of the training videos of each class', type=FRACTION)
     flag('file_type', 'jpg', 'jpg frame folders, hdf5 files, or video files decoded directly',
          choices=['jpg', 'hdf5', 'video'])
     flag('input_type', 'rgb', 'flow reads video_u/video_v from hdf5 files', choices=['rgb', 'flow'])
-    flag('sample_size', 112, 'Crop side', type=int)
-    flag('sample_duration', 16, 'Frames per clip', type=int)
-    flag('sample_t_stride', 1, 'Take every n-th frame', type=int)
+    flag('sample_size', 112, 'Crop side', type=POSITIVE)
+    flag('sample_duration', 16, 'Frames per clip', type=POSITIVE)
+    flag('sample_t_stride', 1, 'Take every n-th frame', type=POSITIVE)
     flag('train_crop', 'random', 'random: RandomResizedCrop; corner: MultiScaleCornerCrop; center',
          choices=['random', 'corner', 'center'])
-    flag('train_crop_min_scale', 0.25, 'Minimum area fraction of the random crop', type=float)
-    flag('train_crop_min_ratio', 0.75, 'Aspect range [r, 1/r] of the random crop', type=float)
+    flag('train_crop_min_scale', 0.25, 'Minimum area fraction of the random crop', type=FRACTION)
+    flag('train_crop_min_ratio', 0.75, 'Aspect range [r, 1/r] of the random crop', type=FRACTION)
     g.add_argument('--no_hflip', action='store_true', help='No random horizontal flip')
     g.add_argument('--colorjitter', action='store_true',
                    help='Random brightness/contrast/saturation 0.4 and hue 0.1, once per clip')
@@ -85,12 +92,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     flag('mean_dataset', 'kinetics', 'Mean/std table', choices=['activitynet', 'kinetics', '0.5'])
     g.add_argument('--no_mean_norm', action='store_true', help='Do not subtract the mean')
     g.add_argument('--no_std_norm', action='store_true', help='Do not divide by the std')
-    flag('value_scale', 1, 'Pixel range: 1 for [0, 1], 255 for [0, 255]', type=int)
-    flag('n_val_samples', 3, 'Clips per validation video', type=int)
+    flag('value_scale', 1, 'Pixel range: 1 for [0, 1], 255 for [0, 255]', type=POSITIVE)
+    flag('n_val_samples', 3, 'Clips per validation video', type=POSITIVE)
     flag('inference_subset', 'val', 'Subset to infer', choices=['train', 'val', 'test'])
-    flag('inference_stride', 16, 'Sliding-window stride in frames', type=int)
+    flag('inference_stride', 16, 'Sliding-window stride in frames', type=NATURAL)
     flag('inference_crop', 'center', 'center crop, or the whole resized frame', choices=['center', 'nocrop'])
-    flag('n_threads', 4, 'DataLoader workers', type=int)
+    flag('n_threads', 4, 'DataLoader workers', type=NATURAL)
     g.add_argument('--accimage', action='store_true',
                    help='Accepted for compatibility; frames are decoded with libjpeg-turbo anyway')
     return parser
@@ -99,29 +106,29 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The original's optimisation, checkpoint, inference-output and distributed flags."""
     g = parser.add_argument_group('training')
-    g.add_argument('--n_pretrain_classes', default=0, type=int,
+    g.add_argument('--n_pretrain_classes', default=0, type=NATURAL,
                    help='Classes of the --pretrain_path checkpoint (default: %(default)s)')
     g.add_argument('--pretrain_path', default=None, type=Path, help='Checkpoint to fine-tune from')
     g.add_argument('--ft_begin_module', default='', type=str,
                    help='First module to fine-tune (conv1, layer1..4, fc, ...); empty: all')
-    g.add_argument('--learning_rate', default=0.1, type=float, help='Initial learning rate')
-    g.add_argument('--momentum', default=0.9, type=float, help='SGD momentum')
-    g.add_argument('--dampening', default=0.0, type=float, help='SGD dampening (0 with --nesterov)')
-    g.add_argument('--weight_decay', default=1e-3, type=float, help='Weight decay')
+    g.add_argument('--learning_rate', default=0.1, type=float_in(0, open_lo=True), help='Initial learning rate')
+    g.add_argument('--momentum', default=0.9, type=float_in(0, 1, open_hi=True), help='SGD momentum')
+    g.add_argument('--dampening', default=0.0, type=float_in(0, 1), help='SGD dampening (0 with --nesterov)')
+    g.add_argument('--weight_decay', default=1e-3, type=NON_NEGATIVE, help='Weight decay')
     g.add_argument('--nesterov', action='store_true', help='Nesterov momentum')
     g.add_argument('--optimizer', default='sgd', type=str, help='Optimizer (sgd)')
     g.add_argument('--lr_scheduler', default='multistep', choices=['multistep', 'plateau'],
                    help='Learning-rate schedule (default: %(default)s)')
-    g.add_argument('--multistep_milestones', default=[50, 100, 150], type=int, nargs='+',
+    g.add_argument('--multistep_milestones', default=[50, 100, 150], type=POSITIVE, nargs='+',
                    help='Epochs at which the learning rate is multiplied by 0.1')
     g.add_argument('--overwrite_milestones', action='store_true',
                    help='On resume, use --multistep_milestones instead of the checkpoint\'s')
-    g.add_argument('--plateau_patience', default=10, type=int, help='ReduceLROnPlateau patience')
-    g.add_argument('--batch_size', default=128, type=int, help='Batch size')
-    g.add_argument('--inference_batch_size', default=0, type=int,
+    g.add_argument('--plateau_patience', default=10, type=NATURAL, help='ReduceLROnPlateau patience')
+    g.add_argument('--batch_size', default=128, type=POSITIVE, help='Batch size')
+    g.add_argument('--inference_batch_size', default=0, type=NATURAL,
                    help='Videos per inference batch; 0: batch_size')
     g.add_argument('--batchnorm_sync', action='store_true', help='SyncBatchNorm (with --distributed)')
-    g.add_argument('--n_epochs', default=200, type=int, help='Last epoch')
+    g.add_argument('--n_epochs', default=200, type=POSITIVE, help='Last epoch')
     g.add_argument('--resume_path', default=None, type=Path, help='Checkpoint to resume from')
     g.add_argument('--no_train', action='store_true', help='Skip training')
     g.add_argument('--no_val', action='store_true', help='Skip validation')
@@ -129,28 +136,28 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--inference_no_average', action='store_true',
                    help='Write per-clip results instead of the per-video average')
     g.add_argument('--no_cuda', action='store_true', help='Run on the CPU')
-    g.add_argument('--checkpoint', default=10, type=int, help='Save save_<epoch>.pth every n epochs')
-    g.add_argument('--manual_seed', default=1, type=int, help='Random seed')
-    g.add_argument('--output_topk', default=5, type=int,
+    g.add_argument('--checkpoint', default=10, type=NATURAL, help='Save save_<epoch>.pth every n epochs')
+    g.add_argument('--manual_seed', default=1, type=SEED, help='Random seed')
+    g.add_argument('--output_topk', default=5, type=ANY_INT,
                    help='Top-k labels per video in the inference JSON; <= 0: all')
     g.add_argument('--tensorboard', action='store_true', help='TensorBoard logs in result_path')
     g.add_argument('--distributed', action='store_true', help='DistributedDataParallel')
     g.add_argument('--dist_url', default='tcp://127.0.0.1:23456', type=str, help='Process group init URL')
-    g.add_argument('--world_size', default=-1, type=int, help='Number of nodes')
+    g.add_argument('--world_size', default=-1, type=int_in(1, also=(-1,)), help='Number of nodes')
     g = parser.add_argument_group('beyond the original')
     g.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'bf16', 'fp16'],
                    help='auto: bf16 autocast on GPUs that support it, fp32 otherwise; fp16 uses a '
                         'gradient scaler (default: %(default)s)')
     g.add_argument('--channels_last', action='store_true', help='channels_last_3d memory format')
     g.add_argument('--compile', action='store_true', help='torch.compile the model')
-    g.add_argument('--accumulate_steps', default=1, type=int,
+    g.add_argument('--accumulate_steps', default=1, type=POSITIVE,
                    help='Optimizer step every n batches (gradient accumulation) (default: %(default)s)')
-    g.add_argument('--label_smoothing', default=0.0, type=float, help='Cross-entropy label smoothing')
-    g.add_argument('--warmup_epochs', default=0.0, type=float,
+    g.add_argument('--label_smoothing', default=0.0, type=float_in(0, 1, open_hi=True), help='Cross-entropy label smoothing')
+    g.add_argument('--warmup_epochs', default=0.0, type=NON_NEGATIVE,
                    help='Raise the learning rate linearly from 0 over this many epochs, iteration by iteration')
     g.add_argument('--deterministic', action='store_true',
                    help='Deterministic algorithms and no cudnn.benchmark (slower, repeatable)')
-    g.add_argument('--dist_timeout', default=600, type=int,
+    g.add_argument('--dist_timeout', default=600, type=POSITIVE,
                    help='Seconds before the other ranks give up on a dead one (default: %(default)s)')
     g.add_argument('--multilabel', action='store_true',
                    help='Multi-label data (annotation labels may be lists): sigmoid + BCE loss; validation '
@@ -158,7 +165,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--pretext', default='', choices=['', 'cubic_puzzle'],
                    help='Self-supervised pretraining instead of classification: cubic_puzzle is '
                         'Space-Time Cubic Puzzles (labels are ignored; fine-tune the checkpoint with --pretrain_path)')
-    g.add_argument('--puzzle_jitter', default=0.25, type=float,
+    g.add_argument('--puzzle_jitter', default=0.25, type=NON_NEGATIVE,
                    help='Cubic puzzles: grid cells are this much larger than the pieces, which are placed '
                         'randomly inside them (default: %(default)s)')
     g.add_argument('--no_progress', action='store_true', help='No progress bars')
@@ -169,7 +176,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``main.py`` parser."""
-    parser = argparse.ArgumentParser(description='Train, fine-tune, validate and infer 3D CNNs on video')
+    parser = OneLineParser(description='Train, fine-tune, validate and infer 3D CNNs on video')
     add_data_arguments(parser)
     add_model_arguments(parser)
     add_training_arguments(parser)
@@ -198,35 +205,21 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
         setattr(opt, name, _join_root(opt.root_path, getattr(opt, name)))
     if opt.input_type == 'flow' and opt.file_type != 'hdf5':
         fail('--input_type flow needs --file_type hdf5 (flow is stored as video_u/video_v in hdf5 files)')
-    if opt.n_val_samples < 1:
-        fail(f'--n_val_samples must be >= 1, not {opt.n_val_samples}')
-    if opt.sample_t_stride < 1:
-        fail(f'--sample_t_stride must be >= 1, not {opt.sample_t_stride}')
-    for name in ('class_fraction', 'instance_fraction'):
-        if not 0 < getattr(opt, name) <= 1:
-            fail(f'--{name} must be in (0, 1], not {getattr(opt, name)}')
-    if not 0 < opt.train_crop_min_ratio <= 1 or not 0 < opt.train_crop_min_scale <= 1:
-        fail('--train_crop_min_scale and --train_crop_min_ratio must be in (0, 1]')
+    if opt.model != 'i3d' and opt.model_depth not in MODEL_DEPTHS[opt.model]:
+        depths = ', '.join(str(d) for d in MODEL_DEPTHS[opt.model])
+        fail(f'--model_depth must be one of {depths} for --model {opt.model}, not {opt.model_depth}')
     if opt.lr_scheduler == 'plateau' and opt.no_val:
         fail('--lr_scheduler plateau steps on the validation loss: it cannot be used with --no_val')
     if opt.batchnorm_sync and not opt.distributed:
         fail('--batchnorm_sync needs --distributed')
     if opt.optimizer not in ('sgd', 'adamw'):
         fail(f'--optimizer must be sgd or adamw, not {opt.optimizer!r}')
-    if opt.warmup_epochs < 0:
-        fail(f'--warmup_epochs must be >= 0, not {opt.warmup_epochs}')
-    if opt.accumulate_steps < 1:
-        fail(f'--accumulate_steps must be >= 1, not {opt.accumulate_steps}')
-    if opt.pretrain_path is not None and opt.resume_path is None and opt.n_pretrain_classes < 0:
-        fail('--n_pretrain_classes must be >= 0')
     if opt.multilabel and opt.pretext:
         fail('--multilabel and --pretext cannot be combined: a pretext task makes its own labels')
     if opt.pretext and opt.inference:
         fail('--inference needs a classifier: fine-tune the --pretext checkpoint first (--pretrain_path)')
     if opt.pretext and opt.pretrain_path is not None:
         fail('--pretext trains from scratch: --pretrain_path is for fine-tuning its checkpoint afterwards')
-    if opt.puzzle_jitter < 0:
-        fail(f'--puzzle_jitter must be >= 0, not {opt.puzzle_jitter}')
     opt.n_input_channels = 2 if opt.input_type == 'flow' else 3
     opt.mean, opt.std = get_mean_std(opt.value_scale, opt.mean_dataset, opt.no_mean_norm, opt.no_std_norm)
     opt.arch = arch_name(opt.model, opt.model_depth)

@@ -4,12 +4,16 @@ A tool's ``main(argv)`` parses its arguments with :func:`parser` and the ``add_*
 then returns ``run(lambda: body(args))``: a :class:`UserError` raised anywhere in ``body``
 (``AnnotationError`` and ``ResultsError`` are ones) is printed as ``error: <message>`` on
 stderr and becomes exit code 2; ``body`` returns its own exit code, or None for 0. Tools with
-their own error classes pass them as ``run(..., errors=(TheirError,))``. Standard library only.
+their own error classes pass them as ``run(..., errors=(TheirError,))``. Usage mistakes are
+one line too (:class:`OneLineParser`); numeric flags are checked as they are parsed by the
+types :func:`int_in` and :func:`float_in` make (``error: --k must be an integer >= 1, not 0``).
+Standard library only.
 """
 import argparse
+import math
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Type
+from typing import Callable, Dict, List, NoReturn, Optional, Tuple, Type
 
 from datasets.formats.annotation_json import FILE_TYPES
 from datasets.formats.errors import UserError
@@ -36,8 +40,7 @@ def run(body: Callable[[], Optional[int]], errors: Tuple[Type[BaseException], ..
 
 def parser(tool: str, doc: str) -> argparse.ArgumentParser:
     """An argument parser for ``python -m util_scripts.<tool>`` described by the first line of ``doc``."""
-    return argparse.ArgumentParser(prog=f'python -m util_scripts.{tool}',
-                                   description=doc.strip().splitlines()[0])
+    return OneLineParser(prog=f'python -m util_scripts.{tool}', description=doc.strip().splitlines()[0])
 
 
 def add_paths(parser: argparse.ArgumentParser, **helps: str) -> None:
@@ -65,12 +68,60 @@ def parse_paths(tool: str, doc: str, paths: Dict[str, str],
     return parser_.parse_args(argv)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1: {value}')
-    return value
+def _bounds_text(lo: Optional[float], hi: Optional[float], open_lo: bool, open_hi: bool) -> str:
+    """``>= 1``, ``> 0``, ``in (0, 1]``: the range a number must lie in, as an error message says it."""
+    if lo is not None and hi is not None:
+        return f"in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}"
+    if lo is not None:
+        return f"{'>' if open_lo else '>='} {lo}"
+    if hi is not None:
+        return f"{'<' if open_hi else '<='} {hi}"
+    return ''
+
+
+def _in_range(value: float, lo: Optional[float], hi: Optional[float], open_lo: bool, open_hi: bool) -> bool:
+    above = lo is None or (value > lo if open_lo else value >= lo)
+    return above and (hi is None or (value < hi if open_hi else value <= hi))
+
+
+def _number_type(kind: str, convert: Callable[[str], float], lo: Optional[float], hi: Optional[float],
+                 open_lo: bool, open_hi: bool, also: Tuple[float, ...]) -> Callable[[str], float]:
+    wanted = ' '.join(filter(None, (kind, _bounds_text(lo, hi, open_lo, open_hi))))
+    wanted += ''.join(f' or {a}' for a in also)
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except (TypeError, ValueError):
+            value = None
+        finite = value is not None and (not isinstance(value, float) or math.isfinite(value))
+        if not finite or not (value in also or _in_range(value, lo, hi, open_lo, open_hi)):
+            raise argparse.ArgumentTypeError(f'must be {wanted}, not {text.strip() or repr(text)}')
+        return value
+    parse.__name__ = kind.split()[-1]  # what argparse calls the type in its own messages
+    return parse
+
+
+def int_in(lo: Optional[int] = None, hi: Optional[int] = None, also: Tuple[int, ...] = ()) -> Callable[[str], int]:
+    """An argparse type: an integer in [lo, hi] (None: unbounded) or one of ``also``; else a one-line error."""
+    return _number_type('an integer', int, lo, hi, False, False, also)  # type: ignore[return-value]
+
+
+def float_in(lo: Optional[float] = None, hi: Optional[float] = None, open_lo: bool = False,
+             open_hi: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number from lo to hi (None: unbounded; ``open_*``: bound excluded)."""
+    return _number_type('a number', float, lo, hi, open_lo, open_hi, ())
+
+
+positive_int = int_in(1)  # an argparse type: an integer >= 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage mistakes are one line, ``error: <message>``, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: --flag must be ...`` (argparse's ``argument --flag: ...`` reworded) and exit 2."""
+        if message.startswith('argument ') and ': ' in message:
+            names, rest = message[len('argument '):].split(': ', 1)
+            message = f"{names}{' ' if rest.startswith('must ') else ': '}{rest}"
+        self.exit(USAGE_ERROR, f'error: {message}\n')
