@@ -1,6 +1,8 @@
 """Two-stream late fusion of inference results."""
 import json
 
+import pytest
+
 from util_scripts import fuse_results
 
 
@@ -40,3 +42,12 @@ def test_weights_and_errors(tmp_path, capsys):
     (tmp_path / 'bad.json').write_text('{')
     assert fuse_results.main([str(rgb), str(tmp_path / 'bad.json'), str(tmp_path / 'f.json')]) == 2
     assert 'bad.json' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('flag,value', [('--weights', 'nan'), ('--weights', '-1'), ('--weights', 'inf'),
+                                        ('-k', '0'), ('--subset', 'nowhere')])
+def test_bad_numbers_are_one_line_usage_errors(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_:
+        fuse_results.main(['a.json', 'b.json', str(tmp_path / 'f.json'), f'{flag}={value}'])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count('\n') == 1 and err.startswith(f'error: {flag}')

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from datasets.formats import cli
+from datasets.formats.annotation_json import SUBSET_ALIASES
 from datasets.formats.evaluation import evaluate_files
 from datasets.formats.results_json import Ranking, load_results, write_results
 
@@ -47,10 +48,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     """Command-line arguments."""
     parser = cli.parser('fuse_results', __doc__)
     parser.add_argument('inputs', type=Path, nargs='+', help='inference JSON files, then the output JSON')
-    parser.add_argument('--weights', type=float, nargs='+', default=None, help='one per input (default: equal)')
+    parser.add_argument('--weights', type=cli.float_in(0), nargs='+', default=None, help='one per input (default: equal)')
     parser.add_argument('--annotation_path', type=Path, default=None, help='ground truth to evaluate against')
-    parser.add_argument('--subset', default='validation')
-    parser.add_argument('-k', type=int, default=5)
+    parser.add_argument('--subset', default='validation', choices=sorted(SUBSET_ALIASES))
+    parser.add_argument('-k', type=cli.positive_int, default=5)
     args = parser.parse_args(argv)
     if len(args.inputs) < 3:
         parser.error('give at least two inference JSON files and the output path')
@@ -62,7 +63,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     *sources, dst = args.inputs
     weights = args.weights or [1.0] * len(sources)
-    if len(weights) != len(sources) or any(w < 0 for w in weights) or sum(weights) <= 0:
+    if len(weights) != len(sources) or sum(weights) <= 0:
         return cli.fail(f'--weights needs {len(sources)} non-negative numbers, not all zero')
 
     def body() -> None:

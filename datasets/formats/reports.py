@@ -3,9 +3,19 @@
 ``<stem>_per_class.tsv`` (label, videos, top-1 and top-5 recall), ``<stem>_confusion.tsv``
 (ground truth by predicted label) and ``<stem>_classes.png`` (the best and worst classes by
 top-1 accuracy), all written atomically. Standard library and Pillow.
+
+A label may hold any character. In the TSV files a cell is escaped reversibly
+(:func:`tsv_escape`, undone by :func:`tsv_unescape`): a backslash is written ``\\\\``, a tab
+``\\t``, a newline ``\\n``, a carriage return ``\\r``, and any other control character, line
+or paragraph separator or lone surrogate ``\\xHH``, ``\\uHHHH`` or ``\\UHHHHHHHH``; every
+other character, non-ASCII included, is written as itself in UTF-8. The chart shows
+unprintable characters the same way (``a\\nb``), a blank label quoted (``' '``) and cuts long
+labels with ``...``.
 """
 import io
 import os
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -17,28 +27,58 @@ from datasets.formats.results_json import Ranking
 PathLike = Union[str, os.PathLike]
 
 
-def _tsv_cell(text: str) -> str:
-    return text.replace('\t', ' ').replace('\n', ' ').replace('\r', ' ')
+_ESCAPES = {'\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r'}
+_UNESCAPES = {code[1]: char for char, code in _ESCAPES.items()}
+_ESCAPED = re.compile(r'\\(?:([\\tnr])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8}))')
+_BREAKING = ('Cc', 'Cs', 'Zl', 'Zp')  # control, lone surrogate, line and paragraph separators
+
+
+def _code(char: str) -> str:
+    n = ord(char)
+    return f'\\x{n:02x}' if n < 0x100 else f'\\u{n:04x}' if n < 0x10000 else f'\\U{n:08x}'
+
+
+def tsv_escape(text: str) -> str:
+    """``text`` as one TSV cell, escaped reversibly as the module docstring says."""
+    return ''.join(_ESCAPES.get(c) or (_code(c) if unicodedata.category(c) in _BREAKING else c)
+                   for c in text)
+
+
+def tsv_unescape(cell: str) -> str:
+    """The text ``tsv_escape`` wrote as ``cell`` (a backslash that starts no escape stays as it is)."""
+    def char(m: 're.Match[str]') -> str:
+        code = int(m[2] or m[3] or m[4] or '0', 16)
+        return _UNESCAPES[m[1]] if m[1] else chr(code) if code <= 0x10FFFF else m[0]
+    return _ESCAPED.sub(char, cell)
+
+
+def shown_text(text: str) -> str:
+    """``text`` for drawing: unprintable characters as their escapes (``\\n``, ``\\x00``), the rest as is."""
+    return ''.join(c if c.isprintable() else _ESCAPES.get(c) or _code(c) for c in text)
 
 
 def per_class_tsv(per_class: Sequence[ClassAccuracy]) -> str:
     """The per-class table as TSV text (label, n_videos, top1, top5; 4 decimals)."""
     lines = ['label\tn_videos\ttop1\ttop5']
-    lines += [f'{_tsv_cell(r.label)}\t{r.n_videos}\t{r.top1:.4f}\t{r.top5:.4f}'
+    lines += [f'{tsv_escape(r.label)}\t{r.n_videos}\t{r.top1:.4f}\t{r.top5:.4f}'
               for r in per_class]
     return '\n'.join(lines) + '\n'
 
 
 def confusion_tsv(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
     """The confusion matrix as TSV text: header of predicted labels, one row per GT label."""
-    lines = ['\t'.join(['gt\\pred'] + [_tsv_cell(x) for x in labels])]
-    lines += ['\t'.join([_tsv_cell(label)] + [str(n) for n in row])
+    lines = ['\t'.join(['gt\\pred'] + [tsv_escape(x) for x in labels])]
+    lines += ['\t'.join([tsv_escape(label)] + [str(n) for n in row])
               for label, row in zip(labels, matrix)]
     return '\n'.join(lines) + '\n'
 
 
 def _font(size: int) -> Any:
     from PIL import ImageFont
+    try:  # DejaVu Sans, where the system has it, draws far more of Unicode than the default
+        return ImageFont.truetype('DejaVuSans.ttf', size)
+    except OSError:
+        pass
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, ImportError, OSError):  # old Pillow or no FreeType: the bitmap font
@@ -47,6 +87,7 @@ def _font(size: int) -> Any:
 
 def _fit(text: str, font: Any, max_chars: int = 48) -> str:
     from PIL import ImageFont
+    text = shown_text(text) if text.strip() else repr(text)  # a blank label is shown quoted
     if len(text) > max_chars:
         text = text[:max_chars - 3] + '...'
     if not isinstance(font, ImageFont.FreeTypeFont):  # the bitmap font only has Latin-1
