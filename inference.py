@@ -163,10 +163,12 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from datasets.formats.errors import UserError
     from datasets.preprocessing import Preprocessing, normalization
     from models import load_checkpoint, load_model
+    from models.safe_load import TRUST_HELP
 
     parser = argparse.ArgumentParser(description='Predict the actions in video files with a checkpoint')
     parser.add_argument('videos', type=Path, nargs='+')
     parser.add_argument('--resume_path', type=Path, required=True, help='checkpoint to use')
+    parser.add_argument('--trust_checkpoint', action='store_true', help=TRUST_HELP)
     parser.add_argument('--output', type=Path, default=None,
                         help="write the results JSON (main.py --inference's format) to this file")
     parser.add_argument('--output_topk', type=int, default=5)
@@ -179,8 +181,8 @@ def predict(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--no_cuda', action='store_true')
     args = parser.parse_args(argv)
     try:
-        ckpt = load_checkpoint(args.resume_path)
-        model = load_model(args.resume_path)
+        ckpt = load_checkpoint(args.resume_path, trust=args.trust_checkpoint)
+        model = load_model(args.resume_path, trust=args.trust_checkpoint)
         prep = Preprocessing.from_checkpoint(ckpt, str(args.resume_path))
         names = ckpt.get('class_names')
         if not names and args.annotation_path:

@@ -138,7 +138,8 @@ def build_model(opt, ckpt: Optional[Dict[str, Any]], proc: Process) -> tuple:
         model = generate_model(**options)
     elif opt.pretrain_path is not None:
         base = {k: v for k, v in options.items() if k != 'n_classes'}
-        model = load_pretrained(opt.pretrain_path, opt.n_finetune_classes, opt.n_pretrain_classes, **base)
+        model = load_pretrained(opt.pretrain_path, opt.n_finetune_classes, opt.n_pretrain_classes,
+                                trust=opt.trust_checkpoint, **base)
         options = dict(base, n_classes=opt.n_finetune_classes)
         if proc.master:
             print(f'fine-tuning from {opt.pretrain_path}: new {opt.n_finetune_classes}-class head')

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from datasets.formats.cli import OneLineParser, float_in, int_in
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
+from models.safe_load import TRUST_HELP
 
 # Types of the numeric flags: each checks its range as the flag is parsed (``error: --flag must be ...``).
 POSITIVE, NATURAL, ANY_INT = int_in(1), int_in(0), int_in()
@@ -130,6 +131,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--batchnorm_sync', action='store_true', help='SyncBatchNorm (with --distributed)')
     g.add_argument('--n_epochs', default=200, type=POSITIVE, help='Last epoch')
     g.add_argument('--resume_path', default=None, type=Path, help='Checkpoint to resume from')
+    g.add_argument('--trust_checkpoint', action='store_true', help=TRUST_HELP)
     g.add_argument('--no_train', action='store_true', help='Skip training')
     g.add_argument('--no_val', action='store_true', help='Skip validation')
     g.add_argument('--inference', action='store_true', help='Run inference after training')

@@ -1,7 +1,9 @@
 """Spatiotemporal 3D CNNs and their checkpoints.
 
 ``generate_model(**options)`` builds any architecture from options named like the CLI flags;
-``load_model(path, **overrides)`` rebuilds and loads one from a checkpoint.
+``load_model(path, **overrides)`` rebuilds and loads one from a checkpoint. Checkpoints are read
+without running code from them; ``trust=True`` is the opt-in for files that need more
+(``models/safe_load.py``).
 """
 from .checkpoint import (CheckpointError, load_checkpoint, load_model, load_pretrained,
                          load_state_dict_checked, save_checkpoint)

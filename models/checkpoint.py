@@ -6,13 +6,12 @@ remembering its flags: ``model_options``, ``class_names``, ``mean``/``std``/``va
 ``sample_size``/``sample_duration`` and ``version``. Reading accepts those, the original's
 files, bare state_dicts and keys prefixed by ``module.`` (DataParallel/DDP) or
 ``_orig_mod.`` (torch.compile). Weights are never loaded in part: a state_dict that does not
-fit raises ``CheckpointError`` naming the flags that would make it fit.
+fit raises ``CheckpointError`` naming the flags that would make it fit. Files are read without
+running code from them unless the caller passes ``trust=True`` (``models/safe_load.py``).
 """
 import collections
 import os
-import pickle
 import re
-import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Union
 
@@ -25,15 +24,11 @@ from .factory import (MODEL_DEFAULTS, MODEL_OPTION_NAMES, arch_name, generate_mo
 from .resnet import RESNET_LAYERS
 from .resnet2p1d import mid_planes
 from datasets.formats.atomic import atomic_write  # noqa: F401  (re-exported: checkpoint writers use it)
-from datasets.formats.errors import UserError
+from .safe_load import CheckpointError, torch_load_cpu
 
 FRAMEWORK_VERSION = '0.1.0'
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')
 PathLike = Union[str, os.PathLike]
-
-
-class CheckpointError(UserError, ValueError):
-    """A checkpoint that cannot be read, or whose weights do not fit the model."""
 
 
 # ----------------------------------------------------------------------------- writing
@@ -114,41 +109,31 @@ def state_dict_key(obj: Any) -> Optional[str]:
     return None
 
 
-def torch_load_cpu(path: PathLike) -> Any:
-    """``torch.load`` onto the CPU, weights-only where the file allows it."""
-    # The original's scheduler state holds a collections.Counter; allow it in safe loading.
-    safe = [collections.Counter, collections.OrderedDict]
-    try:
-        with torch.serialization.safe_globals(safe):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
-        if not found:
-            raise
-        warnings.warn(f'{path}: holds a Python object ({found.group(1)}) beyond tensors; loading '
-                      'it with full unpickling, which can run code: only do this for files you trust')
-        return torch.load(path, map_location='cpu', weights_only=False)
+def load_checkpoint_object(path: PathLike, trust: bool = False) -> Any:
+    """The raw object in a checkpoint file, or a one-line ``CheckpointError`` naming the file.
 
-
-def load_checkpoint_object(path: PathLike) -> Any:
-    """The raw object in a checkpoint file, or a one-line ``CheckpointError`` naming the file."""
+    ``trust`` allows full unpickling of files that need more than ``safe_load.SAFE_GLOBALS``.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: no such checkpoint file')
     try:
-        return torch_load_cpu(path)
-    except Exception as e:  # torch raises many types for files that are not checkpoints
+        return torch_load_cpu(path, trust=trust)
+    except CheckpointError:
+        raise
+    except Exception as e:  # torch raises many types for damaged files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = re.split(r'(?<=[.!]) ', first)[0]  # torch's advice follows the first sentence
         raise CheckpointError(f'{path}: not a readable PyTorch checkpoint ({first})') from e
 
 
-def load_checkpoint(path: PathLike) -> Dict[str, Any]:
+def load_checkpoint(path: PathLike, trust: bool = False) -> Dict[str, Any]:
     """Read any supported checkpoint into a dict whose ``state_dict`` has no wrapper prefixes.
 
     Bare state_dicts come back as ``{'state_dict': ...}``; metadata keys absent from a file
-    are absent from the dict.
+    are absent from the dict. ``trust``: see ``load_checkpoint_object``.
     """
-    obj = load_checkpoint_object(path)
+    obj = load_checkpoint_object(path, trust=trust)
     key = state_dict_key(obj)
     if key is None:
         keys = ', '.join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
@@ -310,15 +295,15 @@ def _check_option_names(names: Iterable[str]) -> None:
                         f"valid ones are {', '.join(MODEL_OPTION_NAMES)}")
 
 
-def load_model(path: PathLike, **overrides: Any) -> nn.Module:
+def load_model(path: PathLike, *, trust: bool = False, **overrides: Any) -> nn.Module:
     """A ready model (eval mode, on the CPU) from a checkpoint.
 
     Options come from the checkpoint's ``model_options`` when it records them; otherwise
     (the original's files) from ``arch`` and the keyword arguments, named like the CLI flags.
-    Keyword arguments always win.
+    Keyword arguments always win. ``trust``: see ``load_checkpoint_object``.
     """
     _check_option_names(overrides)
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, trust=trust)
     if ckpt.get('pretext'):
         raise CheckpointError(f"{path}: a --pretext {ckpt['pretext']} checkpoint has no classifier: "
                               'fine-tune it first (main.py --pretrain_path)')
@@ -328,16 +313,17 @@ def load_model(path: PathLike, **overrides: Any) -> nn.Module:
     return model.eval()
 
 
-def load_pretrained(path: PathLike, n_classes: int, n_pretrain_classes: int = 0,
-                    **options: Any) -> nn.Module:
+def load_pretrained(path: PathLike, n_classes: int, n_pretrain_classes: int = 0, *,
+                    trust: bool = False, **options: Any) -> nn.Module:
     """Fine-tuning start: build with the pretrain class count, load strictly, new head.
 
     ``n_pretrain_classes`` 0 takes the count recorded in one of our checkpoints. The head
     (``fc`` or ``classifier``) is replaced by a fresh Linear of ``n_classes`` outputs. A
-    ``--pretext`` checkpoint (a trunk without a head) loads the same way.
+    ``--pretext`` checkpoint (a trunk without a head) loads the same way. ``trust``: see
+    ``load_checkpoint_object``.
     """
     _check_option_names(options)
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, trust=trust)
     if not n_pretrain_classes:
         n_pretrain_classes = _options_from_checkpoint(ckpt).get('n_classes', 0)
         if not n_pretrain_classes:

@@ -19,13 +19,13 @@ def strip_checkpoint(obj: Any) -> Tuple[Any, int]:
     return (clean if not key else {**obj, key: clean}), changed
 
 
-def strip_checkpoint_file(src: Path, dst: Path) -> int:
+def strip_checkpoint_file(src: Path, dst: Path, trust: bool = False) -> int:
     """Write ``src`` without prefixes to ``dst`` atomically; return how many keys changed.
 
     Everything else in the file is kept. A clean ``src`` is copied byte for byte (left alone
-    when ``dst`` is ``src``).
+    when ``dst`` is ``src``). ``trust`` allows full unpickling of ``src``.
     """
-    obj = load_checkpoint_object(src)
+    obj = load_checkpoint_object(src, trust=trust)
     try:
         clean, changed = strip_checkpoint(obj)
     except CheckpointError as e:

@@ -55,9 +55,9 @@ def inflate_state_dict(state_2d: Dict[str, torch.Tensor], model_3d: nn.Module,
 
 
 def inflate(src: Path, dst: Path, arch: str, n_classes: int = 1000, conv1_t_size: int = 7,
-            conv1_t_stride: int = 2) -> Path:
-    """Inflate the 2D weights in ``src`` into a checkpoint at ``dst``."""
-    obj = load_checkpoint_object(src)
+            conv1_t_stride: int = 2, trust: bool = False) -> Path:
+    """Inflate the 2D weights in ``src`` into a checkpoint at ``dst`` (``trust``: full unpickling allowed)."""
+    obj = load_checkpoint_object(src, trust=trust)
     key = state_dict_key(obj)
     if key is None:
         raise CheckpointError(f'{src}: no state_dict found')

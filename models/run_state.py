@@ -187,6 +187,6 @@ def resume_checkpoint(opt: Any, say: bool = True) -> Optional[Dict[str, Any]]:
         opt.resume_path = found
     if opt.resume_path is None:
         return None
-    ckpt = load_checkpoint(opt.resume_path)
+    ckpt = load_checkpoint(opt.resume_path, trust=opt.trust_checkpoint)
     check_resumable(ckpt, str(opt.resume_path), opt.pretext, opt.multilabel)
     return ckpt

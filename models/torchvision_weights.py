@@ -77,9 +77,12 @@ def kinetics400_class_names(arch: str) -> Optional[List[str]]:
         return None
 
 
-def convert(src: Path, dst: Path, arch: str) -> Path:
-    """Convert ``src`` into a checkpoint at ``dst``, verifying that every weight fits."""
-    obj = load_checkpoint_object(src)
+def convert(src: Path, dst: Path, arch: str, trust: bool = False) -> Path:
+    """Convert ``src`` into a checkpoint at ``dst``, verifying that every weight fits.
+
+    ``trust`` allows full unpickling of ``src``.
+    """
+    obj = load_checkpoint_object(src, trust=trust)
     key = state_dict_key(obj)
     if key is None:
         raise CheckpointError(f'{src}: no state_dict found')

@@ -197,8 +197,7 @@ def test_unreadable_files_are_one_line_errors(tmp_path):
     (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint at all')
     (tmp_path / 'empty.pth').write_bytes(b'')
     torch.save({'weights': [1, 2]}, tmp_path / 'nosd.pth')
-    for name, text in [('junk.pth', 'not a readable PyTorch checkpoint'),
-                       ('empty.pth', 'not a readable PyTorch checkpoint'),
+    for name, text in [('junk.pth', 'not a PyTorch checkpoint'), ('empty.pth', 'not a PyTorch checkpoint (an empty file)'),
                        ('nosd.pth', 'no state_dict found'), ('missing.pth', 'no such checkpoint file')]:
         with pytest.raises(CheckpointError) as e:
             load_model(tmp_path / name, **TINY)
@@ -212,13 +211,15 @@ def test_torchvision_layout_points_to_the_converter(tmp_path):
         load_model(tmp_path / 'tv.pth')
 
 
-def test_files_with_python_objects_load_with_a_warning(tmp_path):
+def test_files_with_python_objects_load_only_when_trusted(tmp_path):
     import argparse
     model = make(**TINY)
     torch.save({'arch': 'resnet-10', 'state_dict': model.state_dict(),
                 'opt': argparse.Namespace(lr=0.1)}, tmp_path / 'obj.pth')
-    with pytest.warns(UserWarning, match='argparse.Namespace'):
-        loaded = load_model(tmp_path / 'obj.pth', n_classes=5)
+    with pytest.raises(CheckpointError, match="needs the Python global 'argparse.Namespace'.*--trust_checkpoint"):
+        load_model(tmp_path / 'obj.pth', n_classes=5)
+    with pytest.warns(UserWarning, match='full unpickling.*argparse.Namespace'):
+        loaded = load_model(tmp_path / 'obj.pth', trust=True, n_classes=5)
     assert torch.equal(loaded.fc.weight, model.fc.weight)
 
 

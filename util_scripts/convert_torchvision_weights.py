@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from datasets.formats import cli
+from models.safe_load import TRUST_HELP
 from models.torchvision_weights import ARCH_OPTIONS, convert
 
 
@@ -21,12 +22,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('src', type=Path, help='torchvision state_dict (.pth)')
     parser.add_argument('dst', type=Path, help='checkpoint to write')
     parser.add_argument('--arch', required=True, choices=sorted(ARCH_OPTIONS))
+    parser.add_argument('--trust_checkpoint', action='store_true', help=TRUST_HELP)
     args = parser.parse_args(argv)
     return cli.run(lambda: _convert(args))
 
 
 def _convert(args: argparse.Namespace) -> None:
-    out = convert(args.src, args.dst, args.arch)
+    out = convert(args.src, args.dst, args.arch, args.trust_checkpoint)
     opts = ' '.join(f'--{k} {v}' if not isinstance(v, bool) else f'--{k}'
                     for k, v in ARCH_OPTIONS[args.arch].items() if v is not False)
     print(f'{out}: torchvision {args.arch} as {opts}; load it with models.load_model({str(out)!r})')

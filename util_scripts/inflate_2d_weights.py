@@ -20,6 +20,7 @@ from typing import List, Optional
 
 from datasets.formats import cli
 from models.inflate import ARCHS, inflate
+from models.safe_load import TRUST_HELP
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -32,6 +33,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--conv1_t_size', type=int, default=7)
     parser.add_argument('--conv1_t_stride', type=int, default=None,
                         help='temporal stride of the stem (default: 2 for googlenet as I3D, 1 for resnets)')
+    parser.add_argument('--trust_checkpoint', action='store_true', help=TRUST_HELP)
     args = parser.parse_args(argv)
     if args.conv1_t_stride is None:
         args.conv1_t_stride = 2 if args.arch == 'googlenet' else 1
@@ -39,7 +41,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _inflate(args: argparse.Namespace) -> None:
-    out = inflate(args.src, args.dst, args.arch, args.n_classes, args.conv1_t_size, args.conv1_t_stride)
+    out = inflate(args.src, args.dst, args.arch, args.n_classes, args.conv1_t_size, args.conv1_t_stride,
+                  args.trust_checkpoint)
     flags = ('--model i3d' if args.arch == 'googlenet' else
              f"--model resnet --model_depth {args.arch[len('resnet'):]} --temporal_padding replicate")
     print(f'{out}: inflated from {args.src}; fine-tune it with {flags} --conv1_t_size {args.conv1_t_size} '

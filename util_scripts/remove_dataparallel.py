@@ -12,6 +12,7 @@ from typing import List, Optional
 
 from datasets.formats import cli
 from models.dataparallel import strip_checkpoint_file
+from models.safe_load import TRUST_HELP
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -20,12 +21,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('file_path', type=Path)
     parser.add_argument('--dst_file_path', type=Path, default=None,
                         help='Where to write (default: overwrite FILE)')
+    parser.add_argument('--trust_checkpoint', action='store_true', help=TRUST_HELP)
     args = parser.parse_args(argv)
-    return cli.run(lambda: _strip(args.file_path, args.dst_file_path or args.file_path))
+    return cli.run(lambda: _strip(args.file_path, args.dst_file_path or args.file_path, args.trust_checkpoint))
 
 
-def _strip(src: Path, dst: Path) -> None:
-    changed = strip_checkpoint_file(src, dst)
+def _strip(src: Path, dst: Path, trust: bool) -> None:
+    changed = strip_checkpoint_file(src, dst, trust)
     if changed == 0:
         print(f'{src}: no prefixed keys; left unchanged')
     else:
