@@ -115,27 +115,68 @@ def unique_keys(paths: Sequence[Path]) -> Dict[Path, str]:
     return {p: r.relative_to(root).as_posix() for p, r in zip(paths, resolved)}
 
 
-def save_features(target: Path, features: ClipFeatures) -> Path:
-    """Per video: every clip's features, their mean and the clip segments (.hdf5 file or .npy folder)."""
+def _feature_arrays(features: ClipFeatures) -> Dict[str, Tuple[Any, Any, Any]]:
     import numpy as np
     arrays = {}
     for name, clips in features.items():
         clips = sorted(clips, key=lambda c: c[0])
         stacked = torch.stack([f for _, f in clips]).numpy()
         arrays[name] = (stacked, stacked.mean(0), np.array([list(s) for s, _ in clips]))
-    if target.suffix in ('.hdf5', '.h5'):
-        import h5py
+    return arrays
 
-        def write(f: Any) -> None:
-            with h5py.File(f, 'w') as h5:
-                for name, (clips, video, segments) in arrays.items():
-                    group = h5.create_group(name)
-                    group['clips'], group['video'], group['segments'] = clips, video, segments
-        return atomic_write(target, write)
-    for name, (clips, video, _) in arrays.items():
-        atomic_write(target / f'{name}_clips.npy', lambda f, a=clips: np.save(f, a))
-        atomic_write(target / f'{name}.npy', lambda f, a=video: np.save(f, a))
-    return target
+
+def _key_parts(target: Path, name: str) -> List[str]:
+    from datasets.formats.errors import UserError
+    parts = name.split('/')
+    if any(part in ('', '.', '..') for part in parts):
+        raise UserError(f'{target}: the video key {name!r} is not a relative path inside it')
+    return parts
+
+
+def feature_files(target: Path, names: Iterable[str]) -> Dict[str, Tuple[Path, Path]]:
+    """Per key, its (clips, video) .npy paths in the folder ``target`` ('x/a.mp4' in the subfolder x).
+
+    UserError for a key that would leave the folder or whose files another key's would overwrite.
+    """
+    from datasets.formats.errors import UserError
+    out: Dict[str, Tuple[Path, Path]] = {}
+    owner: Dict[Path, str] = {}
+    for name in names:
+        *folders, stem = _key_parts(target, name)
+        out[name] = (target.joinpath(*folders, f'{stem}_clips.npy'), target.joinpath(*folders, f'{stem}.npy'))
+        for path in out[name]:
+            if path in owner:
+                raise UserError(f'{path}: the features of {owner[path]!r} and {name!r} would share this file')
+            owner[path] = name
+    return out
+
+
+def save_features(target: Path, features: ClipFeatures) -> Path:
+    """Per video: every clip's features, their mean and the clip segments (.hdf5 file or .npy folder).
+
+    Keys with '/' become HDF5 groups or subfolders. Every file is written atomically; the
+    .hdf5 file is built in memory first, so a full disk ends in a ``WriteError``, never in HDF5.
+    """
+    import numpy as np
+    from datasets.formats.atomic import atomic_write_bytes
+    arrays = _feature_arrays(features)
+    if target.suffix not in ('.hdf5', '.h5'):
+        for name, (clips_path, video_path) in feature_files(target, arrays).items():
+            clips, video, _ = arrays[name]
+            atomic_write(clips_path, lambda f, a=clips: np.save(f, a))
+            atomic_write(video_path, lambda f, a=video: np.save(f, a))
+        return target
+    from datasets.formats.errors import UserError
+    from datasets.formats.hdf5_image import hdf5_image
+
+    def build(h5: Any) -> None:
+        for name, (clips, video, segments) in arrays.items():
+            _key_parts(target, name)
+            if name in h5:
+                raise UserError(f'{target}: the video keys clash at {name!r}')
+            group = h5.create_group(name)
+            group['clips'], group['video'], group['segments'] = clips, video, segments
+    return atomic_write_bytes(target, hdf5_image(build))
 
 
 def file_dataset(paths: Sequence[Path], keys: Dict[Path, str], prep: Any, stride: Optional[int],
@@ -149,8 +190,8 @@ def file_dataset(paths: Sequence[Path], keys: Dict[Path, str], prep: Any, stride
     for path in paths:
         try:
             n = len(loader.index(path))
-        except VideoReadError as e:
-            failed.append((path, str(e)))
+        except VideoReadError as e:  # 'PATH: not a video: a JPEG image': the path is printed once
+            failed.append((path, str(e).split(f'{path}: ', 1)[-1]))
             continue
         records.append(VideoRecord(keys[path], -1, path, range(n), (0, n)))
     temporal, spatial = inference_transforms(prep, 'video', stride)
@@ -219,12 +260,16 @@ def predict(argv: Optional[List[str]] = None) -> int:
         elif all(p != path for p, _ in failed):
             print(f'{path}: error: no decodable clip', file=sys.stderr)
             failed.append((path, 'no clip'))
-    if args.output is not None:
-        print(f'results of {len(scores)} videos -> '
-              f'{write_json(args.output, results_json(scores, names, args.output_topk))}')
-    if args.features and features:
-        save_features(args.features, features)
-        print(f'features of {len(features)} videos saved to {args.features}')
+    try:
+        if args.output is not None:
+            print(f'results of {len(scores)} videos -> '
+                  f'{write_json(args.output, results_json(scores, names, args.output_topk))}')
+        if args.features and features:
+            save_features(args.features, features)
+            print(f'features of {len(features)} videos saved to {args.features}')
+    except UserError as e:  # a full disk, a key that would leave the features folder
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     return 1 if failed or faults['failed_videos'] else 0
 
 

@@ -2,20 +2,22 @@
 
 Checks every video of every subset: missing on disk, empty (no frames on record), unreadable
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
-says), bad frames (cannot be decoded), too short (fewer frames than a clip: it will be
+says), bad frames (cannot be decoded), odd-size frames (another size than the video's
+majority size, ``datasets.frame_sizes``: the loader replaces them as bad frames), too short (fewer frames than a clip: it will be
 loop-padded). ``too short`` is harmless (the clip is loop-padded); the others lose data.
 """
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
 from datasets.annotations import VideoRecord, load_video_list
+from datasets.conversion.pool import worker_pool
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.video_files import UNREADABLE, open_video, video_stream
-from datasets.loaders import IMAGE_TEMPLATE, VideoReadError, build_video_index, decode_image
+from datasets.frame_sizes import Size, odd_sized
+from datasets.loaders import IMAGE_TEMPLATE, Hdf5Loader, JpgLoader, VideoReadError, build_video_index, decode_image
 
 Problem = Tuple[str, str, str, str]  # (video id, subset, problem, detail)
 HARMLESS = {'too short'}
@@ -31,13 +33,21 @@ def _frames_to_check(frames: range, quick: bool) -> List[int]:
     return [frames[0], frames[len(frames) // 2], frames[-1]]
 
 
+def _odd_sizes(sizes: Sequence[Tuple[str, Size]], reference: Optional[Size]) -> List[Tuple[str, str]]:
+    odd = odd_sized(sizes, reference)
+    if not odd:
+        return []
+    height, width = reference
+    return [('odd-size frames', f'{len(odd)} not {width}x{height} as the rest: {_names(odd)}')]
+
+
 def check_jpg(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
-    """Missing and undecodable frames of a frame folder."""
-    missing, bad = [], []
+    """Missing and undecodable frames of a frame folder, and frames of another size than the rest."""
+    missing, bad, sizes = [], [], []
     for i in _frames_to_check(record.frames, quick):
         name = IMAGE_TEMPLATE.format(i)
         try:
-            decode_image((record.path / name).read_bytes())
+            sizes.append((name, tuple(decode_image((record.path / name).read_bytes()).shape[1:])))
         except FileNotFoundError:
             missing.append(name)
         except (OSError, ValueError):
@@ -47,7 +57,7 @@ def check_jpg(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
         out.append(('missing frames', f'{len(missing)}: {_names(missing)}'))
     if bad:
         out.append(('bad frames', f'{len(bad)}: {_names(bad)}'))
-    return out
+    return out + _odd_sizes(sizes, JpgLoader().video_size(str(record.path)))
 
 
 def check_hdf5(record: VideoRecord, quick: bool, names: Sequence[str] = ('video',)) -> List[Tuple[str, str]]:
@@ -62,16 +72,17 @@ def check_hdf5(record: VideoRecord, quick: bool, names: Sequence[str] = ('video'
             out = []
             if n < record.frames.stop:
                 out.append(('missing frames', f'{record.frames.stop - n} beyond the {n} stored'))
-            bad = []
+            bad, sizes = [], []
             for i in _frames_to_check(range(record.frames.start, min(n, record.frames.stop)), quick):
                 for name in names:
                     try:
-                        decode_image(bytes(h5[name][i]), 'RGB' if len(names) == 1 else 'L')
+                        image = decode_image(bytes(h5[name][i]), 'RGB' if len(names) == 1 else 'L')
+                        sizes.append((f'{name}[{i}]', tuple(image.shape[1:])))
                     except (OSError, ValueError):
                         bad.append(f'{name}[{i}]')
             if bad:
                 out.append(('bad frames', f'{len(bad)}: {_names(bad)}'))
-            return out
+            return out + _odd_sizes(sizes, Hdf5Loader(names).video_size(h5))
     except (OSError, RuntimeError) as e:
         return [('unreadable', str(e).splitlines()[0])]
 
@@ -87,17 +98,20 @@ def check_video(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
         out.append(('missing frames', f'{record.frames.stop - len(index)} beyond the {len(index)} in the file'))
     if quick:
         return out
-    decoded = 0
+    decoded, sizes = 0, []
     try:
         with open_video(record.path) as container:
-            for _ in container.decode(video_stream(container)):
+            context = video_stream(container).codec_context
+            reference = (context.height, context.width) if context.width and context.height else None
+            for frame in container.decode(video_stream(container)):
                 decoded += 1
+                sizes.append((f'frame {decoded - 1}', (frame.height, frame.width)))
     except UNREADABLE as e:
         out.append(('bad frames', f'decoding stops after {decoded} of {len(index)} frames ({str(e).splitlines()[0]})'))
         return out
     if decoded < len(index):
         out.append(('bad frames', f'{len(index) - decoded} of {len(index)} frames do not decode'))
-    return out
+    return out + _odd_sizes(sizes, reference)
 
 
 def check_record(args: Tuple[VideoRecord, str, str, int, bool, str]) -> List[Problem]:
@@ -128,7 +142,7 @@ def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kin
         problems += [(vid, subset, 'empty', 'no frames on record') for vid in videos.empty]
         jobs += [(r, subset, file_type, sample_duration, quick, input_type) for r in videos.records]
     if n_jobs > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(n_jobs) as pool:
+        with worker_pool(n_jobs, start_method=None) as pool:  # workers that die with this process
             results = list(tqdm(pool.map(check_record, jobs, chunksize=8), total=len(jobs), desc='checking'))
     else:
         results = [check_record(job) for job in tqdm(jobs, desc='checking')]

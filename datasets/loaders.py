@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from datasets.frame_sizes import Size, folder_size, majority_size, sampled_size
 from datasets.formats.video_files import (UNREADABLE, UnreadableVideo, frame_packets, frame_rate,
                                           open_video, video_stream)
 
@@ -82,19 +83,28 @@ def decode_many(blobs: Dict[int, Optional[bytes]], mode: str = 'RGB') -> Dict[in
     return out
 
 
+def _size(frame: torch.Tensor) -> Size:
+    return int(frame.shape[-2]), int(frame.shape[-1])
+
+
 def assemble(indices: Sequence[int], frames: Dict[int, Optional[torch.Tensor]],
-             read_more: Callable[[int], Optional[torch.Tensor]], source: str
-             ) -> Tuple[torch.Tensor, int]:
+             read_more: Callable[[int], Optional[torch.Tensor]], source: str,
+             video_size: Optional[Callable[[], Optional[Size]]] = None) -> Tuple[torch.Tensor, int]:
     """Stack ``frames[i]`` (C x H x W) for ``indices``, filling bad frames with the nearest good one.
 
-    ``frames`` maps each distinct index to its decoded frame or None. When no frame of the clip
+    ``frames`` maps each distinct index to its decoded frame or None. A frame whose size is
+    not the video's majority size (``video_size()``, asked only when the clip's sizes differ;
+    the clip's majority when no frame of the clip has it) is bad too. When no frame of the clip
     is good, ``read_more(i)`` is asked for frames just outside it. Returns the T x C x H x W
     clip and the number of substituted indices.
     """
     good = sorted(i for i, f in frames.items() if f is not None)
-    if good:  # frames of another size than the first good one are corrupt too
-        shape = frames[good[0]].shape
-        good = [i for i in good if frames[i].shape == shape]
+    sizes = {_size(frames[i]) for i in good}
+    if len(sizes) > 1:
+        reference = video_size() if video_size is not None else None
+        if reference not in sizes:
+            reference = majority_size(_size(frames[i]) for i in good)
+        good = [i for i in good if _size(frames[i]) == reference]
     if not good:
         lo, hi = min(indices), max(indices)
         for step in range(1, PROBE_RADIUS + 1):
@@ -127,6 +137,7 @@ class JpgLoader:
 
     def __init__(self, template: str = IMAGE_TEMPLATE):
         self.template = template
+        self.sizes: Dict[str, Optional[Size]] = {}  # majority frame size per folder
 
     def _bytes(self, folder: str, index: int) -> Optional[bytes]:
         try:
@@ -143,7 +154,14 @@ class JpgLoader:
             raise VideoReadError(f'{path}: frame folder not found')
         folder = str(path)
         frames = decode_many({i: self._bytes(folder, i) for i in dict.fromkeys(indices)})
-        return assemble(indices, frames, lambda i: self._read(folder, i), folder)
+        return assemble(indices, frames, lambda i: self._read(folder, i), folder,
+                        lambda: self.video_size(folder))
+
+    def video_size(self, folder: str) -> Optional[Size]:
+        """The majority frame size of the folder (``datasets.frame_sizes``), cached."""
+        if folder not in self.sizes:
+            self.sizes[folder] = folder_size(folder, self.template)
+        return self.sizes[folder]
 
 
 class Hdf5Loader:
@@ -173,6 +191,17 @@ class Hdf5Loader:
         except (OSError, ValueError, KeyError, RuntimeError):
             return None
 
+    def video_size(self, h5: 'object') -> Optional[Size]:
+        """The majority frame size of an open file's first dataset (``datasets.frame_sizes``)."""
+        series = h5[self.datasets[0]]
+
+        def read(i: int) -> Optional[bytes]:
+            try:
+                return bytes(series[i])
+            except (OSError, RuntimeError, ValueError):  # a damaged chunk
+                return None
+        return sampled_size(len(series), read)
+
     def _prefetch(self, h5: 'object', wanted: Sequence[int]) -> Dict[Tuple[str, int], bytes]:
         """The clip's JPEG bytes in one slice read per dataset (much cheaper than one read per frame)."""
         cache: Dict[Tuple[str, int], bytes] = {}
@@ -197,7 +226,8 @@ class Hdf5Loader:
                 wanted = list(dict.fromkeys(indices))
                 cache = self._prefetch(h5, wanted)
                 frames = {i: self._read(h5, i, cache) for i in wanted}
-                return assemble(indices, frames, lambda i: self._read(h5, i), str(path))
+                return assemble(indices, frames, lambda i: self._read(h5, i), str(path),
+                                lambda: self.video_size(h5))
         except VideoReadError:
             raise
         except (OSError, RuntimeError, ValueError) as e:  # missing, truncated or corrupt file
@@ -350,4 +380,12 @@ class VideoLoader:
         idx = self.index(path)
         frames = self._decode(path, idx, list(dict.fromkeys(indices)))
         read_one = lambda i: self._decode(path, idx, [i])[i]  # noqa: E731
-        return assemble(indices, frames, read_one, str(path))
+        return assemble(indices, frames, read_one, str(path), lambda: self.video_size(path))
+
+    def video_size(self, path: Path) -> Optional[Size]:
+        """The frame size the video's header declares (None if it cannot be read)."""
+        try:
+            context = video_stream(self._container(path)).codec_context
+            return (context.height, context.width) if context.width and context.height else None
+        except UNREADABLE:
+            return None

@@ -1,4 +1,7 @@
 """check_dataset: the pre-flight scan finds every kind of problem and counts them."""
+import torch
+
+from datasets import Hdf5Loader, JpgLoader
 from tests.video_fixtures import entry, moving_frames, write_annotation, write_hdf5, write_jpg_folder, write_video
 from util_scripts import check_dataset
 
@@ -58,3 +61,38 @@ def test_usage_mistakes_exit_2(tmp_path, capsys):
     assert check_dataset.main([str(tmp_path / 'no.json'), str(tmp_path), '--file_type', 'jpg']) == 2
     assert 'no.json: annotation file not found' in capsys.readouterr().err
     assert check_dataset.main([str(tmp_path / 'no.json'), str(tmp_path / 'nowhere')]) == 2
+
+
+def _odd_first_frame(folder):
+    """A 12-frame 16 x 16 folder whose first frame is 24 x 16: the loader's and the check's case."""
+    write_jpg_folder(folder, moving_frames(12, 16, 16))
+    write_jpg_folder(folder, moving_frames(1, 24, 16, seed=5))  # overwrites image_00001.jpg
+    return folder
+
+
+def test_a_frame_of_another_size_is_reported_and_replaced_even_first_in_the_clip(tmp_path, capsys):
+    folder = _odd_first_frame(tmp_path / 'jpg' / 'a' / 'odd')
+    ann = write_annotation(tmp_path / 'ann.json', ['a'], {'odd': entry('training', 'a', (1, 13))})
+    for quick in ([], ['--quick']):
+        assert check_dataset.main([str(ann), str(tmp_path / 'jpg'), '--file_type', 'jpg', '--sample_duration', '4',
+                                   *quick]) == 1
+        out = capsys.readouterr().out
+        assert 'odd-size frames' in out and '1 not 16x16 as the rest: image_00001.jpg' in out
+    clip, bad = JpgLoader()(folder, [1, 2, 3, 4])  # the odd frame first: the majority size still wins
+    assert clip.shape == (4, 3, 16, 16) and bad == 1
+    assert torch.equal(clip[0], clip[1])  # replaced by its nearest good neighbour
+    clip, bad = JpgLoader()(folder, [1, 1, 2])  # even as the clip's majority: the video's size wins
+    assert clip.shape == (3, 3, 16, 16) and bad == 2
+    clip, bad = JpgLoader()(folder, [1])  # a clip of only that frame keeps it: nothing else to stack
+    assert clip.shape == (1, 3, 24, 16) and bad == 0
+
+
+def test_hdf5_frames_of_another_size_are_reported_and_replaced(tmp_path, capsys):
+    frames = moving_frames(10, 16, 16)
+    frames[0] = moving_frames(1, 24, 16, seed=5)[0]
+    path = write_hdf5(tmp_path / 'h' / 'a' / 'odd.hdf5', frames)
+    ann = write_annotation(tmp_path / 'h.json', ['a'], {'odd': entry('training', 'a', (0, 10))})
+    assert check_dataset.main([str(ann), str(tmp_path / 'h'), '--file_type', 'hdf5', '--sample_duration', '4']) == 1
+    assert '1 not 16x16 as the rest: video[0]' in capsys.readouterr().out
+    clip, bad = Hdf5Loader()(path, [0, 0, 1])
+    assert clip.shape == (3, 3, 16, 16) and bad == 2

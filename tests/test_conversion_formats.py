@@ -126,3 +126,17 @@ def test_one_policy_for_opening_video_files(src):
         video_files.probe_video(src / 'run/truncated.mp4')
     assert video_files.has_video_extension('clip.MKV')
     assert not video_files.has_video_extension('notes.txt')
+
+
+def test_still_images_named_as_videos_are_not_videos(tmp_path):
+    frame = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    for fmt, kind in [('JPEG', 'a JPEG image'), ('PNG', 'a PNG image'), ('GIF', 'a GIF image'),
+                      ('BMP', 'a BMP image'), ('WEBP', 'a WebP image'), ('TIFF', 'a TIFF image')]:
+        path = tmp_path / f'{fmt}.mp4'
+        Image.fromarray(frame).save(path, format=fmt)
+        with pytest.raises(video_files.UnreadableVideo, match=f'^not a video: {kind}$'):
+            video_files.probe_video(path)
+    # an animated GIF is a video of its frames
+    images = [Image.fromarray(np.roll(frame, 8 * i, axis=1)) for i in range(4)]
+    images[0].save(tmp_path / 'anim.gif', save_all=True, append_images=images[1:], duration=40)
+    assert video_files.probe_video(tmp_path / 'anim.gif')[0] == 4

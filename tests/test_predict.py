@@ -1,11 +1,13 @@
 """inference.py on raw video files: top-k per file and features, from a checkpoint alone."""
+import json
+
 import h5py
 import numpy as np
 import pytest
 
 import inference
 from models import generate_model, save_checkpoint
-from tests.video_fixtures import moving_frames, write_video
+from tests.video_fixtures import jpeg_bytes, moving_frames, write_video
 
 CFG = dict(model='resnet', model_depth=10, n_classes=3, resnet_widen_factor=0.25)
 
@@ -72,3 +74,22 @@ def test_predict_gives_per_label_sigmoids_for_multilabel_checkpoints(tmp_path, c
     norm = sum(np.exp(v - top) for v in logits.values())
     for k in softmax:
         assert np.exp(logits[k] - top) / norm == pytest.approx(softmax[k], abs=0.01)
+
+
+def test_a_jpeg_named_mp4_is_reported_and_nested_keys_keep_their_folders(tmp_path, checkpoint, capsys):
+    for folder in ('x', 'y'):
+        write_video(tmp_path / folder / 'a.mp4', moving_frames(8, 32, 32, seed=len(folder)))
+    photo = tmp_path / 'x' / 'photo.mp4'
+    photo.write_bytes(jpeg_bytes(moving_frames(1, 32, 32)[0]))
+    videos = [str(tmp_path / 'x' / 'a.mp4'), str(tmp_path / 'y' / 'a.mp4'), str(photo)]
+    for target in ('feats.hdf5', 'npy'):
+        assert inference.predict([*videos, '--resume_path', str(checkpoint), '--features', str(tmp_path / target),
+                                  '--output', str(tmp_path / 'out.json'), '--no_cuda']) == 1
+        captured = capsys.readouterr()
+        assert captured.err == f'{photo}: error: not a video: a JPEG image\n' and 'photo' not in captured.out
+    assert sorted(json.loads((tmp_path / 'out.json').read_text())['results']) == ['x/a.mp4', 'y/a.mp4']
+    with h5py.File(tmp_path / 'feats.hdf5') as f:
+        assert sorted(f) == ['x', 'y'] and list(f['x']) == ['a.mp4'] and f['y/a.mp4/clips'].shape == (1, 128)
+    assert sorted(p.relative_to(tmp_path / 'npy').as_posix() for p in (tmp_path / 'npy').rglob('*.npy')) == [
+        'x/a.mp4.npy', 'x/a.mp4_clips.npy', 'y/a.mp4.npy', 'y/a.mp4_clips.npy']
+    assert not list(tmp_path.rglob('*.tmp'))

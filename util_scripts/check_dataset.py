@@ -5,7 +5,8 @@
 
 Checks every video of every subset: missing on disk, empty (no frames on record), unreadable
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
-says), bad frames (cannot be decoded), too short (fewer frames than a clip: it will be
+says), bad frames (cannot be decoded), odd-size frames (another size than the rest of the
+video: the loader replaces them like bad frames), too short (fewer frames than a clip: it will be
 loop-padded). Prints a table of problems and a summary count; exit code 1 if any video has
 a problem that loses data, 0 otherwise, 2 for a usage mistake.
 """

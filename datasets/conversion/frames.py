@@ -6,6 +6,7 @@ the ffmpeg command line did. The short side is scaled to ``size`` in libswscale 
 ffmpeg's ``scale`` filter). JPEGs are written by PIL at the fixed ``JPEG_QUALITY`` = 90 with
 4:2:0 chroma subsampling, so every frame of every video has the same quantization tables.
 """
+import errno
 from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
@@ -15,6 +16,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from datasets.formats.atomic import os_error_text
 from datasets.formats.video_files import UnreadableVideo, frame_rate, open_video, video_stream
 
 JPEG_QUALITY = 90
@@ -32,6 +34,8 @@ def error_line(e: BaseException) -> str:
     """A one-line description of an exception."""
     if isinstance(e, (ConversionError, UnreadableVideo)):
         text = str(e)
+    elif isinstance(e, OSError) and e.errno in errno.errorcode:  # 'ENOSPC: no space left on device'
+        text = os_error_text(e)
     elif isinstance(e, av.FFmpegError) and e.strerror:
         text = e.strerror
     else:

@@ -4,24 +4,28 @@ The temp scheme (``temp_path``, ``remove_stale_temps``) lives here alone: every 
 writes its output - a file or a folder - to a temp name beside the target and ``convert_video``
 renames it into place, so an existing target is always a finished one.
 """
+import errno
 import os
 import re
+from contextlib import closing
 import secrets
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
 from datasets.conversion.frames import error_line
+from datasets.conversion.pool import worker_pool
+from datasets.formats.atomic import os_error_in
 from datasets.formats.errors import UserError
 
 DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet')
 FLAT_DATASETS = ('activitynet',)
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # errors of the output disk, not of one video
 TEMP_NAME = re.compile(r'^\..*\.tmp-[0-9a-f]{16}$')
 
 # A writer turns one source video into the output at the given temp path and returns a
@@ -43,6 +47,7 @@ class Outcome:
     status: str
     reason: str = ''
     warning: str = ''
+    fatal: bool = False  # the output disk failed: every other video would fail the same way
 
 
 # ----------------------------------------------------------------------------- finding videos
@@ -116,7 +121,9 @@ def convert_video(video: Video, writer: Writer) -> Outcome:
         os.replace(tmp, video.dst)
     except Exception as e:
         _remove(tmp)
-        return Outcome(video, 'failed', reason=error_line(e))
+        cause = os_error_in(e)
+        return Outcome(video, 'failed', reason=error_line(cause or e),
+                       fatal=cause is not None and cause.errno in DISK_FULL)
     except BaseException:
         _remove(tmp)
         raise
@@ -156,8 +163,7 @@ def convert_all(videos: Sequence[Video], writer: Writer, n_jobs: int) -> Iterato
 
 def _pool_round(videos: Sequence[Video], writer: Writer, workers: int
                 ) -> Iterator[Tuple[Video, Optional[Outcome]]]:
-    # spawn: no fork of a parent that holds FFmpeg or tqdm threads
-    with ProcessPoolExecutor(workers, mp_context=get_context('spawn')) as pool:
+    with worker_pool(workers) as pool:
         futures = {pool.submit(convert_video, v, writer): v for v in videos}
         try:
             for future in as_completed(futures):
@@ -203,11 +209,20 @@ def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, wr
             outcomes.append(Outcome(video, 'skipped'))
         else:
             todo.append(video)
-    with tqdm(total=len(todo), unit='video', dynamic_ncols=True) as bar:
-        for outcome in convert_all(todo, writer, n_jobs):
+    done = len(outcomes)
+    with tqdm(total=len(todo), unit='video', dynamic_ncols=True) as bar, \
+            closing(convert_all(todo, writer, n_jobs)) as results:
+        for outcome in results:
             outcomes.append(outcome)
             bar.update()
+            if outcome.fatal:  # closing the pool: running videos finish, queued ones never start
+                break
     print_summary(outcomes, src_root)
+    stop = next((o for o in outcomes if o.fatal), None)
+    if stop is not None:
+        untried = len(todo) - (len(outcomes) - done)
+        print(f'stopped: {stop.reason} (writing {_show(stop.video.dst)}); {untried} videos left '
+              f'for the next run: free space and run again (finished videos are skipped)')
     return 1 if any(o.status == 'failed' for o in outcomes) else 0
 
 

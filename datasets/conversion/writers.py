@@ -6,15 +6,17 @@ it returns the decoding warning ('' if none) and raises when nothing could be wr
 and the test fixtures use it).
 """
 import itertools
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, List, Optional, Union
+from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Union
 
 import av
 import h5py
 import numpy as np
 
 from datasets.conversion.frames import FrameReader, encode_jpeg
+from datasets.formats.hdf5_image import file_image, hdf5_in_memory
 
 CHUNK = 64  # frames appended to an hdf5 dataset at a time
 
@@ -52,11 +54,17 @@ class JpegSeries:
         self.pending = []
 
 
-def open_hdf5_output(tmp_file: Path) -> 'h5py.File':
-    """A new HDF5 file for one converted video."""
-    # locking=False: each process writes only its own temp file, and some file systems
-    # (NFS) refuse HDF5's locks
-    return h5py.File(tmp_file, 'w', locking=False)
+@contextmanager
+def open_hdf5_output(tmp_file: Path) -> Iterator['h5py.File']:
+    """A new HDF5 file for one converted video, built in memory and written to ``tmp_file`` at the end.
+
+    A full disk is then a plain OSError of that write (HDF5 writing to a full disk can crash
+    the process; see ``datasets.formats.hdf5_image``).
+    """
+    with hdf5_in_memory() as f:
+        yield f
+        image = file_image(f)
+    tmp_file.write_bytes(image)
 
 
 def write_hdf5(src: Path, tmp_file: Path, size: int, fps: Fraction) -> str:

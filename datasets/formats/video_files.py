@@ -6,7 +6,10 @@ the converters (``datasets.conversion``) and the annotation builders. The rules:
 - a file is opened with metadata that is not valid UTF-8 ignored (a title in Latin-1 must
   not make a good video unreadable);
 - empty files and what FFmpeg reads as a still image or as text (``image2``, ``*_pipe``,
-  ``tty``) are not videos;
+  ``tty``) are not videos; nor is a file whose content is a still image whatever its name
+  says (a JPEG named ``.mp4``: "not a video: a JPEG image"), even where FFmpeg opens it as
+  a one-frame stream (``gif``, ``webp``); an animated GIF or WebP (two frames or more)
+  stays a video;
 - the video stream is the first one that is not an attached picture (cover art of an audio
   file is a one-picture "video" stream);
 - its frame rate is the average rate, else the guessed rate, else the base rate (None if
@@ -43,6 +46,23 @@ def has_video_extension(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
 
+# the first bytes of the still-image formats FFmpeg can open, and their names in messages
+IMAGE_SIGNATURES = (
+    (b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG\r\n\x1a\n', 'a PNG image'),
+    (b'GIF87a', 'a GIF image'), (b'GIF89a', 'a GIF image'), (b'BM', 'a BMP image'),
+    (b'II*\x00', 'a TIFF image'), (b'MM\x00*', 'a TIFF image'), (b'\x00\x00\x00\x0cjP  ', 'a JPEG 2000 image'),
+)
+
+
+def image_kind(path: PathLike) -> Optional[str]:
+    """'a JPEG image' (PNG, GIF, BMP, TIFF, WebP, JPEG 2000) when the file's first bytes say so, else None."""
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    if head[:4] == b'RIFF' and head[8:12] == b'WEBP':
+        return 'a WebP image'
+    return next((kind for magic, kind in IMAGE_SIGNATURES if head.startswith(magic)), None)
+
+
 def _is_still_image_or_text(format_name: str) -> bool:
     # FFmpeg reads text files as ANSI art ('tty') and images as one-frame videos
     names = format_name.split(',')
@@ -53,11 +73,27 @@ def open_video(path: PathLike) -> 'av.container.InputContainer':
     """Open a video file for reading; UnreadableVideo if it is empty, an image or text."""
     if os.stat(path).st_size == 0:
         raise UnreadableVideo('empty file')
+    kind = image_kind(path)
     container = av.open(str(path), metadata_errors='ignore')
-    if _is_still_image_or_text(container.format.name):
+    try:
+        if _is_still_image_or_text(container.format.name) or (kind and _one_frame_at_most(container)):
+            raise UnreadableVideo(f'not a video: {kind}' if kind else
+                                  f'not a video (read as {container.format.name})')
+    except BaseException:
         container.close()
-        raise UnreadableVideo(f'not a video (read as {container.format.name})')
+        raise
     return container
+
+
+def _one_frame_at_most(container: 'av.container.InputContainer') -> bool:
+    # demuxes up to two frames, then rewinds to the start
+    try:
+        stream = video_stream(container)
+    except UnreadableVideo:
+        return True
+    frames = sum(1 for _, _ in zip(range(2), frame_packets(container, stream)))
+    container.seek(0, backward=True, any_frame=True)
+    return frames < 2
 
 
 def video_stream(container: 'av.container.InputContainer') -> 'av.video.stream.VideoStream':
