@@ -112,7 +112,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--pretrain_path', default=None, type=Path, help='Checkpoint to fine-tune from')
     g.add_argument('--ft_begin_module', default='', type=str,
                    help='First module to fine-tune (conv1, layer1..4, fc, ...); empty: all')
-    g.add_argument('--learning_rate', default=0.1, type=float_in(0, open_lo=True), help='Initial learning rate')
+    g.add_argument('--learning_rate', default=0.1, type=NON_NEGATIVE, help='Initial learning rate')
     g.add_argument('--momentum', default=0.9, type=float_in(0, 1, open_hi=True), help='SGD momentum')
     g.add_argument('--dampening', default=0.0, type=float_in(0, 1), help='SGD dampening (0 with --nesterov)')
     g.add_argument('--weight_decay', default=1e-3, type=NON_NEGATIVE, help='Weight decay')
