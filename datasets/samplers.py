@@ -43,19 +43,31 @@ def sample_rng(item: Item, fixed: bool = False) -> Tuple[int, random.Random]:
     return index, random.Random(seed)
 
 
+def epoch_length(n: int, world: int = 1, batch_size: int = 1) -> int:
+    """Samples per rank: ``ceil(n / world)``, plus one repeated sample when the last batch would hold one clip.
+
+    BatchNorm cannot train on a single clip whose features have shrunk to 1x1x1, so with
+    ``batch_size`` > 1 no training batch is ever a single clip.
+    """
+    per_rank = math.ceil(n / world) if n else 0
+    return per_rank + 1 if batch_size > 1 and per_rank % batch_size == 1 else per_rank
+
+
 class EpochSampler(Sampler):
     """Shuffled (or ordered) indices of ``n`` samples for one rank, from ``start`` on.
 
     Like DistributedSampler, the permutation is padded by repetition so that every rank gets
-    the same number of samples. ``set_epoch`` picks the epoch's permutation; ``set_start``
-    skips the samples a resumed epoch has already trained on (reset at the next epoch).
+    the same number of samples, ``epoch_length(n, world, batch_size)``: batches of
+    ``batch_size`` never end with a single clip. ``set_epoch`` picks the epoch's permutation;
+    ``set_start`` skips the samples a resumed epoch has already trained on (reset at the next epoch).
     """
 
-    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1, shuffle: bool = True):
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1, shuffle: bool = True,
+                 batch_size: int = 1):
         self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world, shuffle
         self.epoch = 0
         self.start = 0
-        self.per_rank = math.ceil(n / world) if n else 0
+        self.per_rank = epoch_length(n, world, batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         """Use the permutation of ``epoch`` and start from its beginning."""
@@ -74,7 +86,7 @@ class EpochSampler(Sampler):
         else:
             order = list(range(self.n))
         total = self.per_rank * self.world
-        order += order[:total - len(order)]
+        order = (order * (total // len(order) + 1))[:total] if order else order  # padded by repetition
         return order[self.rank:total:self.world]
 
     def __iter__(self) -> Iterator[Tuple[int, int]]:
