@@ -89,10 +89,19 @@ def results_json(scores: ClipScores, class_names: Sequence[str], topk: int = 5,
                  average: bool = True) -> Dict[str, Any]:
     """The original's inference JSON: per video the top-k of the mean clip softmax, or per segment.
 
-    ``topk`` <= 0 lists every class (of the model's own head: the fine-tuned one).
+    ``topk`` <= 0 lists every class (of the model's own head: the fine-tuned one). A video with
+    a NaN or infinite score in any clip is left out (the JSON never holds NaN) and reported: a
+    warning on stderr with their count and the first names.
     """
     out: Dict[str, Any] = {}
+    broken = [vid for vid, clips in scores.items() if not all(bool(torch.isfinite(p).all()) for _, p in clips)]
+    if broken:
+        print(f"warning: {len(broken)} videos with non-finite scores left out of the results: "
+              f"{', '.join(broken[:5])}{' ...' if len(broken) > 5 else ''}", file=sys.stderr, flush=True)
+    skipped = set(broken)
     for vid, clips in scores.items():
+        if vid in skipped:
+            continue
         clips = sorted(clips, key=lambda c: c[0])
         if average:
             out[vid] = _ranked(torch.stack([p for _, p in clips]).mean(0), class_names, topk)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 import datasets
 from datasets.formats.annotation_json import canonical_subset
+from datasets.formats import run_lock
 from datasets.formats.errors import UserError
 from datasets.formats.run_logs import RunLogs, fault_text
 from datasets.preprocessing import Preprocessing, normalization, resumed_preprocessing
@@ -29,8 +30,8 @@ from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
 from models.run_state import RunState, recorded_model_options, resume_checkpoint
 from opts import model_options, options_record, parse_opts
-from training import (NonFiniteLossError, StopSignals, amp_dtype, criterion_for, gather_dict, reduce_sums,
-                      train_epoch, warmup)
+from training import (NonFiniteLossError, StopSignals, amp_dtype, any_rank, criterion_for, gather_dict,
+                      reduce_sums, train_epoch, warmup)
 from validation import multilabel_metrics, score_inference, val_epoch, video_metrics
 
 
@@ -63,33 +64,34 @@ class Data:
 def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: int = 1) -> int:
     """Everything a ``main.py`` invocation does, on one process (``local_world`` processes per node)."""
     proc = setup(opt, rank, world, local_rank, local_world)
-    ckpt = resume_checkpoint(opt, say=proc.master)
-    model, options, ft_begin_module = build_model(opt, ckpt, proc)
-    prep = resumed_preprocessing(opt, ckpt, say=proc.master)
-    model = place_model(model, opt, proc.device)
-    frozen = freeze_before(model, ft_begin_module)
-    state = RunState.for_options(opt, model, options, prep.to_dict(), ft_begin_module, proc.device)
-    if ckpt is not None:
-        state.restore(ckpt, str(opt.resume_path), training=not opt.no_train,
-                      milestones=opt.multistep_milestones if opt.overwrite_milestones else None)
-    report_model(model, options, ft_begin_module, bool(frozen), proc)
-    if proc.master:
-        write_json(opt.result_path / 'opts.json', options_record(opt))
-    train_model = training_view(model, opt, proc)
-    data = make_data(opt, proc, state)
-    with StopSignals(proc.device) as stop:
-        code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
-        if code is None and opt.inference:
-            code = run_inference(opt, proc, state, data, stop)
-    if code is None and proc.master:
-        print(f'done: epoch {state.begin_epoch - 1}; checkpoints, logs and results in {opt.result_path}')
-    return code or 0
+    with run_lock.hold(opt.result_path, sys.argv, take=proc.master, any_failed=lambda f: any_rank(f, proc.device)):
+        ckpt = resume_checkpoint(opt, say=proc.master)
+        model, options, ft_begin_module = build_model(opt, ckpt, proc)
+        prep = resumed_preprocessing(opt, ckpt, say=proc.master)
+        model = place_model(model, opt, proc.device)
+        frozen = freeze_before(model, ft_begin_module)
+        state = RunState.for_options(opt, model, options, prep.to_dict(), ft_begin_module, proc.device)
+        if ckpt is not None:
+            state.restore(ckpt, str(opt.resume_path), training=not opt.no_train,
+                          milestones=opt.multistep_milestones if opt.overwrite_milestones else None)
+        report_model(model, options, ft_begin_module, bool(frozen), proc)
+        if proc.master:
+            write_json(opt.result_path / 'opts.json', options_record(opt))
+        train_model = training_view(model, opt, proc)
+        data = make_data(opt, proc, state)
+        with StopSignals(proc.device) as stop:
+            code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
+            if code is None and opt.inference:
+                code = run_inference(opt, proc, state, data, stop)
+        if code is None and proc.master:
+            print(f'done: epoch {state.begin_epoch - 1}; checkpoints, logs and results in {opt.result_path}')
+        return code or 0
 
 
 # ----------------------------------------------------------------------------- the named parts of run
 
 def setup(opt, rank: int, world: int, local_rank: int, local_world: int) -> Process:
-    """Device, determinism and seeds; a writable result path, cleared of interrupted saves' temp files."""
+    """Device, determinism and seeds; the result path, created."""
     cuda = torch.cuda.is_available() and not opt.no_cuda
     device = torch.device(f'cuda:{local_rank}' if cuda else 'cpu')
     if cuda:
@@ -106,14 +108,8 @@ def setup(opt, rank: int, world: int, local_rank: int, local_world: int) -> Proc
         raise UserError('--result_path is required')
     try:
         opt.result_path.mkdir(parents=True, exist_ok=True)
-        probe = opt.result_path / f'.write_test_{os.getpid()}'
-        probe.write_text('')
-        probe.unlink()
     except OSError as e:
         raise UserError(f'{opt.result_path}: cannot create or write the result path ({e.strerror})')
-    if rank == 0:  # temp files of saves that a kill interrupted (the previous files are intact)
-        for stale in opt.result_path.glob('.*.tmp'):
-            stale.unlink(missing_ok=True)
     return Process(rank, world, local_rank, local_world, device, rank == 0 and not opt.no_progress)
 
 
@@ -187,7 +183,8 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         train_data = datasets.get_pretext_data(opt, 'training') if opt.pretext else datasets.get_training_data(opt)
         datasets.require_videos('training', train_data, proc.master)
         names = train_data.class_names
-        data.sampler = datasets.EpochSampler(len(train_data), seed=opt.manual_seed, rank=proc.rank, world=proc.world)
+        data.sampler = datasets.EpochSampler(len(train_data), seed=opt.manual_seed, rank=proc.rank, world=proc.world,
+                                             batch_size=per_rank_batch)  # never a one-clip batch: BatchNorm
         data.train = DataLoader(train_data, batch_size=per_rank_batch, sampler=data.sampler,
                                 generator=torch.Generator().manual_seed(opt.manual_seed + proc.rank), **loader_args)
     if not opt.no_val:
@@ -210,8 +207,9 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
     begin = state.begin_epoch
     epochs = range(begin, opt.n_epochs + 1) if data.train is not None else \
         ([begin - 1 if opt.resume_path else 0] if data.val is not None else [])
+    since = (epochs[0] if epochs else begin, int(state.position['batch']) if state.position else 0)
     with RunLogs(opt.result_path, train=data.train is not None, val=data.val is not None, multilabel=opt.multilabel,
-                 append=begin > 1, tensorboard=opt.tensorboard, first_epoch=begin, enabled=proc.master) as logs:
+                 since=since, tensorboard=opt.tensorboard, enabled=proc.master) as logs:
         for epoch in epochs:
             metrics: Dict[str, Any] = {}
             if data.train is not None:
@@ -225,20 +223,23 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                               channels_last=opt.channels_last, show_progress=proc.show_progress,
                               should_stop=stop.local)
                 if stop(v['interrupted']):
-                    return preempted(opt, proc, state, data, epoch, metrics['train'], stop) \
-                        if data.train is not None else stopped(stop, proc, 'validation')
+                    return stopped(stop, proc, 'validation', v) if data.train is None else \
+                        preempted(opt, proc, state, data, epoch, dict(t, worker_died=v['worker_died']), stop)
                 v.update(reduce_sums({k: v[k] for k in SUMS}, proc.device))
                 videos = gather_dict(v.pop('videos'))
                 v.update(multilabel_metrics(videos) if opt.multilabel else video_metrics(videos))
                 v['loss'], v['acc'] = v['loss_sum'] / max(v['clips'], 1), v['correct'] / max(v['clips'], 1)
                 metrics['val'] = v
-            if data.train is not None:
+            if data.train is not None:  # nothing non-finite goes further (nor into a checkpoint)
+                state.check_finite(epoch, metrics['val']['loss'] if 'val' in metrics else None, opt.result_path,
+                                   proc.device)
                 state.scheduler.step(*([metrics['val']['loss']] if opt.lr_scheduler == 'plateau' else []))
             state.begin_epoch = epoch + 1
             if proc.master:
                 logs.epoch(epoch, metrics)
                 if data.train is not None:
-                    save_epoch(opt, state, epoch, metrics)
+                    state.save_epoch(opt.result_path, epoch, metrics, opt.checkpoint,
+                                     'mAP' if opt.multilabel else 'video_top1')
             if data.train is not None and epoch < opt.n_epochs and stop():
                 if proc.master:
                     print(f'signal {stop.signum}: stopped after epoch {epoch}; resume with --resume_path auto.',
@@ -282,39 +283,30 @@ def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module,
     return t
 
 
-def save_epoch(opt, state: RunState, epoch: int, metrics: Dict[str, Dict[str, Any]]) -> None:
-    """``save_<epoch>.pth`` every ``--checkpoint`` epochs, ``save_latest.pth``, and ``save_best.pth`` on a new best."""
-    key = 'mAP' if opt.multilabel else 'video_top1'
-    improved = 'val' in metrics and metrics['val'][key] > state.best
-    if improved:
-        state.best = metrics['val'][key]
-    summary = {k: {m: x for m, x in d.items() if isinstance(x, (int, float))} for k, d in metrics.items()}
-    if opt.checkpoint > 0 and epoch % opt.checkpoint == 0:
-        state.save(opt.result_path / f'save_{epoch}.pth', epoch, summary)
-    state.save(opt.result_path / 'save_latest.pth', epoch, summary)
-    if improved:
-        state.save(opt.result_path / 'save_best.pth', epoch, summary)
-
-
 def preempted(opt, proc: Process, state: RunState, data: Data, epoch: int, t: Dict[str, Any],
               stop: StopSignals) -> int:
-    """Save where the epoch stands (the batches done and their sums) and leave with exit code 0."""
+    """Save where the epoch stands (the batches done and their sums); exit code 0 (a signal) or 3 (a dead worker)."""
+    died = t.get('worker_died')
     if proc.master:
-        sums = t['rank_sums']
-        state.save(opt.result_path / 'save_latest.pth', epoch - 1, {},
-                   position={'epoch': epoch, 'batch': t['batches_done'], 'sums': sums,
-                             'sampler': {'seed': opt.manual_seed, 'epoch': epoch,
-                                         'samples_done': t['batches_done'] * data.per_rank_batch}})
-        print(f"signal {stop.signum}: stopped after batch {t['batches_done']} of epoch {epoch}; "
-              f"saved {opt.result_path / 'save_latest.pth'}. Resume with --resume_path auto.", flush=True)
-    return 0
+        saved = state.save_position(opt.result_path, epoch, t['batches_done'], t['rank_sums'], opt.manual_seed,
+                                    data.per_rank_batch)
+        print(f"{died or f'signal {stop.signum}'}: stopped after batch {t['batches_done']} of epoch {epoch}; "
+              f'saved {saved}. Resume with --resume_path auto' + (DEAD_WORKER_HINT if died else '.'),
+              file=sys.stderr if died else sys.stdout, flush=True)
+    return 3 if died else 0
 
 
-def stopped(stop: StopSignals, proc: Process, phase: str) -> int:
-    """A signal ended a run that trains nothing: nothing was written; the shell's 128 + signal code."""
+DEAD_WORKER_HINT = (' (if the system killed the worker for memory, with fewer --n_threads or a smaller '
+                    '--batch_size).')
+
+
+def stopped(stop: StopSignals, proc: Process, phase: str, result: Optional[Dict[str, Any]] = None) -> int:
+    """A signal (or a dead worker: code 3) ended a run that trains nothing: nothing was written; 128 + signal."""
+    died = (result or {}).get('worker_died')
     if proc.master:
-        print(f'signal {stop.signum}: {phase} stopped; no results were written', file=sys.stderr, flush=True)
-    return 128 + int(stop.signum or 2)
+        print(f"{died or f'signal {stop.signum}'}: {phase} stopped; no results were written", file=sys.stderr,
+              flush=True)
+    return 3 if died else 128 + int(stop.signum or 2)
 
 
 def run_inference(opt, proc: Process, state: RunState, data: Data, stop: StopSignals) -> Optional[int]:
@@ -346,9 +338,9 @@ def run_inference(opt, proc: Process, state: RunState, data: Data, stop: StopSig
             line += text
             if m and not opt.multilabel:
                 from datasets.formats.reports import write_reports
-                truth = {r.video_id: names[r.label] for r in infer_data.records if r.label >= 0 and r.video_id in scores}
-                write_reports(out, truth, {vid: [(e['label'], e['score']) for e in ranked]
-                                           for vid, ranked in results['results'].items()}, names)
+                ranked = {vid: [(e['label'], e['score']) for e in r] for vid, r in results['results'].items()}
+                write_reports(out, {r.video_id: names[r.label] for r in infer_data.records
+                                    if r.label >= 0 and r.video_id in ranked}, ranked, names)
         print(line + fault_text(faults))
     return None
 

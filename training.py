@@ -6,13 +6,18 @@ accuracy column is the share of clips whose top-scoring class is (one of) their 
 ``train_epoch`` returns the epoch's metrics (mean loss and clip accuracy, learning rate,
 throughput, data-wait share, data faults); per-batch rows go to ``batch_log``. Everything
 that decides *what* to train (freezing, optimizer, schedule, checkpoints) lives in main.py.
+
+A DataLoader worker that dies (the OOM killer, a crashing decoder) ends the epoch like a
+stop signal, at the last point where no gradient was pending, with ``worker_died`` saying
+why: the caller saves that position and the run resumes from it exactly. The death is
+noticed where a batch is fetched (``fetch_batches``), never in the middle of a step.
 """
 import contextlib
 import math
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional
 
 import torch
 import torch.distributed as dist
@@ -59,6 +64,61 @@ def count_hits(logits: torch.Tensor, y: torch.Tensor) -> int:
     return int((top == y).sum())
 
 
+class WorkerDied(Exception):
+    """A DataLoader worker died (killed, crashed) while the next batch was fetched; the message says how."""
+
+
+def worker_death(e: BaseException) -> Optional[str]:
+    """What a fetch error says of a worker's death (killed, crashed, gone mid-handover), or None for other errors."""
+    text = ' '.join(str(e).split())
+    if 'in DataLoader worker process' in text:  # the dataset's own error, raised again in the main process
+        return None
+    if isinstance(e, RuntimeError) and 'DataLoader worker' in text and \
+            ('exited unexpectedly' in text or 'killed by signal' in text):
+        return text
+    if isinstance(e, (EOFError, ConnectionError)):  # the worker died while handing a batch over
+        return f'a DataLoader worker died while handing over a batch ({type(e).__name__})'
+    return None
+
+
+def set_aside_sigchld() -> None:
+    """SIGCHLD back to its default, setting PyTorch's DataLoader handler aside (``StopSignals`` restores it).
+
+    That handler raises at whatever line the main thread runs when a worker dies, e.g. in the
+    middle of an optimizer step or a save, leaving a state no checkpoint can describe. Without
+    it PyTorch still finds a dead worker where the next batch is fetched (within seconds).
+    """
+    if hasattr(signal, 'SIGCHLD') and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+def fetch_batches(loader: Iterable[Any]) -> Iterator[Any]:
+    """``loader``'s batches; a worker's death surfaces here, between batches, as ``WorkerDied``."""
+    has_workers = getattr(loader, 'num_workers', 0) > 0
+    batches = None
+    while True:
+        try:
+            if batches is None:
+                batches = iter(loader)  # starts (or resumes) the workers; PyTorch sets its SIGCHLD handler
+                if has_workers:
+                    set_aside_sigchld()
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as e:
+            died = worker_death(e) if has_workers else None
+            if died is None:
+                raise
+            raise WorkerDied(died) from e
+        yield batch
+
+
+def nonfinite_entries(tensors: Mapping[str, Any]) -> List[str]:
+    """The names of the floating-point tensors that hold a NaN or an infinity."""
+    return [name for name, t in tensors.items()
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 def set_frozen_eval(modules: Iterable[nn.Module]) -> None:
     """Keep frozen modules in eval mode so their BatchNorm statistics do not move."""
     for m in modules:
@@ -87,54 +147,64 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
     wait, start = 0.0, time.perf_counter()
     seen_at_start = seen
     n_batches = start_batch + len(loader) if hasattr(loader, '__len__') else None
-    bar = tqdm(loader, total=n_batches, initial=start_batch, desc=f'epoch {epoch} train',
+    batches = fetch_batches(loader)
+    bar = tqdm(batches, total=n_batches, initial=start_batch, desc=f'epoch {epoch} train',
                disable=not show_progress, dynamic_ncols=True, leave=False)
     optimizer.zero_grad(set_to_none=True)
     tick = time.perf_counter()
-    interrupted, done = False, start_batch
-    for i, batch in enumerate(bar, start_batch + 1):
-        wait += time.perf_counter() - tick
-        bad_frames += batch['bad_frames']
-        failed += len(batch['failed'])
-        if batch['clip'] is None:  # every video of the batch was unusable
+    interrupted, done, pending, died = False, start_batch, False, None
+    settled = (done, total_loss, correct, seen, bad_frames, failed)  # the last point with no gradient pending
+    try:
+        for i, batch in enumerate(bar, start_batch + 1):
+            wait += time.perf_counter() - tick
+            bad_frames += batch['bad_frames']
+            failed += len(batch['failed'])
             done = i
+            if batch['clip'] is not None:  # None: every video of the batch was unusable
+                x = to_device(batch['clip'], device, normalize, channels_last)
+                y = batch['label'].to(device, non_blocking=True)
+                with autocast(device, amp_dtype):
+                    logits = model(x)
+                    loss = criterion(logits.float(), y)
+                loss_value = loss.item()  # one device sync per batch, reused below
+                if not math.isfinite(loss_value):
+                    raise NonFiniteLossError(f'epoch {epoch}, batch {i}: the loss is {loss_value}')
+                scaled = loss / accumulate_steps
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                pending = True
+                if i % accumulate_steps == 0 or i == n_batches:
+                    if before_step is not None:  # e.g. the warm-up's learning rate for this iteration
+                        before_step(iter_offset + i)
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    pending = False
+                n = y.shape[0]
+                batch_correct = count_hits(logits, y)
+                total_loss += loss_value * n
+                correct += batch_correct
+                seen += n
+                lr = max(g['lr'] for g in optimizer.param_groups)
+                if batch_log is not None:
+                    batch_log([epoch, i, iter_offset + i, loss_value, batch_correct / n, lr])
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f'{total_loss / seen:.3f}', acc=f'{correct / seen:.3f}',
+                                clips_s=f'{(seen - seen_at_start) / elapsed:.1f}', data=f'{wait / elapsed:.0%}')
+            if not pending:
+                settled = (done, total_loss, correct, seen, bad_frames, failed)
+            if batch['clip'] is not None and i % accumulate_steps == 0 and should_stop is not None \
+                    and should_stop():
+                interrupted = True
+                break
             tick = time.perf_counter()
-            continue
-        x = to_device(batch['clip'], device, normalize, channels_last)
-        y = batch['label'].to(device, non_blocking=True)
-        with autocast(device, amp_dtype):
-            logits = model(x)
-            loss = criterion(logits.float(), y)
-        loss_value = loss.item()  # one device sync per batch, reused below
-        if not math.isfinite(loss_value):
-            raise NonFiniteLossError(f'epoch {epoch}, batch {i}: the loss is {loss_value}')
-        scaled = loss / accumulate_steps
-        (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        if i % accumulate_steps == 0 or i == n_batches:
-            if before_step is not None:  # e.g. the warm-up's learning rate for this iteration
-                before_step(iter_offset + i)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        n = y.shape[0]
-        batch_correct = count_hits(logits, y)
-        total_loss += loss_value * n
-        correct += batch_correct
-        seen += n
-        done = i
-        lr = max(g['lr'] for g in optimizer.param_groups)
-        if batch_log is not None:
-            batch_log([epoch, i, iter_offset + i, loss_value, batch_correct / n, lr])
-        elapsed = time.perf_counter() - start
-        bar.set_postfix(loss=f'{total_loss / seen:.3f}', acc=f'{correct / seen:.3f}',
-                        clips_s=f'{(seen - seen_at_start) / elapsed:.1f}', data=f'{wait / elapsed:.0%}')
-        if i % accumulate_steps == 0 and should_stop is not None and should_stop():
-            interrupted = True
-            break
-        tick = time.perf_counter()
+    except WorkerDied as e:
+        died, interrupted = str(e), True
+        done, total_loss, correct, seen, bad_frames, failed = settled
+    finally:
+        batches.close()
     bar.close()
     elapsed = time.perf_counter() - start
     return {
@@ -143,7 +213,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
         'lr': max(g['lr'] for g in optimizer.param_groups),
         'clips_per_s': (seen - seen_at_start) / max(elapsed, 1e-9), 'data_wait': wait / max(elapsed, 1e-9),
         'bad_frames': bad_frames, 'failed_videos': failed, 'batches': n_batches or 0,
-        'interrupted': interrupted, 'batches_done': done,
+        'interrupted': interrupted, 'batches_done': done, 'worker_died': died,
     }
 
 
@@ -154,7 +224,8 @@ class StopSignals:
     answers "stop now?"; under ``torch.distributed`` every rank gets the same answer (a
     collective call: all ranks must ask at the same step). ``local()`` asks without talking
     to other ranks, for loops whose length differs between ranks. A second SIGINT raises
-    ``KeyboardInterrupt`` at once, for a run stuck where it never checks.
+    ``KeyboardInterrupt`` at once, for a run stuck where it never checks. The SIGCHLD handler
+    that ``set_aside_sigchld`` sets aside during the run comes back on exit too.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -173,6 +244,8 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():  # handlers can only be set there
             for sig in self.SIGNALS:
                 self.previous[sig] = signal.signal(sig, self._handle)
+            if hasattr(signal, 'SIGCHLD') and signal.getsignal(signal.SIGCHLD) is not None:
+                self.previous[signal.SIGCHLD] = signal.getsignal(signal.SIGCHLD)  # set_aside_sigchld may change it
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -186,12 +259,16 @@ class StopSignals:
 
     def __call__(self, flag: Optional[bool] = None) -> bool:
         """Whether any rank got a signal (or passed ``flag`` True); the same answer on every rank."""
-        flag = self.local() if flag is None else flag or self.local()
-        if dist.is_available() and dist.is_initialized():
-            t = torch.tensor([float(flag)], device=self.device)
-            dist.all_reduce(t, op=dist.ReduceOp.MAX)
-            flag = bool(t.item())
-        return flag
+        return any_rank(self.local() if flag is None else flag or self.local(), self.device)
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is True on any rank: the same answer on every rank (a collective call under distributed)."""
+    if dist.is_available() and dist.is_initialized():
+        t = torch.tensor([float(flag)], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        flag = bool(t.item())
+    return bool(flag)
 
 
 def reduce_sums(values: Dict[str, float], device: torch.device) -> Dict[str, float]:

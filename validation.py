@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from datasets.formats.metrics import accuracy_summary
-from training import autocast, count_hits, to_device
+from training import WorkerDied, autocast, count_hits, fetch_batches, to_device
 
 # id -> (sum of clip scores, n clips, label: a class index, or a tuple of them for multi-label)
 VideoScores = Dict[str, Tuple[torch.Tensor, int, Union[int, Tuple[int, ...]]]]
@@ -29,40 +29,57 @@ def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, cr
               should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
     """One pass over the validation clips: clip loss/accuracy sums and per-video score sums.
 
-    ``should_stop`` is asked after every batch; if it says so, the pass ends with ``interrupted`` set.
+    ``should_stop`` is asked after every batch; if it says so, the pass ends with ``interrupted`` set,
+    as it does (with ``worker_died`` saying why) when a DataLoader worker dies.
     """
     model.eval()
-    interrupted = False
+    interrupted, died = False, None
     loss_sum, correct, seen, bad_frames, failed = 0.0, 0, 0, 0, 0
     videos: VideoScores = {}
-    bar = tqdm(loader, desc=f'epoch {epoch} val', disable=not show_progress, dynamic_ncols=True, leave=False)
-    for batch in bar:
-        bad_frames += batch['bad_frames']
-        failed += len(batch['failed'])
-        if batch['clip'] is None:
-            continue
-        x = to_device(batch['clip'], device, normalize, channels_last)
-        y = batch['label'].to(device)
-        with autocast(device, amp_dtype):
-            logits = model(x).float()
-        multilabel = y.dim() == 2
-        labelled = (y >= 0).all(1) if multilabel else y >= 0
-        if labelled.any():
-            loss_sum += criterion(logits[labelled], y[labelled]).item() * int(labelled.sum())
-            correct += count_hits(logits[labelled], y[labelled])
-            seen += int(labelled.sum())
-        probs = (torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu()
-        for vid, p, label in zip(batch['video_id'], probs, video_labels(batch['label'])):
-            total, count, _ = videos.get(vid, (torch.zeros_like(p), 0, label))
-            videos[vid] = (total + p, count + 1, label)
-        if seen:
-            bar.set_postfix(loss=f'{loss_sum / seen:.3f}', acc=f'{correct / seen:.3f}')
-        if should_stop is not None and should_stop():
-            interrupted = True
-            break
+    batches = fetch_batches(loader)
+    bar = tqdm(batches, total=len(loader) if hasattr(loader, '__len__') else None, desc=f'epoch {epoch} val',
+               disable=not show_progress, dynamic_ncols=True, leave=False)
+    try:
+        for batch in bar:
+            bad_frames += batch['bad_frames']
+            failed += len(batch['failed'])
+            if batch['clip'] is not None:
+                loss_sum, correct, seen = _score_batch(batch, model, criterion, device, normalize, amp_dtype,
+                                                       channels_last, videos, (loss_sum, correct, seen))
+            if seen:
+                bar.set_postfix(loss=f'{loss_sum / seen:.3f}', acc=f'{correct / seen:.3f}')
+            if should_stop is not None and should_stop():
+                interrupted = True
+                break
+    except WorkerDied as e:
+        died, interrupted = str(e), True
+    finally:
+        batches.close()
     bar.close()
     return {'loss_sum': loss_sum, 'correct': correct, 'clips': seen, 'videos': videos,
-            'bad_frames': bad_frames, 'failed_videos': failed, 'interrupted': interrupted}
+            'bad_frames': bad_frames, 'failed_videos': failed, 'interrupted': interrupted, 'worker_died': died}
+
+
+def _score_batch(batch: Dict[str, Any], model: nn.Module, criterion: nn.Module, device: torch.device,
+                 normalize: Callable, amp_dtype: Optional[torch.dtype], channels_last: bool, videos: VideoScores,
+                 sums: Tuple[float, int, int]) -> Tuple[float, int, int]:
+    """Add one batch's clip loss and hits to ``sums`` (returned) and its scores to ``videos``."""
+    loss_sum, correct, seen = sums
+    x = to_device(batch['clip'], device, normalize, channels_last)
+    y = batch['label'].to(device)
+    with autocast(device, amp_dtype):
+        logits = model(x).float()
+    multilabel = y.dim() == 2
+    labelled = (y >= 0).all(1) if multilabel else y >= 0
+    if labelled.any():
+        loss_sum += criterion(logits[labelled], y[labelled]).item() * int(labelled.sum())
+        correct += count_hits(logits[labelled], y[labelled])
+        seen += int(labelled.sum())
+    probs = (torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu()
+    for vid, p, label in zip(batch['video_id'], probs, video_labels(batch['label'])):
+        total, count, _ = videos.get(vid, (torch.zeros_like(p), 0, label))
+        videos[vid] = (total + p, count + 1, label)
+    return loss_sum, correct, seen
 
 
 def video_metrics(videos: VideoScores) -> Dict[str, float]:

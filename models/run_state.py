@@ -19,7 +19,12 @@ What a checkpoint written by ``RunState.save`` holds (the first five keys are th
 | ``metrics`` | the epoch's train/val summary |
 | ``resume_position`` | where a preempted epoch stopped (epoch, batch, running sums, sampler), or None |
 | ``pretext``, ``pretext_head`` | ``--pretext`` runs only: the task and its head's weights |
+
+No checkpoint holds a NaN or an infinity: ``save`` refuses a state with one (in the weights,
+the BatchNorm statistics or the optimizer state) with a ``UserError`` naming it and the
+last good checkpoint, and ``check_finite`` stops a run at the end of an epoch that left one.
 """
+import math
 import random
 from collections import Counter
 from pathlib import Path
@@ -74,6 +79,20 @@ def recorded_model_options(ckpt: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     return {k: v for k, v in ckpt['model_options'].items() if k in MODEL_OPTION_NAMES}
 
 
+def last_good(result_path: Path) -> str:
+    """Where a stopped run's last good checkpoint is, in words."""
+    found = latest_checkpoint(result_path)
+    return f'the last good checkpoint is {found}' if found else f'no checkpoint was saved in {result_path} yet'
+
+
+def non_finite_text(names: Sequence[str]) -> str:
+    """'non-finite values in a, b, c (and 4 more)'."""
+    if not names:
+        return "non-finite values on another rank"
+    more = f' (and {len(names) - 3} more)' if len(names) > 3 else ''
+    return f"non-finite values in {', '.join(names[:3])}{more}"
+
+
 class RunState:
     """The model, optimizer, schedule, scaler and progress of a run, and their checkpoint.
 
@@ -115,9 +134,31 @@ class RunState:
                    preprocessing=preprocessing, class_names=None, ft_begin_module=ft_begin_module,
                    multilabel=opt.multilabel, pretext=opt.pretext)
 
+    def nonfinite(self) -> List[str]:
+        """The names of the weights, BatchNorm statistics and optimizer states holding a NaN or an infinity."""
+        from training import nonfinite_entries
+        entries: Dict[str, Any] = dict(self.model.state_dict())
+        for name, p in self.model.named_parameters():
+            entries.update({f'{name} ({key})': v for key, v in self.optimizer.state.get(p, {}).items()})
+        return nonfinite_entries(entries)
+
+    def check_finite(self, epoch: int, val_loss: Optional[float], result_path: Path, device: torch.device) -> None:
+        """UserError (on every rank alike) if ``epoch`` left non-finite values or validation loss."""
+        from training import reduce_sums
+        bad = self.nonfinite() + ([] if val_loss is None or math.isfinite(val_loss) else ['the validation loss'])
+        if reduce_sums({'bad': float(len(bad))}, device)['bad']:
+            raise UserError(f'epoch {epoch}: {non_finite_text(bad)}; stopped before saving it: '
+                            f'{last_good(Path(result_path))} (lower --learning_rate, or try --precision fp32)')
+
     def save(self, path: Path, epoch: int, metrics: Optional[Mapping[str, Any]] = None,
              position: Optional[Mapping[str, Any]] = None) -> Path:
-        """Atomically write the checkpoint of the state after ``epoch`` (``position``: mid-epoch)."""
+        """Atomically write the checkpoint of the state after ``epoch`` (``position``: mid-epoch).
+
+        A state with a non-finite value is refused (UserError): no checkpoint holds one.
+        """
+        bad = self.nonfinite()
+        if bad:
+            raise UserError(f'{path}: not written: {non_finite_text(bad)}; {last_good(Path(path).parent)}')
         # A pretext checkpoint holds the backbone as a plain model without its head (what
         # --pretrain_path loads), and the pretext head beside it for resuming.
         net = self.model.backbone if self.pretext else self.model
@@ -131,6 +172,27 @@ class RunState:
                                       'ft_begin_module': self.ft_begin_module, 'multilabel': self.multilabel,
                                       'metrics': dict(metrics or {}),
                                       'resume_position': dict(position) if position else None, **pretext})
+
+    def save_epoch(self, result_path: Path, epoch: int, metrics: Mapping[str, Mapping[str, Any]], every: int,
+                   best_key: str) -> None:
+        """``save_<epoch>.pth`` every ``every`` epochs, ``save_latest.pth``, and ``save_best.pth`` on a new best."""
+        improved = 'val' in metrics and metrics['val'][best_key] > self.best
+        if improved:
+            self.best = metrics['val'][best_key]
+        summary = {k: {m: x for m, x in d.items() if isinstance(x, (int, float))} for k, d in metrics.items()}
+        if every > 0 and epoch % every == 0:
+            self.save(result_path / f'save_{epoch}.pth', epoch, summary)
+        self.save(result_path / 'save_latest.pth', epoch, summary)
+        if improved:
+            self.save(result_path / 'save_best.pth', epoch, summary)
+
+    def save_position(self, result_path: Path, epoch: int, batches_done: int, sums: Mapping[str, float],
+                      seed: int, per_rank_batch: int) -> Path:
+        """``save_latest.pth`` of ``epoch`` stopped after ``batches_done`` batches, with their sums, to resume from."""
+        return self.save(result_path / 'save_latest.pth', epoch - 1, {},
+                         position={'epoch': epoch, 'batch': batches_done, 'sums': dict(sums),
+                                   'sampler': {'seed': seed, 'epoch': epoch,
+                                               'samples_done': batches_done * per_rank_batch}})
 
     def restore(self, ckpt: Mapping[str, Any], source: str, training: bool,
                 milestones: Optional[List[int]] = None) -> None:

@@ -1,4 +1,5 @@
-"""Never lose a run: killed (SIGKILL) or preempted (SIGTERM/SIGINT) runs resume to bitwise the same weights."""
+"""Never lose a run: killed (SIGKILL), preempted (SIGTERM/SIGINT) or data-starved (a dead DataLoader worker) runs
+resume to bitwise the same weights, and their logs continue without duplicate or out-of-order rows."""
 import os
 import signal
 import subprocess
@@ -61,6 +62,17 @@ def reference(data, tmp_path_factory):
     return load_checkpoint(result / 'save_latest.pth')['state_dict']
 
 
+def assert_logs_in_order(result: Path, epochs: int = 3):
+    """Every epoch's row once, in order; every batch's row once, in order."""
+    for name in ('train.log', 'val.log'):
+        rows = (result / name).read_text().splitlines()[1:]
+        assert [int(r.split('\t')[0]) for r in rows] == list(range(1, epochs + 1)), name
+    rows = [r.split('\t') for r in (result / 'train_batch.log').read_text().splitlines()[1:]]
+    assert [(int(r[0]), int(r[1])) for r in rows] == \
+        [(e, b) for e in range(1, epochs + 1) for b in range(1, BATCHES_PER_EPOCH + 1)]
+    assert [int(r[2]) for r in rows] == list(range(1, epochs * BATCHES_PER_EPOCH + 1))
+
+
 def assert_same_weights(a, b):
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
@@ -79,8 +91,7 @@ def test_sigkill_at_any_moment_then_resume_is_bitwise_identical(data, reference,
     assert proc.returncode == -signal.SIGKILL
     run(command(data, tmp_path, '--resume_path', 'auto'))
     assert_same_weights(reference, load_checkpoint(tmp_path / 'save_latest.pth')['state_dict'])
-    rows = (tmp_path / 'train.log').read_text().splitlines()[1:]
-    assert [r.split('\t')[0] for r in rows][-1] == '3'
+    assert_logs_in_order(tmp_path)  # the rows written after the last save were dropped, then written again
     assert not list(tmp_path.glob('.*.tmp'))  # temp files of an interrupted save are cleaned up
 
 
@@ -90,8 +101,30 @@ def test_preemption_saves_mid_epoch_and_resumes_bitwise_identical(data, referenc
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     assert 'stopped after batch' in out and 'Resume with --resume_path auto' in out
-    position = load_checkpoint(tmp_path / 'save_latest.pth')['resume_position']
-    assert position['epoch'] == 2 and 2 <= position['batch'] < BATCHES_PER_EPOCH
-    done = run(command(data, tmp_path, '--resume_path', 'auto'))
+    resume_exactly(data, reference, tmp_path, min_batch=2)
+
+
+def resume_exactly(data, reference, result: Path, min_batch: int) -> None:
+    """Epoch 2 was saved mid-way; resuming it ends bitwise as the uninterrupted run, with orderly logs."""
+    position = load_checkpoint(result / 'save_latest.pth')['resume_position']
+    assert position['epoch'] == 2 and min_batch <= position['batch'] < BATCHES_PER_EPOCH
+    done = run(command(data, result, '--resume_path', 'auto'))
     assert f"epoch 2: resuming after batch {position['batch']}" in done.stdout
-    assert_same_weights(reference, load_checkpoint(tmp_path / 'save_latest.pth')['state_dict'])
+    assert_same_weights(reference, load_checkpoint(result / 'save_latest.pth')['state_dict'])
+    assert_logs_in_order(result)
+
+
+def test_a_dead_dataloader_worker_saves_the_epoch_and_the_run_resumes_bitwise_identical(data, reference, tmp_path):
+    """A worker SIGKILLed (as by the OOM killer) in epoch 2: saved where the epoch stands, exit 3, resumed.
+
+    Workers prefetch, so the batch the main process was waiting for when it noticed varies from run to run.
+    """
+    helper = ROOT / 'tests' / 'helpers' / 'kills_a_worker.py'
+    env = dict(os.environ, OMP_NUM_THREADS='1', KILL_AT='11', KILL_MARKER=str(tmp_path / 'killed'))
+    died = subprocess.run([sys.executable, str(helper), *command(data, tmp_path)[2:]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert died.returncode == 3, died.stderr[-3000:]
+    assert (tmp_path / 'killed').exists()
+    message = died.stderr.strip().splitlines()[-1]
+    assert 'DataLoader worker' in message and 'Resume with --resume_path auto' in message and '--n_threads' in message
+    resume_exactly(data, reference, tmp_path, min_batch=0)

@@ -1,11 +1,23 @@
 """A run's logs: the original's TSV files (``train.log``, ``train_batch.log``, ``val.log``) and the epoch line.
 
 The first columns of each file are the original's; ours follow. ``RunLogs`` opens the files
-a run needs (appending on resume) and the optional TensorBoard writer, and ``epoch`` writes
-one epoch's rows, scalars and printed summary.
+a run needs and the optional TensorBoard writer, and ``epoch`` writes one epoch's rows,
+scalars and printed summary.
+
+A run continues its logs exactly where its state stands: opening them drops every row at or
+after the position the run starts from (rows a crash wrote after the last checkpoint, which
+the run writes again) and a torn last line; the files are rewritten atomically. A fresh run
+starts them afresh. A log whose name is a symbolic link is refused (a ``UserError`` naming
+it): the run never writes through a link into a file elsewhere, nor silently removes a link
+the user made.
 """
+import errno
+import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from datasets.formats.atomic import atomic_write_bytes
+from datasets.formats.errors import UserError
 
 TRAIN_COLUMNS = ['epoch', 'loss', 'acc', 'lr', 'clips_per_s', 'data_wait', 'bad_frames', 'failed_videos']
 BATCH_COLUMNS = ['epoch', 'batch', 'iter', 'loss', 'acc', 'lr']
@@ -15,15 +27,60 @@ MULTILABEL_VAL_COLUMNS = ['epoch', 'loss', 'acc', 'mAP', 'recall_at_1', 'recall_
                           'failed_videos']
 
 
-class TsvLog:
-    """A tab-separated log with a header, appended to on resume, flushed every row."""
+Row = Sequence[str]
 
-    def __init__(self, path: Path, columns: List[str], append: bool):
-        fresh = not (append and path.exists() and path.stat().st_size > 0)
-        self.file = open(path, 'w' if fresh else 'a', encoding='utf-8')
-        if fresh:
-            self.file.write('\t'.join(columns) + '\n')
-        self.file.flush()
+
+def refuse_symlink(path: Path) -> None:
+    """UserError if ``path`` is a symbolic link (the run writes only its own regular files)."""
+    if path.is_symlink():
+        raise UserError(f'{path} is a symbolic link (to {os.readlink(path)}); a run writes its logs only to '
+                        'its own files: remove the link, or choose another --result_path')
+
+
+def _int(text: str) -> Optional[int]:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def epochs_before(epoch: int) -> Callable[[Row], bool]:
+    """Keeps the rows of the epochs before ``epoch`` (``train.log``, ``val.log``)."""
+    def keep(row: Row) -> bool:
+        e = _int(row[0])
+        return e is not None and e < epoch
+    return keep
+
+
+def batches_up_to(epoch: int, batch: int) -> Callable[[Row], bool]:
+    """Keeps the rows of the batches up to ``batch`` of ``epoch`` (``train_batch.log``)."""
+    def keep(row: Row) -> bool:
+        e, b = (_int(row[0]), _int(row[1])) if len(row) > 1 else (None, None)
+        return e is not None and b is not None and (e, b) <= (epoch, batch)
+    return keep
+
+
+class TsvLog:
+    """A tab-separated log with a header; on opening it keeps the rows ``keep`` accepts; flushed every row."""
+
+    def __init__(self, path: Path, columns: List[str], keep: Callable[[Row], bool] = lambda row: False):
+        refuse_symlink(path)
+        try:
+            lines = path.read_bytes().decode('utf-8', 'replace').split('\n') if path.exists() else []
+        except OSError as e:
+            raise UserError(f'{path}: cannot read the log ({e.strerror})') from None
+        lines = lines[:-1]  # the part after the last newline: '' or a row a kill tore
+        header = lines[0] if lines and lines[0].startswith(columns[0]) else '\t'.join(columns)
+        kept = [header] + [line for line in lines[1:] if keep(line.split('\t'))]
+        if kept != lines:
+            atomic_write_bytes(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o666)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                refuse_symlink(path)
+            raise UserError(f'{path}: cannot open the log ({e.strerror})') from None
+        self.file = open(fd, 'a', encoding='utf-8')
 
     def __call__(self, values: List[Any]) -> None:
         """Append one row."""
@@ -48,21 +105,22 @@ def fault_text(m: Mapping[str, Any]) -> str:
 class RunLogs:
     """The TSV logs and TensorBoard writer of the rank that writes (the others pass ``enabled`` False)."""
 
-    def __init__(self, result_path: Path, *, train: bool, val: bool, multilabel: bool, append: bool,
-                 tensorboard: bool, first_epoch: int, enabled: bool = True):
+    def __init__(self, result_path: Path, *, train: bool, val: bool, multilabel: bool, since: Tuple[int, int],
+                 tensorboard: bool, enabled: bool = True):
+        """``since``: (epoch, batches of it done) where the run starts; the rows from there on are dropped."""
         self.files: Dict[str, TsvLog] = {}
         self.val_columns = MULTILABEL_VAL_COLUMNS if multilabel else VAL_COLUMNS
         self.writer: Optional[Any] = None
         if not enabled:
             return
         if train:
-            self.files['train'] = TsvLog(result_path / 'train.log', TRAIN_COLUMNS, append)
-            self.files['batch'] = TsvLog(result_path / 'train_batch.log', BATCH_COLUMNS, append)
+            self.files['train'] = TsvLog(result_path / 'train.log', TRAIN_COLUMNS, epochs_before(since[0]))
+            self.files['batch'] = TsvLog(result_path / 'train_batch.log', BATCH_COLUMNS, batches_up_to(*since))
         if val:
-            self.files['val'] = TsvLog(result_path / 'val.log', self.val_columns, append)
+            self.files['val'] = TsvLog(result_path / 'val.log', self.val_columns, epochs_before(since[0]))
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(log_dir=str(result_path), purge_step=first_epoch)
+            self.writer = SummaryWriter(log_dir=str(result_path), purge_step=since[0])
 
     def __enter__(self) -> 'RunLogs':
         return self
