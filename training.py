@@ -78,6 +78,8 @@ def worker_death(e: BaseException) -> Optional[str]:
         return text
     if isinstance(e, (EOFError, ConnectionError)):  # the worker died while handing a batch over
         return f'a DataLoader worker died while handing over a batch ({type(e).__name__})'
+    if isinstance(e, RuntimeError) and 'Pin memory thread exited unexpectedly' in text:  # the same, on a GPU
+        return 'the DataLoader\'s pin-memory thread died (a worker died while handing over a batch)'
     return None
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from models import load_checkpoint
+from training import train_epoch, worker_death
 from tests.video_fixtures import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +129,37 @@ def test_a_dead_dataloader_worker_saves_the_epoch_and_the_run_resumes_bitwise_id
     message = died.stderr.strip().splitlines()[-1]
     assert 'DataLoader worker' in message and 'Resume with --resume_path auto' in message and '--n_threads' in message
     resume_exactly(data, reference, tmp_path, min_batch=0)
+
+
+@pytest.mark.parametrize('error, dead', [
+    (RuntimeError('DataLoader worker (pid 12) is killed by signal: Killed.'), True),
+    (RuntimeError('DataLoader worker (pid(s) 12) exited unexpectedly'), True),
+    (RuntimeError('Pin memory thread exited unexpectedly'), True),
+    (EOFError(), True), (ConnectionResetError(), True),
+    (ConnectionError('Caught ConnectionError in DataLoader worker process 0.\nOriginal Traceback ...'), False),
+    (RuntimeError('CUDA out of memory'), False)])
+def test_what_counts_as_a_dead_worker(error, dead):
+    assert (worker_death(error) is not None) == dead
+
+
+class DyingLoader:
+    """Six batches of two clips from two 'workers', the second of which dies before the fourth batch."""
+    num_workers = 2
+
+    def __len__(self):
+        return 6
+
+    def __iter__(self):
+        for i in range(3):
+            yield {'clip': torch.full((2, 3), float(i)), 'label': torch.tensor([0, 1]), 'bad_frames': 0,
+                   'failed': []}
+        raise RuntimeError('DataLoader worker (pid(s) 12) exited unexpectedly')
+
+
+def test_a_dead_worker_ends_the_epoch_where_no_gradient_was_pending():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    t = train_epoch(2, DyingLoader(), model, torch.nn.CrossEntropyLoss(), optimizer, torch.device('cpu'),
+                    lambda x: x, accumulate_steps=2, show_progress=False)
+    assert t['interrupted'] and 'exited unexpectedly' in t['worker_died']
+    assert t['batches_done'] == 2 and t['clips'] == 4  # batch 3's gradient was pending: it is done again
