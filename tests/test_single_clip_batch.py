@@ -1,0 +1,52 @@
+"""No training batch is a single clip: BatchNorm cannot train on one clip whose features shrink to 1x1x1."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datasets.samplers import EpochSampler, epoch_length
+from tests.video_fixtures import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize('n,world,batch', [(1, 1, 2), (3, 1, 2), (5, 2, 2), (129, 1, 128), (1, 4, 3), (7, 3, 2),
+                                           (9, 1, 4), (6, 1, 2), (4, 2, 1), (0, 1, 2), (10, 4, 3)])
+def test_no_rank_ends_an_epoch_with_a_one_clip_batch(n, world, batch):
+    samplers = [EpochSampler(n, seed=5, rank=r, world=world, batch_size=batch) for r in range(world)]
+    for sampler in samplers:
+        sampler.set_epoch(2)
+        items = list(sampler)  # what the DataLoader batches, ``batch`` at a time
+        sizes = [len(items[i:i + batch]) for i in range(0, len(items), batch)]
+        assert sum(sizes) == len(sampler) == epoch_length(n, world, batch) and len(sampler.indices()) == len(sampler)
+        assert batch == 1 or 1 not in sizes
+    seen = {i for s in samplers for i in s.indices()}
+    assert seen == set(range(n))  # every sample still trains every epoch
+    assert epoch_length(n, world, batch) - -(-n // world) in (0, 1)  # at most one repeat per rank
+
+
+def test_the_epoch_order_is_unchanged_where_no_batch_was_a_single_clip():
+    plain, batched = EpochSampler(6, seed=3), EpochSampler(6, seed=3, batch_size=2)
+    for s in (plain, batched):
+        s.set_epoch(4)
+    assert plain.indices() == batched.indices() and len(plain) == 6
+    odd, odd_plain = EpochSampler(5, seed=3, batch_size=2), EpochSampler(5, seed=3)
+    for s in (odd, odd_plain):
+        s.set_epoch(4)
+    assert odd.indices() == odd_plain.indices() + odd_plain.indices()[:1]  # the same order, one repeat
+
+
+def test_main_trains_a_set_of_one_more_than_a_batch(tmp_path):
+    """3 training videos, batch 2, 32 px resnet-10 x0.25: the last batch would be one clip at 1x1x1."""
+    ann = make_dataset(tmp_path / 'jpg', 'jpg', labels=('a', 'b', 'c'), n_train=1)
+    cmd = [sys.executable, 'main.py', '--video_path', str(tmp_path / 'jpg'), '--annotation_path', str(ann),
+           '--result_path', str(tmp_path / 'out'), '--n_classes', '3', '--model_depth', '10',
+           '--resnet_widen_factor', '0.25', '--sample_size', '32', '--sample_duration', '8', '--batch_size', '2',
+           '--n_threads', '0', '--n_epochs', '1', '--checkpoint', '0', '--n_val_samples', '1', '--no_progress',
+           '--no_cuda']
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len((tmp_path / 'out' / 'train_batch.log').read_text().splitlines()) == 1 + 2  # header, 2 batches of 2
