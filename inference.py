@@ -14,7 +14,6 @@ crop), prints the top-k labels per file and, with ``--output``, writes the resul
 the inputs. ``--features`` saves the pooled pre-classifier features of every clip and their
 per-video mean (one .hdf5 file, or .npy files in a folder), under the same keys.
 """
-import argparse
 import os
 import signal
 import sys
@@ -212,19 +211,21 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from datasets import collate
     from datasets.formats.errors import UserError
     from datasets.preprocessing import Preprocessing, normalization
-    from models import load_checkpoint, load_model
+    from datasets.formats.cli import OneLineParser, int_in
+    from models import load_checkpoint
+    from models.checkpoint import model_from_checkpoint
     from models.safe_load import TRUST_HELP
 
-    parser = argparse.ArgumentParser(description='Predict the actions in video files with a checkpoint')
+    parser = OneLineParser(description='Predict the actions in video files with a checkpoint')
     parser.add_argument('videos', type=Path, nargs='+')
     parser.add_argument('--resume_path', type=Path, required=True, help='checkpoint to use')
     parser.add_argument('--trust_checkpoint', action='store_true', help=TRUST_HELP)
     parser.add_argument('--output', type=Path, default=None,
                         help="write the results JSON (main.py --inference's format) to this file")
-    parser.add_argument('--output_topk', type=int, default=5)
-    parser.add_argument('--inference_stride', type=int, default=0,
+    parser.add_argument('--output_topk', type=int, default=5, help='labels per video; <= 0: all')
+    parser.add_argument('--inference_stride', type=int_in(0), default=0,
                         help='window stride in frames of the video; 0: one clip span (sample_duration x sample_t_stride)')
-    parser.add_argument('--batch_size', type=int, default=16, help='clips per forward pass')
+    parser.add_argument('--batch_size', type=int_in(1), default=16, help='clips per forward pass')
     parser.add_argument('--annotation_path', type=Path, default=None,
                         help='class names from this annotation file, for checkpoints that carry none')
     parser.add_argument('--features', type=Path, default=None, help='save features to OUT.hdf5 or a folder')
@@ -232,7 +233,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         ckpt = load_checkpoint(args.resume_path, trust=args.trust_checkpoint)
-        model = load_model(args.resume_path, trust=args.trust_checkpoint)
+        model = model_from_checkpoint(ckpt, str(args.resume_path))
         prep = Preprocessing.from_checkpoint(ckpt, str(args.resume_path))
         names = ckpt.get('class_names')
         if not names and args.annotation_path:

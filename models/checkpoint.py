@@ -302,14 +302,18 @@ def load_model(path: PathLike, *, trust: bool = False, **overrides: Any) -> nn.M
     (the original's files) from ``arch`` and the keyword arguments, named like the CLI flags.
     Keyword arguments always win. ``trust``: see ``load_checkpoint_object``.
     """
+    return model_from_checkpoint(load_checkpoint(path, trust=trust), str(path), **overrides)
+
+
+def model_from_checkpoint(ckpt: Mapping[str, Any], source: str, **overrides: Any) -> nn.Module:
+    """``load_model`` for a checkpoint already read with ``load_checkpoint`` (``source`` names it)."""
     _check_option_names(overrides)
-    ckpt = load_checkpoint(path, trust=trust)
     if ckpt.get('pretext'):
-        raise CheckpointError(f"{path}: a --pretext {ckpt['pretext']} checkpoint has no classifier: "
+        raise CheckpointError(f"{source}: a --pretext {ckpt['pretext']} checkpoint has no classifier: "
                               'fine-tune it first (main.py --pretrain_path)')
     options = {**_options_from_checkpoint(ckpt), **overrides}
     model = generate_model(**options)
-    load_state_dict_checked(model, ckpt['state_dict'], source=str(path), options=options)
+    load_state_dict_checked(model, ckpt['state_dict'], source=source, options=options)
     return model.eval()
 
 
