@@ -2,7 +2,7 @@
 
 Three storage formats: JPG frame folders (``image_00001.jpg`` ...), HDF5 files holding a
 ``video`` dataset of JPEG bytes (``video_u``/``video_v`` for flow), and encoded video files
-decoded with PyAV. Each distinct frame is decoded once per clip (loop padding repeats
+decoded with PyAV (``datasets.video_loader``, re-exported here). Each distinct frame is decoded once per clip (loop padding repeats
 indices). A frame that is missing or cannot be decoded is replaced by the nearest good frame
 of the same video and counted; a video that yields no frame at all raises
 ``VideoReadError``, which the datasets turn into a dropped, counted sample.
@@ -10,17 +10,14 @@ of the same video and counted; a video that yields no frame at all raises
 import io
 import os
 import warnings
-from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
 
 from datasets.frame_sizes import Size, folder_size, majority_size, sampled_size
-from datasets.formats.video_files import (UNREADABLE, UnreadableVideo, frame_packets, frame_rate,
-                                          open_video, video_stream)
 
 try:
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -234,158 +231,12 @@ class Hdf5Loader:
             raise VideoReadError(f'{path}: unreadable hdf5 ({str(e).splitlines()[0]})') from e
 
 
-class VideoIndex:
-    """Presentation timestamps of every frame of a video's first stream, and its keyframes.
-
-    Built once per video by demuxing (no decoding) and cached by ``VideoLoader``.
-    """
-
-    def __init__(self, pts: List[int], keyframes: List[int], time_base: Fraction, fps: float):
-        self.pts = pts                  # sorted: frame i (0-based, display order) has pts[i]
-        self.keyframes = keyframes      # frame numbers of keyframes, sorted
-        self.time_base = time_base
-        self.fps = fps
-        self.position = {p: i for i, p in enumerate(pts)}
-
-    def __len__(self) -> int:
-        return len(self.pts)
-
-    def keyframe_before(self, frame: int) -> int:
-        """The last keyframe at or before ``frame`` (0 if none)."""
-        k = np.searchsorted(self.keyframes, frame, side='right') - 1
-        return self.keyframes[k] if k >= 0 else 0
+VIDEO_NAMES = frozenset({'SeekMissed', 'VideoIndex', 'VideoLoader', 'build_video_index', 'frame_to_tensor'})
 
 
-def build_video_index(path: Path) -> VideoIndex:
-    """Index a video file's frames by demuxing its packets."""
-    try:
-        with open_video(path) as container:
-            stream = video_stream(container)
-            entries = sorted((p.pts, bool(p.is_keyframe)) for p in frame_packets(container, stream))
-            rate = frame_rate(stream) or 0
-            time_base = stream.time_base
-    except UnreadableVideo as e:
-        raise VideoReadError(f'{path}: {e}') from e
-    except UNREADABLE as e:
-        raise VideoReadError(f'{path}: unreadable video ({str(e).splitlines()[0]})') from e
-    if not entries:
-        raise VideoReadError(f'{path}: no video frames')
-    pts = [p for p, _ in entries]
-    keyframes = [i for i, (_, key) in enumerate(entries) if key] or [0]
-    return VideoIndex(pts, keyframes, time_base, float(rate))
-
-
-def _plane(plane: 'object') -> np.ndarray:
-    """One image plane of a decoded frame as an H x W uint8 array (line padding removed)."""
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
-
-
-def frame_to_tensor(frame: 'object', yuv: bool) -> torch.Tensor:
-    """A decoded frame as C x H x W uint8 (H x W x C in memory): RGB, or YUV 4:4:4 when ``yuv``.
-
-    YUV skips the full-frame colour conversion, which costs more than decoding: the clip is
-    cropped and resized first and ``spatial_transforms.YUVToRGB`` converts only what is left.
-    Frames that are not 4:2:0 are converted to RGB here whatever ``yuv`` says.
-    """
-    if not yuv or frame.format.name != 'yuv420p':
-        return torch.from_numpy(frame.to_ndarray(format='rgb24')).permute(2, 0, 1)
-    y, u, v = (_plane(p) for p in frame.planes)
-    h, w = y.shape
-    out = np.empty((h, w, 3), np.uint8)
-    out[..., 0] = y
-    for channel, chroma in ((1, u), (2, v)):  # each chroma sample covers 2 x 2 pixels
-        for dy in (0, 1):
-            for dx in (0, 1):
-                target = out[dy::2, dx::2, channel]
-                target[...] = chroma[:target.shape[0], :target.shape[1]]
-    return torch.from_numpy(out).permute(2, 0, 1)
-
-
-class VideoLoader:
-    """Frames decoded from a video file with PyAV (0-based display-order indices).
-
-    Seeks to the keyframe before the clip and decodes only up to its last frame, so a clip
-    from a short-GOP file (``generate_video_mp4``) costs at most about one GOP of extra decoding.
-    The per-video frame index is cached for the life of the loader (of the worker). With
-    ``yuv`` the frames come back as YUV 4:4:4 (see ``frame_to_tensor``).
-    """
-
-    def __init__(self, yuv: bool = False, max_cached: int = 100_000, max_open: int = 8):
-        self.yuv = yuv
-        self.index_cache: Dict[Path, VideoIndex] = {}
-        self.max_cached = max_cached
-        self.open_files: Dict[Path, 'object'] = {}  # opening a container costs ~3 ms: keep a few
-        self.max_open = max_open
-
-    def _container(self, path: Path) -> 'object':
-        container = self.open_files.pop(path, None)
-        if container is None:
-            container = open_video(path)
-            try:  # one core per worker: the DataLoader parallelises
-                video_stream(container).thread_type = 'NONE'
-            except UnreadableVideo:
-                container.close()
-                raise
-            if len(self.open_files) >= self.max_open:
-                self.open_files.pop(next(iter(self.open_files))).close()
-        self.open_files[path] = container  # most recently used last
-        return container
-
-    def _forget(self, path: Path) -> None:
-        container = self.open_files.pop(path, None)
-        if container is not None:
-            container.close()
-
-    def __getstate__(self) -> Dict:
-        # Open containers cannot cross into DataLoader worker processes; each opens its own.
-        return {**self.__dict__, 'open_files': {}}
-
-    def index(self, path: Path) -> VideoIndex:
-        """The (cached) frame index of ``path``."""
-        idx = self.index_cache.get(path)
-        if idx is None:
-            idx = build_video_index(path)
-            if len(self.index_cache) >= self.max_cached:
-                self.index_cache.pop(next(iter(self.index_cache)))
-            self.index_cache[path] = idx
-        return idx
-
-    def _decode(self, path: Path, idx: VideoIndex, wanted: Sequence[int]) -> Dict[int, Optional[torch.Tensor]]:
-        frames: Dict[int, Optional[torch.Tensor]] = {i: None for i in wanted}
-        valid = sorted(i for i in wanted if 0 <= i < len(idx))
-        if not valid:
-            return frames
-        first, last = valid[0], valid[-1]
-        need = set(valid)
-        try:
-            container = self._container(path)
-            stream = video_stream(container)
-            start = idx.keyframe_before(first)
-            container.seek(idx.pts[start], stream=stream, backward=True, any_frame=False)
-            for frame in container.decode(stream):
-                pos = idx.position.get(frame.pts)
-                if pos is None:
-                    continue
-                if pos in need:
-                    frames[pos] = frame_to_tensor(frame, self.yuv)
-                if pos >= last:
-                    break
-        except UNREADABLE:
-            self._forget(path)  # frames decoded before the error are kept; the rest count as bad
-        return frames
-
-    def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
-        if not path.is_file():
-            raise VideoReadError(f'{path}: video file not found')
-        idx = self.index(path)
-        frames = self._decode(path, idx, list(dict.fromkeys(indices)))
-        read_one = lambda i: self._decode(path, idx, [i])[i]  # noqa: E731
-        return assemble(indices, frames, read_one, str(path), lambda: self.video_size(path))
-
-    def video_size(self, path: Path) -> Optional[Size]:
-        """The frame size the video's header declares (None if it cannot be read)."""
-        try:
-            context = video_stream(self._container(path)).codec_context
-            return (context.height, context.width) if context.width and context.height else None
-        except UNREADABLE:
-            return None
+def __getattr__(name: str) -> object:
+    """The video-file reader's names, from ``datasets.video_loader`` (which uses ``assemble``)."""
+    if name in VIDEO_NAMES:
+        from datasets import video_loader
+        return getattr(video_loader, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -1,7 +1,8 @@
-"""The one policy for opening a video file with PyAV (no torch).
+"""The one policy for opening a video file with PyAV and counting its frames (no torch).
 
 Every reader of encoded videos goes through here: the frame loader (``datasets.loaders``),
-the converters (``datasets.conversion``) and the annotation builders. The rules:
+the converters (``datasets.conversion``), the annotation builders (``video_layout``),
+``check_dataset`` and ``inference.py``. The rules:
 
 - a file is opened with metadata that is not valid UTF-8 ignored (a title in Latin-1 must
   not make a good video unreadable);
@@ -10,17 +11,41 @@ the converters (``datasets.conversion``) and the annotation builders. The rules:
   says (a JPEG named ``.mp4``: "not a video: a JPEG image"), even where FFmpeg opens it as
   a one-frame stream (``gif``, ``webp``); an animated GIF or WebP (two frames or more)
   stays a video;
+- the names of video files are those in ``VIDEO_EXTENSIONS`` (the annotation builders list
+  only these; the converters try every file);
 - the video stream is the first one that is not an attached picture (cover art of an audio
   file is a one-picture "video" stream);
 - its frame rate is the average rate, else the guessed rate, else the base rate (None if
   none is positive);
-- its frames are the demuxed packets that carry data and a presentation time: the frames a
-  loader can address, counted without decoding;
-- ``UNREADABLE`` lists the exceptions that mean "this file is broken", not a bug.
+- its frames are the frames a sequential decode from the start of the file gives, in the
+  order the decoder gives them, up to the first decoding error: exactly the frames the
+  converters write. Frame ``i`` (0-based) of every reader is the i-th of these.
+
+Counting frames (``frame_table``): demuxed packets are not frames. A decoder drops the
+leading pictures of a stream cut inside an open GOP (B-frames whose references are gone) and
+everything before its first keyframe, makes one frame of two field packets and none of a
+not-coded (N-VOP) packet. So the packets are trusted only when the demuxer proves them
+(every packet has a presentation time and they are distinct, the first packet is a keyframe
+and no packet is shown before it) and decoding the head of the stream (up to its third
+keyframe, at most ``HEAD_PACKETS`` packets) gives exactly one frame per packet with the
+packet's time; then the count costs a demux and a few decoded frames. Otherwise (a stream
+cut inside a GOP, packets without or with shared times, a head that decodes to other frames
+or fails) the whole stream is decoded once. A decoding error after the head is not seen by a
+packet count: ``check_dataset`` (without ``--quick``) reports it, and the loader replaces and
+counts the frames that do not decode. The table is cached per file (path, size and modification time), and
+``datasets.loaders`` caches the index it builds from it.
+
+The table also says where a decoder may start: the keyframes with a distinct presentation
+time, each with the timestamp to seek to (its packet's decoding time, which the demuxers'
+seek indexes use; seeking by presentation time lands after the keyframe in MPEG program
+streams). The loader verifies every seek and falls back to decoding from the start.
 """
+import functools
+import itertools
 import os
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Iterator, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import av
 
@@ -28,9 +53,14 @@ PathLike = Union[str, os.PathLike]
 
 # the names annotation builders recognise as videos; the converters try every file
 VIDEO_EXTENSIONS = frozenset({
-    '.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg', '.mpeg', '.flv', '.wmv', '.3gp',
-    '.ogv', '.ts', '.mts', '.m2ts', '.vob', '.asf', '.divx', '.f4v',
+    '.mp4', '.m4v', '.mov', '.qt', '.3gp', '.3g2', '.f4v', '.mj2',   # ISO base media
+    '.avi', '.divx', '.xvid', '.mkv', '.webm', '.ogv', '.flv', '.wmv', '.asf', '.rm',
+    '.rmvb', '.nut', '.ivf', '.y4m',
+    '.mpg', '.mpeg', '.mpe', '.mpv', '.m1v', '.m2v', '.mp2v', '.vob', '.mod', '.tod',  # MPEG-1/2
+    '.ts', '.mts', '.m2t', '.m2ts', '.tp', '.trp',                   # MPEG transport streams
+    '.h264', '.264', '.h265', '.265', '.hevc',                       # elementary streams
 })
+HEAD_PACKETS = 64  # packets decoded to confirm that the packets are the frames
 
 
 class UnreadableVideo(ValueError):
@@ -120,13 +150,136 @@ def frame_packets(container: 'av.container.InputContainer',
             yield packet
 
 
-def probe_video(path: PathLike) -> Tuple[int, Optional[float]]:
-    """(frames of the video stream, its frame rate or None) by demuxing, no decoding."""
+@dataclass
+class FrameTable:
+    """The frames of a video stream in decoding-output order, and where a decoder may start."""
+
+    pts: List[Optional[int]]        # frame i's presentation time in time_base units (None: unknown)
+    seek_points: Dict[int, int]     # keyframe number -> the timestamp that seeks to it
+    time_base: Fraction
+    rate: Optional[Fraction]
+    counted_by: str                 # 'packets' (proven by demuxing) or 'decoding'
+    error: str = ''                 # why decoding stopped before the end ('' if it did not)
+    distinct: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.distinct = None not in self.pts and len(set(self.pts)) == len(self.pts)
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+@dataclass
+class _Packet:
+    pts: Optional[int]
+    dts: Optional[int]
+    key: bool
+
+
+def _demux_all(path: PathLike) -> Tuple[List[_Packet], Fraction, Optional[Fraction], bool]:
+    """(the stream's packets with data, time base, frame rate, whether demuxing reached the end)."""
+    packets: List[_Packet] = []
     with open_video(path) as container:
         stream = video_stream(container)
-        n = sum(1 for _ in frame_packets(container, stream))
-        rate = frame_rate(stream)
-    return n, None if rate is None else float(rate)
+        time_base, rate = Fraction(stream.time_base), frame_rate(stream)
+        try:
+            for p in container.demux(stream):
+                if p.size > 0:
+                    packets.append(_Packet(p.pts, p.dts, bool(p.is_keyframe)))
+        except UNREADABLE:
+            return packets, time_base, rate, False
+    return packets, time_base, rate, True
+
+
+def _head(packets: List[_Packet]) -> int:
+    """How many packets make the head of the stream: up to its third keyframe, at most HEAD_PACKETS."""
+    keys = [i for i, p in enumerate(packets[:HEAD_PACKETS + 1]) if p.key]
+    return keys[2] if len(keys) > 2 else min(len(packets), HEAD_PACKETS)
+
+
+def _packets_are_frames(path: PathLike, packets: List[_Packet]) -> bool:
+    """True when the demuxer proves one frame per packet and decoding the head agrees."""
+    pts = [p.pts for p in packets]
+    if not packets or None in pts or len(set(pts)) != len(pts):
+        return False
+    if not packets[0].key or min(pts) != pts[0]:
+        return False  # starts inside a GOP, or with leading pictures that lost their references
+    n = _head(packets)
+    decoded = []
+    try:
+        with open_video(path) as container:
+            stream = video_stream(container)
+            data = (p for p in container.demux(stream) if p.size > 0)
+            for packet in itertools.islice(data, n):
+                decoded += [(f.pts, f.is_corrupt) for f in packet.decode()]
+            decoded += [(f.pts, f.is_corrupt) for f in stream.codec_context.decode(None)]
+    except UNREADABLE:
+        return False
+    return sorted(p for p, _ in decoded) == sorted(pts[:n]) and not any(c for _, c in decoded)
+
+
+def _decoded_table(path: PathLike, packets: List[_Packet], time_base: Fraction,
+                   rate: Optional[Fraction]) -> FrameTable:
+    """The table from a sequential decode of the whole stream (stops at the first error)."""
+    pts: List[Optional[int]] = []
+    keys: List[int] = []
+    error = ''
+    with open_video(path) as container:
+        stream = video_stream(container)
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except Exception as e:  # noqa: BLE001 - the converters stop at any error too
+                error = f'decoding stopped after {len(pts)} frames: {" ".join(str(e).split())}'
+                break
+            if frame.key_frame:
+                keys.append(len(pts))
+            pts.append(frame.pts)
+    seek_at = {p.pts: p.dts if p.dts is not None else p.pts for p in packets if p.key and p.pts is not None}
+    counts: Dict[Optional[int], int] = {}
+    for p in pts:
+        counts[p] = counts.get(p, 0) + 1
+    points = {i: seek_at[pts[i]] for i in keys if pts[i] in seek_at and counts[pts[i]] == 1}
+    return FrameTable(pts, points, time_base, rate, 'decoding', error)
+
+
+def _packet_table(packets: List[_Packet], time_base: Fraction, rate: Optional[Fraction]) -> FrameTable:
+    """The table from demuxed packets the head decode confirmed (display order: by time)."""
+    order = sorted(range(len(packets)), key=lambda i: packets[i].pts)
+    points = {k: packets[i].dts if packets[i].dts is not None else packets[i].pts
+              for k, i in enumerate(order) if packets[i].key}
+    return FrameTable([packets[i].pts for i in order], points, time_base, rate, 'packets')
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_table(path: str, size: int, mtime_ns: int) -> FrameTable:
+    packets, time_base, rate, complete = _demux_all(path)
+    if complete and _packets_are_frames(path, packets):
+        return _packet_table(packets, time_base, rate)
+    table = _decoded_table(path, packets, time_base, rate)
+    if not table.pts:
+        raise UnreadableVideo(table.error or 'no decodable frame')
+    return table
+
+
+def frame_table(path: PathLike) -> FrameTable:
+    """The frames of the video (see the module docstring); UNREADABLE errors if there is none."""
+    info = os.stat(path)
+    return _cached_table(os.fspath(path), info.st_size, info.st_mtime_ns)
+
+
+def count_frames(path: PathLike) -> int:
+    """Number of frames a sequential decode of the video gives (what the converters write)."""
+    return len(frame_table(path))
+
+
+def probe_video(path: PathLike) -> Tuple[int, Optional[float]]:
+    """(frames of the video stream, its frame rate or None); see ``frame_table``."""
+    table = frame_table(path)
+    return len(table), None if table.rate is None else float(table.rate)
 
 
 def video_fps(path: PathLike) -> Optional[float]:
@@ -134,4 +287,3 @@ def video_fps(path: PathLike) -> Optional[float]:
     with open_video(path) as container:
         rate = frame_rate(video_stream(container))
     return None if rate is None else float(rate)
-

@@ -3,14 +3,16 @@
 Videos live at ``<root>/<label>/<video_id>`` (a jpg frame folder), ``<root>/<label>/<video_id>.hdf5``
 or ``<root>/<label>/<video_id>.<ext>`` (a video file); testing videos use the label ``test``
 and multi-label videos (HVU) sit directly in the root. Video files are opened through
-``video_files`` (PyAV), hdf5 files through h5py.
+``video_files`` (PyAV; the one list of video extensions and the one frame count), hdf5
+files through h5py.
 """
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from datasets.formats.annotation_json import FILE_TYPES
-from datasets.formats.video_files import UNREADABLE, has_video_extension, probe_video
+from datasets.formats import video_files
+from datasets.formats.video_files import UNREADABLE, has_video_extension
 
 PathLike = Union[str, os.PathLike]
 
@@ -36,13 +38,17 @@ def count_hdf5_frames(path: PathLike) -> int:
 
 
 def count_frames(path: Path, file_type: str) -> int:
-    """Frames of one video: jpg files in a folder, hdf5 length, or video packets."""
+    """Frames of one video: jpg files in a folder, hdf5 length, or the frames a video file decodes to.
+
+    A video file's count is ``video_files.count_frames`` (what the converters would write, and
+    what the loader's index holds), not its packet count.
+    """
     if file_type == 'jpg':
         return count_jpg_frames(path)
     if file_type == 'hdf5':
         return count_hdf5_frames(path)
     if file_type == 'video':
-        return probe_video(path)[0]
+        return video_files.count_frames(path)
     raise ValueError(f'unknown file type {file_type!r}; expected one of {FILE_TYPES}')
 
 

@@ -1,0 +1,235 @@
+"""Frames of encoded video files, decoded with PyAV: the same frames the converters write.
+
+Frame ``i`` of a file is the i-th frame of a sequential decode from its start
+(``datasets.formats.video_files``). A clip is decoded from the keyframe before it, and every
+frame after the seek is checked against the file's index; where a seek cannot be trusted the
+file is decoded from its start (learnt once per file).
+"""
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Set, Tuple
+
+import numpy as np
+import torch
+
+from datasets.formats.video_files import UNREADABLE, FrameTable, UnreadableVideo, frame_table, open_video, video_stream
+from datasets.frame_sizes import Size
+from datasets.loaders import VideoReadError, assemble
+
+
+MAX_SEEK_MARGIN = 2  # keyframes a seek may learn to aim before the wanted one
+
+
+class VideoIndex:
+    """The frames of a video file (``video_files.frame_table``) and the keyframes a decoder may start at.
+
+    Frame ``i`` is the i-th frame of a sequential decode from the start of the file, the frame
+    the converters write as number ``i`` (``image_{i+1:05d}.jpg``). ``seekable`` turns False
+    the first time a seek cannot be verified; the file is then decoded from its start.
+    """
+
+    def __init__(self, table: FrameTable):
+        self.pts = table.pts            # frame i has presentation time pts[i]
+        self.seek_to = table.seek_points  # keyframe number -> timestamp that seeks to it
+        self.keyframes = sorted(table.seek_points)
+        self.time_base = table.time_base
+        self.fps = float(table.rate or 0)
+        self.seekable = table.distinct  # frames after a seek are known by their (distinct) pts
+        self.position = {p: i for i, p in enumerate(self.pts)} if table.distinct else {}
+        self.margin = 0  # how many keyframes before the wanted one a seek has to aim (learnt)
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def keyframe_before(self, frame: int) -> int:
+        """The last keyframe at or before ``frame`` that a seek may aim at (0 if none)."""
+        k = np.searchsorted(self.keyframes, frame, side='right') - 1
+        return self.keyframes[k] if k >= 0 else 0
+
+    def seek_target(self, frame: int) -> Optional[int]:
+        """The timestamp to seek to for decoding ``frame`` (None: decode from the start)."""
+        k = self._target(frame)
+        return self.seek_to[self.keyframes[k]] if k > 0 else None
+
+    def _target(self, frame: int) -> int:
+        if not self.seekable:
+            return -1
+        return int(np.searchsorted(self.keyframes, frame, side='right')) - 1 - self.margin
+
+    def missed(self, frame: int) -> None:
+        """A seek for ``frame`` missed: aim one keyframe earlier from now on, or (after
+        ``MAX_SEEK_MARGIN`` times) never aim at the keyframe that missed again."""
+        if self.margin < MAX_SEEK_MARGIN:
+            self.margin += 1
+        else:
+            k = self._target(frame)
+            if k > 0:
+                del self.keyframes[k]
+
+
+def build_video_index(path: Path) -> VideoIndex:
+    """Index a video file's frames (``video_files.frame_table``: cached per file)."""
+    try:
+        return VideoIndex(frame_table(path))
+    except UnreadableVideo as e:
+        raise VideoReadError(f'{path}: {e}') from e
+    except UNREADABLE as e:
+        raise VideoReadError(f'{path}: unreadable video ({str(e).splitlines()[0]})') from e
+
+
+class SeekMissed(Exception):
+    """A seek landed after the keyframe it aimed at, or the frames after it are not the index's."""
+
+
+def _plane(plane: 'object') -> np.ndarray:
+    """One image plane of a decoded frame as an H x W uint8 array (line padding removed)."""
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+
+
+def frame_to_tensor(frame: 'object', yuv: bool) -> torch.Tensor:
+    """A decoded frame as C x H x W uint8 (H x W x C in memory): RGB, or YUV 4:4:4 when ``yuv``.
+
+    YUV skips the full-frame colour conversion, which costs more than decoding: the clip is
+    cropped and resized first and ``spatial_transforms.YUVToRGB`` converts only what is left.
+    Frames that are not 4:2:0 are converted to RGB here whatever ``yuv`` says.
+    """
+    if not yuv or frame.format.name != 'yuv420p':
+        return torch.from_numpy(frame.to_ndarray(format='rgb24')).permute(2, 0, 1)
+    y, u, v = (_plane(p) for p in frame.planes)
+    h, w = y.shape
+    out = np.empty((h, w, 3), np.uint8)
+    out[..., 0] = y
+    for channel, chroma in ((1, u), (2, v)):  # each chroma sample covers 2 x 2 pixels
+        for dy in (0, 1):
+            for dx in (0, 1):
+                target = out[dy::2, dx::2, channel]
+                target[...] = chroma[:target.shape[0], :target.shape[1]]
+    return torch.from_numpy(out).permute(2, 0, 1)
+
+
+class VideoLoader:
+    """Frames decoded from a video file with PyAV (0-based display-order indices).
+
+    Frame ``i`` is the i-th frame of a sequential decode (``video_files``), the converters' frame
+    ``i``. Seeks to the keyframe before the clip and decodes only up to its last frame, so a clip
+    from a short-GOP file (``generate_video_mp4``) costs at most about one GOP of extra decoding.
+    Every frame after a seek is verified by its presentation time; a seek that lands elsewhere
+    (counted in ``missed_seeks``) makes later seeks in that file aim one keyframe earlier (up to
+    ``MAX_SEEK_MARGIN``), then drops the keyframe that missed as a seek target; with no target
+    left, or when frames share presentation times, the file is decoded from its start. Each
+    lesson is paid once per file and the frames are exact either way.
+    The per-video frame index is cached for the life of the loader (of the worker). With
+    ``yuv`` the frames come back as YUV 4:4:4 (see ``frame_to_tensor``).
+    """
+
+    def __init__(self, yuv: bool = False, max_cached: int = 100_000, max_open: int = 8):
+        self.yuv = yuv
+        self.index_cache: Dict[Path, VideoIndex] = {}
+        self.max_cached = max_cached
+        self.open_files: Dict[Path, 'object'] = {}  # opening a container costs ~3 ms: keep a few
+        self.max_open = max_open
+        self.missed_seeks = 0  # seeks that landed elsewhere than their index promised
+
+    def _container(self, path: Path) -> 'object':
+        container = self.open_files.pop(path, None)
+        if container is None:
+            container = open_video(path)
+            try:  # one core per worker: the DataLoader parallelises
+                video_stream(container).thread_type = 'NONE'
+            except UnreadableVideo:
+                container.close()
+                raise
+            if len(self.open_files) >= self.max_open:
+                self.open_files.pop(next(iter(self.open_files))).close()
+        self.open_files[path] = container  # most recently used last
+        return container
+
+    def _forget(self, path: Path) -> None:
+        container = self.open_files.pop(path, None)
+        if container is not None:
+            container.close()
+
+    def __getstate__(self) -> Dict:
+        # Open containers cannot cross into DataLoader worker processes; each opens its own.
+        return {**self.__dict__, 'open_files': {}}
+
+    def index(self, path: Path) -> VideoIndex:
+        """The (cached) frame index of ``path``."""
+        idx = self.index_cache.get(path)
+        if idx is None:
+            idx = build_video_index(path)
+            if len(self.index_cache) >= self.max_cached:
+                self.index_cache.pop(next(iter(self.index_cache)))
+            self.index_cache[path] = idx
+        return idx
+
+    def _decode(self, path: Path, idx: VideoIndex, wanted: Sequence[int]) -> Dict[int, Optional[torch.Tensor]]:
+        frames: Dict[int, Optional[torch.Tensor]] = {i: None for i in wanted}
+        valid = sorted(i for i in wanted if 0 <= i < len(idx))
+        if not valid:
+            return frames
+        start = idx.keyframe_before(valid[0])
+        try:
+            while idx.seek_target(start) is not None:
+                try:
+                    self._from_keyframe(path, idx, start, set(valid), frames)
+                    return frames
+                except SeekMissed:
+                    idx.missed(start)  # learnt once per file and keyframe
+                    self.missed_seeks += 1
+            self._from_start(path, set(valid), frames)
+        except UNREADABLE:
+            self._forget(path)  # frames decoded before the error are kept; the rest count as bad
+        return frames
+
+    def _from_start(self, path: Path, need: Set[int], frames: Dict[int, Optional[torch.Tensor]]) -> None:
+        """Decode from the start of a freshly opened file, numbering frames as they come."""
+        self._forget(path)  # a seek back to the start is not trusted either (MPEG program streams)
+        container = self._container(path)
+        last = max(need)
+        for pos, frame in enumerate(container.decode(video_stream(container))):
+            if pos in need:
+                frames[pos] = frame_to_tensor(frame, self.yuv)
+            if pos >= last:
+                break
+
+    def _from_keyframe(self, path: Path, idx: VideoIndex, start: int, need: Set[int],
+                       frames: Dict[int, Optional[torch.Tensor]]) -> None:
+        """Seek to keyframe ``start`` (or before it) and decode, verifying every frame.
+
+        Frames shown before the keyframe (where the seek landed early, and the leading pictures
+        of an open GOP) are skipped; then the keyframe must come and every later frame must
+        follow its predecessor.
+        """
+        container = self._container(path)
+        stream = video_stream(container)
+        container.seek(idx.seek_target(start), stream=stream, backward=True, any_frame=False)
+        expected, last = start, max(need)
+        for frame in container.decode(stream):
+            pos = idx.position.get(frame.pts)
+            if pos is not None and pos < start and expected == start:
+                continue
+            if pos != expected or (pos == start and not frame.key_frame):
+                got = 'a frame not in the index' if pos is None else f'frame {pos}'
+                raise SeekMissed(f'seeking to keyframe {start} gave {got} where frame {expected} was due')
+            if pos in need:
+                frames[pos] = frame_to_tensor(frame, self.yuv)
+            if pos >= last:
+                return
+            expected += 1
+        raise SeekMissed(f'decoding from keyframe {start} ended before frame {expected}')
+
+    def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
+        if not path.is_file():
+            raise VideoReadError(f'{path}: video file not found')
+        idx = self.index(path)
+        frames = self._decode(path, idx, list(dict.fromkeys(indices)))
+        read_one = lambda i: self._decode(path, idx, [i])[i]  # noqa: E731
+        return assemble(indices, frames, read_one, str(path), lambda: self.video_size(path))
+
+    def video_size(self, path: Path) -> Optional[Size]:
+        """The frame size the video's header declares (None if it cannot be read)."""
+        try:
+            context = video_stream(self._container(path)).codec_context
+            return (context.height, context.width) if context.width and context.height else None
+        except UNREADABLE:
+            return None
