@@ -23,9 +23,9 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from datasets.formats.atomic import atomic_write, atomic_write_json
+from datasets.formats.progress import progress
 from models.factory import head_of
 from training import StopSignals, autocast, to_device
 
@@ -52,7 +52,8 @@ def infer(loader: Iterable[Dict[str, Any]], model: nn.Module, device: torch.devi
     model.eval()
     scores: ClipScores = {}
     faults = {'bad_frames': 0, 'failed_videos': 0}
-    for batch in tqdm(loader, desc='inference', disable=not show_progress, dynamic_ncols=True, leave=False):
+    total = len(loader) if hasattr(loader, '__len__') else None
+    for batch in progress(loader, total=total, desc='inference', enabled=show_progress):
         faults['bad_frames'] += batch['bad_frames']
         faults['failed_videos'] += len(batch['failed'])
         clips = batch['clip']
@@ -107,6 +108,12 @@ def results_json(scores: ClipScores, class_names: Sequence[str], topk: int = 5,
         else:
             out[vid] = [{'segment': list(seg), 'result': _ranked(p, class_names, topk)} for seg, p in clips]
     return {'results': out}
+
+
+def top_rankings(means: Dict[str, torch.Tensor], class_names: Sequence[str], videos: Iterable[str],
+                 k: int = 5) -> Dict[str, List[Tuple[str, float]]]:
+    """Per video of ``videos``, its ``k`` best (label, score) pairs: the rankings the reports' top-5 needs."""
+    return {vid: [(r['label'], r['score']) for r in _ranked(means[vid], class_names, k)] for vid in videos}
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -257,7 +264,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     features: ClipFeatures = {}
     with StopSignals() as stop:
         try:
-            scores, faults = infer(loader, model, device, normalization(prep), show_progress=False,
+            scores, faults = infer(loader, model, device, normalization(prep), show_progress=sys.stderr.isatty(),
                                    multilabel=multilabel, features=features if args.features else None,
                                    max_clips=args.batch_size, should_stop=stop.local)
         except Interrupted:

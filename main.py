@@ -22,14 +22,15 @@ import datasets
 from datasets.formats.annotation_json import canonical_subset
 from datasets.formats import run_lock
 from datasets.formats.errors import UserError
+from datasets.formats.history import append_history, write_options
 from datasets.formats.run_logs import RunLogs, fault_text
 from datasets.preprocessing import Preprocessing, normalization, resumed_preprocessing
-from inference import Interrupted, infer, results_json, video_scores, write_json
+from inference import Interrupted, infer, results_json, top_rankings, video_scores, write_json
 from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
 from models.run_state import RunState, recorded_model_options, resume_checkpoint
-from opts import model_options, options_record, parse_opts
+from opts import model_options, parse_opts, run_record
 from training import (NonFiniteLossError, StopSignals, amp_dtype, any_rank, criterion_for, gather_dict,
                       reduce_sums, train_epoch, warmup)
 from validation import multilabel_metrics, score_inference, val_epoch, video_metrics
@@ -65,6 +66,8 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     """Everything a ``main.py`` invocation does, on one process (``local_world`` processes per node)."""
     proc = setup(opt, rank, world, local_rank, local_world)
     with run_lock.hold(opt.result_path, sys.argv, take=proc.master, any_failed=lambda f: any_rank(f, proc.device)):
+        if proc.master:
+            append_history(opt.result_path, ['main.py', *getattr(opt, 'command_line', sys.argv[1:])])
         ckpt = resume_checkpoint(opt, say=proc.master)
         model, options, ft_begin_module = build_model(opt, ckpt, proc)
         prep = resumed_preprocessing(opt, ckpt, say=proc.master)
@@ -75,8 +78,9 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
             state.restore(ckpt, str(opt.resume_path), training=not opt.no_train,
                           milestones=opt.multistep_milestones if opt.overwrite_milestones else None)
         report_model(model, options, ft_begin_module, bool(frozen), proc)
-        if proc.master:
-            write_json(opt.result_path / 'opts.json', options_record(opt))
+        if proc.master:  # opts.json: how the checkpoints were trained; opts_eval.json: a run that trains nothing
+            write_options(opt.result_path, run_record(opt, state.options, state.preprocessing,
+                                                      ft_begin_module=state.ft_begin_module), not opt.no_train)
         train_model = training_view(model, opt, proc)
         data = make_data(opt, proc, state)
         with StopSignals(proc.device) as stop:
@@ -239,7 +243,7 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                 logs.epoch(epoch, metrics)
                 if data.train is not None:
                     state.save_epoch(opt.result_path, epoch, metrics, opt.checkpoint,
-                                     'mAP' if opt.multilabel else 'video_top1')
+                                     'mAP' if opt.multilabel else 'video_top1', opt.keep_checkpoints)
             if data.train is not None and epoch < opt.n_epochs and stop():
                 if proc.master:
                     print(f'signal {stop.signum}: stopped after epoch {epoch}; resume with --resume_path auto.',
@@ -334,11 +338,12 @@ def run_inference(opt, proc: Process, state: RunState, data: Data, stop: StopSig
         out = write_json(opt.result_path / f'{opt.inference_subset}.json', results)
         line = f'inference: {len(scores)} videos -> {out}'
         if not opt.inference_no_average:
-            m, text = score_inference(video_scores(scores), infer_data.records, names, opt.multilabel, subset)
+            means = video_scores(scores)
+            m, text = score_inference(means, infer_data.records, names, opt.multilabel, subset)
             line += text
             if m and not opt.multilabel:
                 from datasets.formats.reports import write_reports
-                ranked = {vid: [(e['label'], e['score']) for e in r] for vid, r in results['results'].items()}
+                ranked = top_rankings(means, names, results['results'])  # top-5 whatever --output_topk is
                 write_reports(out, {r.video_id: names[r.label] for r in infer_data.records
                                     if r.label >= 0 and r.video_id in ranked}, ranked, names)
         print(line + fault_text(faults))

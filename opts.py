@@ -2,12 +2,14 @@
 
 ``parse_opts(argv)`` returns the namespace ``main.py`` and the dataset builders read, with
 the original's derived fields (``mean``, ``std``, ``n_input_channels``, ``arch``,
-``begin_epoch``, ``n_finetune_classes``). ``add_model_arguments`` is the model group shared
-with the tools in ``util_scripts/``.
+``begin_epoch``, ``n_finetune_classes``) and ``command_line`` (the arguments parsed).
+``add_model_arguments`` is the model group shared with the tools in ``util_scripts/``;
+``run_record`` is what ``opts.json`` holds.
 """
 import argparse
+import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from datasets.formats.cli import OneLineParser, float_in, int_in
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
@@ -139,6 +141,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                    help='Write per-clip results instead of the per-video average')
     g.add_argument('--no_cuda', action='store_true', help='Run on the CPU')
     g.add_argument('--checkpoint', default=10, type=NATURAL, help='Save save_<epoch>.pth every n epochs')
+    g.add_argument('--keep_checkpoints', default=0, type=NATURAL,
+                   help='Keep only the newest n save_<epoch>.pth files, deleting older ones; 0: keep all '
+                        '(default: %(default)s)')
     g.add_argument('--manual_seed', default=1, type=SEED, help='Random seed')
     g.add_argument('--output_topk', default=5, type=ANY_INT,
                    help='Top-k labels per video in the inference JSON; <= 0: all')
@@ -235,10 +240,32 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
 def parse_opts(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse ``argv`` (default: sys.argv[1:]) into the options namespace."""
     parser = build_parser()
-    return finalize_opts(parser.parse_args(argv), parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    opt = finalize_opts(parser.parse_args(argv), parser)
+    opt.command_line = [str(a) for a in argv]
+    return opt
 
 
 def options_record(opt: argparse.Namespace) -> Dict[str, Any]:
     """Every option as JSON-ready values (paths as strings), for ``opts.json``."""
     return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list)
                 and v and isinstance(v[0], Path) else v) for k, v in vars(opt).items()}
+
+
+def run_record(opt: argparse.Namespace, model: Mapping[str, Any], preprocessing: Mapping[str, Any],
+               **used: Any) -> Dict[str, Any]:
+    """``opts.json``: every option as the run used it, with the model it built and the preprocessing it applied.
+
+    A resumed checkpoint's model, preprocessing and ``used`` values (e.g. ``ft_begin_module``)
+    replace differing flags. Under fine-tuning
+    ``n_classes`` keeps the original's meaning (the pretrained model's) and the new head's
+    count is ``n_finetune_classes``. ``model_options`` and ``preprocessing`` repeat what the
+    checkpoints record.
+    """
+    record = options_record(opt)
+    record.update({k: v for k, v in model.items() if k != 'n_classes'})
+    record['n_finetune_classes' if opt.pretrain_path is not None else 'n_classes'] = model['n_classes']
+    record.update({k: list(v) if isinstance(v, tuple) else v for k, v in preprocessing.items()})
+    record.update(arch=arch_name(model['model'], model['model_depth']), model_options=dict(model),
+                  preprocessing=dict(preprocessing), **used)
+    return record

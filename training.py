@@ -22,7 +22,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from tqdm import tqdm
+
+from datasets.formats.progress import progress
 
 
 class NonFiniteLossError(RuntimeError):
@@ -150,8 +151,8 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
     seen_at_start = seen
     n_batches = start_batch + len(loader) if hasattr(loader, '__len__') else None
     batches = fetch_batches(loader)
-    bar = tqdm(batches, total=n_batches, initial=start_batch, desc=f'epoch {epoch} train',
-               disable=not show_progress, dynamic_ncols=True, leave=False)
+    bar = progress(batches, total=n_batches, initial=start_batch, desc=f'epoch {epoch} train',
+                   enabled=show_progress)
     optimizer.zero_grad(set_to_none=True)
     tick = time.perf_counter()
     interrupted, done, pending, died = False, start_batch, False, None
@@ -193,8 +194,9 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 if batch_log is not None:
                     batch_log([epoch, i, iter_offset + i, loss_value, batch_correct / n, lr])
                 elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f'{total_loss / seen:.3f}', acc=f'{correct / seen:.3f}',
-                                clips_s=f'{(seen - seen_at_start) / elapsed:.1f}', data=f'{wait / elapsed:.0%}')
+                bar.set_postfix({'loss': f'{total_loss / seen:.3f}', 'acc': f'{correct / seen:.3f}',
+                                 'clips/s': f'{(seen - seen_at_start) / elapsed:.1f}',
+                                 'data wait': f'{wait / elapsed:.0%}'})
             if not pending:
                 settled = (done, total_loss, correct, seen, bad_frames, failed)
             if batch['clip'] is not None and i % accumulate_steps == 0 and should_stop is not None \

@@ -7,15 +7,19 @@ classes of their top-1 recall) are what papers report; the clip accuracy is the 
 
 Multi-label targets (``--multilabel``) average sigmoid scores instead, and the video-level
 metrics are the mean average precision over classes and the top-k recall.
+
+Top-5 (and recall@5) is only a measure with more than 5 classes: with 5 or fewer every video
+is in it, so the metric is None and printed as ``top-5 n/a (3 classes)`` (``n/a`` in the logs).
 """
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from datasets.formats.metrics import accuracy_summary
+from datasets.formats.progress import progress
+from datasets.formats.run_logs import top_k_text
 from training import WorkerDied, autocast, count_hits, fetch_batches, to_device
 
 # id -> (sum of clip scores, n clips, label: a class index, or a tuple of them for multi-label)
@@ -37,8 +41,8 @@ def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, cr
     loss_sum, correct, seen, bad_frames, failed = 0.0, 0, 0, 0, 0
     videos: VideoScores = {}
     batches = fetch_batches(loader)
-    bar = tqdm(batches, total=len(loader) if hasattr(loader, '__len__') else None, desc=f'epoch {epoch} val',
-               disable=not show_progress, dynamic_ncols=True, leave=False)
+    bar = progress(batches, total=len(loader) if hasattr(loader, '__len__') else None, desc=f'epoch {epoch} val',
+                   enabled=show_progress)
     try:
         for batch in bar:
             bad_frames += batch['bad_frames']
@@ -82,22 +86,24 @@ def _score_batch(batch: Dict[str, Any], model: nn.Module, criterion: nn.Module, 
     return loss_sum, correct, seen
 
 
-def video_metrics(videos: VideoScores) -> Dict[str, float]:
+def video_metrics(videos: VideoScores) -> Dict[str, Any]:
     """Video top-1/top-5 accuracy and mean class accuracy from per-video softmax sums.
 
     The meaning is ``datasets.formats.metrics``' (as ``eval_accuracy``'s): each video's five
-    best classes become its ranking.
+    best classes become its ranking. ``video_top5`` is None with 5 classes or fewer.
     """
     truth = {vid: label for vid, (_, _, label) in videos.items() if label >= 0}
+    n_classes = next(iter(videos.values()))[0].shape[-1] if videos else 0
     if not truth:
-        return {'video_top1': 0.0, 'video_top5': 0.0, 'mean_class_acc': 0.0, 'videos': 0}
+        return {'video_top1': 0.0, 'video_top5': 0.0 if n_classes > 5 else None, 'mean_class_acc': 0.0,
+                'videos': 0, 'classes': n_classes}
     scores = torch.stack([videos[vid][0] for vid in truth])
-    top = scores.topk(min(5, scores.shape[1]), dim=1)
+    top = scores.topk(min(5, n_classes), dim=1)
     rankings = {vid: list(zip(indices, values))
                 for vid, indices, values in zip(truth, top.indices.tolist(), top.values.tolist())}
     summary = accuracy_summary(truth, rankings)
-    return {'video_top1': summary['top1'], 'video_top5': summary['top5'],
-            'mean_class_acc': summary['mean_class'], 'videos': len(truth)}
+    return {'video_top1': summary['top1'], 'video_top5': summary['top5'] if n_classes > 5 else None,
+            'mean_class_acc': summary['mean_class'], 'videos': len(truth), 'classes': n_classes}
 
 
 def video_labels(y: torch.Tensor) -> List[Union[int, Tuple[int, ...]]]:
@@ -116,9 +122,14 @@ def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
 
 
 def multilabel_metrics(videos: VideoScores, ks: Sequence[int] = (1, 5)) -> Dict[str, float]:
-    """mAP over the classes that have positives, and top-k recall (share of a video's labels in its top k)."""
+    """mAP over the classes that have positives, and top-k recall (share of a video's labels in its top k).
+
+    ``recall_at_k`` is None when the model has k classes or fewer (every label is in the top k).
+    """
     labelled = [(total / count, label) for total, count, label in videos.values() if label]
-    out = {'mAP': 0.0, **{f'recall_at_{k}': 0.0 for k in ks}, 'videos': len(labelled)}
+    n_classes = next(iter(videos.values()))[0].shape[-1] if videos else 0
+    out: Dict[str, Any] = {'mAP': 0.0, **{f'recall_at_{k}': 0.0 if n_classes > k else None for k in ks},
+                           'videos': len(labelled), 'classes': n_classes}
     if not labelled:
         return out
     scores = torch.stack([s for s, _ in labelled])
@@ -127,7 +138,7 @@ def multilabel_metrics(videos: VideoScores, ks: Sequence[int] = (1, 5)) -> Dict[
         truth[row, list(label)] = True
     present = truth.any(0).nonzero().flatten().tolist()
     out['mAP'] = sum(average_precision(scores[:, c], truth[:, c]) for c in present) / len(present)
-    for k in ks:
+    for k in (k for k in ks if n_classes > k):
         top = scores.topk(min(k, scores.shape[1]), dim=1).indices
         found = truth.gather(1, top).sum(1).float()
         out[f'recall_at_{k}'] = float((found / truth.sum(1)).mean())
@@ -144,8 +155,8 @@ def score_inference(means: Dict[str, torch.Tensor], records: Sequence[Any], name
     videos = {r.video_id: (means[r.video_id], 1, r.label_set if multilabel else r.label) for r in labelled}
     if multilabel:
         m = multilabel_metrics(videos)
-        return m, (f" | {subset}: mAP {m['mAP']:.4f}, recall@1 {m['recall_at_1']:.4f}, "
-                   f"recall@5 {m['recall_at_5']:.4f} over {m['videos']} videos")
+        return m, (f" | {subset}: mAP {m['mAP']:.4f}, {top_k_text('recall@1', m['recall_at_1'], m['classes'])}, "
+                   f"{top_k_text('recall@5', m['recall_at_5'], m['classes'])} over {m['videos']} videos")
     m = video_metrics(videos)
-    return m, (f" | {subset}: video top-1 {m['video_top1']:.4f}, top-5 {m['video_top5']:.4f}, mean class "
-               f"{m['mean_class_acc']:.4f}; per-class table, confusion matrix and chart beside it")
+    return m, (f" | {subset}: video top-1 {m['video_top1']:.4f}, {top_k_text('top-5', m['video_top5'], m['classes'])}"
+               f", mean class {m['mean_class_acc']:.4f}; per-class table, confusion matrix and chart beside it")

@@ -14,7 +14,6 @@ bottom-right) for spatial tuples, time order for temporal ones. Slot ``k`` of a 
 permutation ``p`` holds the piece of cell ``p[k]``.
 """
 import random
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -24,6 +23,7 @@ from models.cubic_puzzle import N_PIECES, PERMUTATIONS, puzzle_class_names, puzz
 from spatial_transforms import resize_clip
 from temporal_transforms import loop_pad
 
+from .formats.faults import report_fault
 from .annotations import VideoList
 from .loaders import VideoReadError
 from .samplers import Item, sample_rng
@@ -127,7 +127,7 @@ class CubicPuzzleDataset(Dataset):
         return len(self.records)
 
     def _failed(self, index: int, reason: str) -> Sample:
-        warnings.warn(f'{reason}; the video leaves the batch')
+        report_fault(f'{reason}; the video leaves the batch')
         return {'failed': reason, 'video_id': self.records[index].video_id}
 
     def __getitem__(self, item: Item) -> Sample:

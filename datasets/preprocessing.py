@@ -7,13 +7,13 @@ that record less get the original's defaults), and ``inference_transforms`` /
 ``normalization`` rebuild the clip pipeline from them. ``main.py --inference``,
 ``inference.py`` and feature extraction all go through these functions.
 """
-import warnings
 from argparse import Namespace
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 import spatial_transforms as st
 import temporal_transforms as tt
+from datasets.formats.faults import report_fault
 
 INFERENCE_CROPS = ('center', 'nocrop')
 KINETICS_MEAN, KINETICS_STD = (tuple(v) for v in st.MEAN_STD['kinetics'])
@@ -50,7 +50,7 @@ class Preprocessing:
             values = {k: ckpt[k] for k in ('sample_size', 'sample_duration', 'mean', 'std', 'value_scale')
                       if ckpt.get(k) is not None}
             if 'mean' not in values or 'std' not in values:
-                warnings.warn(f'{source} records no normalisation: using the Kinetics mean and std')
+                report_fault(f'{source} records no normalisation: using the Kinetics mean and std')
         for key in ('mean', 'std'):
             if key in values:
                 values[key] = tuple(float(x) for x in values[key])

@@ -11,7 +11,6 @@ of a sample (temporal position, crop, flip, jitter) comes from the one generator
 ``samplers.sample_rng`` gives that item, handed to the transforms that need it.
 """
 import random
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -19,6 +18,7 @@ from torch.utils.data import Dataset
 
 from temporal_transforms import apply, is_random
 
+from .formats.faults import report_fault
 from .annotations import AnnotationError, VideoList
 from .loaders import VideoReadError
 from .samplers import Item, sample_rng
@@ -53,7 +53,7 @@ class VideoDataset(Dataset):
         try:
             frames, bad = self.loader(self.records[index].path, indices)
         except VideoReadError as e:
-            warnings.warn(f'{e}; the video leaves the batch')
+            report_fault(f'{e}; the video leaves the batch')
             return str(e)
         clip = frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W (a view)
         return (apply(self.spatial_transform, clip, rng) if self.spatial_transform else clip), bad

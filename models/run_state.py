@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from datasets.formats.checkpoint_files import numbered, place, prune
 from datasets.formats.errors import UserError
 
 from .checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
@@ -174,17 +175,22 @@ class RunState:
                                       'resume_position': dict(position) if position else None, **pretext})
 
     def save_epoch(self, result_path: Path, epoch: int, metrics: Mapping[str, Mapping[str, Any]], every: int,
-                   best_key: str) -> None:
-        """``save_<epoch>.pth`` every ``every`` epochs, ``save_latest.pth``, and ``save_best.pth`` on a new best."""
+                   best_key: str, keep: int = 0) -> None:
+        """``save_latest.pth``; ``save_<epoch>.pth`` every ``every`` epochs; ``save_best.pth`` on a new best.
+
+        The checkpoint is written once; its other names are hard links to it (a copy where the
+        file system has none). ``keep`` > 0 leaves only that many numbered saves.
+        """
         improved = 'val' in metrics and metrics['val'][best_key] > self.best
         if improved:
             self.best = metrics['val'][best_key]
         summary = {k: {m: x for m, x in d.items() if isinstance(x, (int, float))} for k, d in metrics.items()}
+        latest = self.save(result_path / 'save_latest.pth', epoch, summary)
         if every > 0 and epoch % every == 0:
-            self.save(result_path / f'save_{epoch}.pth', epoch, summary)
-        self.save(result_path / 'save_latest.pth', epoch, summary)
+            place(latest, result_path / f'save_{epoch}.pth')
+            prune(result_path, keep, epoch)
         if improved:
-            self.save(result_path / 'save_best.pth', epoch, summary)
+            place(latest, result_path / 'save_best.pth')
 
     def save_position(self, result_path: Path, epoch: int, batches_done: int, sums: Mapping[str, float],
                       seed: int, per_rank_batch: int) -> Path:
@@ -233,9 +239,8 @@ def latest_checkpoint(result_path: Path) -> Optional[Path]:
     """``save_latest.pth``, else the highest ``save_<epoch>.pth`` in ``result_path``."""
     if (result_path / 'save_latest.pth').is_file():
         return result_path / 'save_latest.pth'
-    numbered = [(int(p.stem.split('_')[1]), p) for p in result_path.glob('save_*.pth')
-                if p.stem.split('_')[1].isdigit()]
-    return max(numbered)[1] if numbered else None
+    saves = numbered(result_path)
+    return saves[-1][1] if saves else None
 
 
 def resume_checkpoint(opt: Any, say: bool = True) -> Optional[Dict[str, Any]]:

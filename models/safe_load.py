@@ -20,6 +20,7 @@ from typing import Any, ContextManager, Optional, Union
 import torch
 
 from datasets.formats.errors import UserError
+from datasets.formats.faults import OneLineWarning
 
 PathLike = Union[str, os.PathLike]
 
@@ -36,8 +37,12 @@ TRUST_HELP = ('Also load checkpoints that hold Python objects beyond tensors, by
 _SIGNATURES = [
     (b'{', 0, 'JSON text'), (b'[', 0, 'JSON text'), (b'\xff\xd8\xff', 0, 'a JPEG image'),
     (b'\x89PNG', 0, 'a PNG image'), (b'GIF8', 0, 'a GIF image'), (b'ftyp', 4, 'an MP4/MOV video'),
-    (b'\x1aE\xdf\xa3', 0, 'a Matroska/WebM video'), (b'RIFF', 0, 'an AVI/WAV file'),
+    (b'\x1aE\xdf\xa3', 0, 'a Matroska/WebM video'),
     (b'\x89HDF', 0, 'an HDF5 file'), (b'\x93NUMPY', 0, 'a NumPy array file'),
+    (b'moov', 4, 'an MP4/MOV video'), (b'mdat', 4, 'an MP4/MOV video'), (b'wide', 4, 'an MP4/MOV video'),
+    (b'\x00\x00\x01\xba', 0, 'an MPEG program stream video'), (b'\x00\x00\x01\xb3', 0, 'an MPEG video'),
+    (b'OggS', 0, 'an Ogg file'), (b'FLV', 0, 'a Flash video'), (b'BM', 0, 'a BMP image'),
+    (b'RIFF', 0, 'a RIFF (AVI, WAV or WebP) file'),
 ]
 _ZIP, _PICKLE = b'PK\x03\x04', b'\x80'
 
@@ -118,6 +123,6 @@ def torch_load_cpu(path: PathLike, trust: bool = False) -> Any:
     if not trust:
         raise CheckpointError(f"{path}: refused to load: it {reason}, which could run code; "
                               "if you trust the file's source, pass --trust_checkpoint (trust=True in Python)")
-    warnings.warn(f'{path}: loaded by full unpickling (--trust_checkpoint) because it {reason}; '
-                  'any code in the file has run', stacklevel=2)
+    warnings.warn(OneLineWarning(f'{path}: loaded by full unpickling (--trust_checkpoint) because it {reason}; '
+                                 'any code in the file has run'), stacklevel=2)
     return torch.load(path, map_location='cpu', weights_only=False)

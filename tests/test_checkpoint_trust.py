@@ -239,3 +239,29 @@ def test_files_that_are_not_checkpoints(tmp_path, capsys):
     assert inference.predict([str(tmp_path / 'v.mp4'), '--resume_path', str(tmp_path / 'a.json')]) == 2
     expected = f'error: {tmp_path / "a.json"}: not a PyTorch checkpoint (it looks like JSON text)'
     assert capsys.readouterr().err.strip() == expected
+
+
+@pytest.fixture(scope='module')
+def not_checkpoints(tmp_path_factory):
+    """Real files of the kinds people give by mistake: (path, what the message calls it)."""
+    from PIL import Image
+    from tests.video_fixtures import moving_frames, write_video
+    root = tmp_path_factory.mktemp('not_checkpoints')
+    frames = moving_frames(4, 32, 32)
+    (root / 'kinetics.json').write_text(json.dumps({'labels': ['a'], 'database': {}}))
+    Image.fromarray(frames[0]).save(root / 'frame.jpg')
+    Image.fromarray(frames[0]).save(root / 'frame.png')
+    write_video(root / 'clip.mp4', frames)
+    write_video(root / 'clip.webm', frames, codec='libvpx-vp9')
+    write_video(root / 'clip.mpg', frames, codec='mpeg1video')
+    return [(root / 'kinetics.json', 'JSON text'), (root / 'frame.jpg', 'a JPEG image'),
+            (root / 'frame.png', 'a PNG image'), (root / 'clip.mp4', 'an MP4/MOV video'),
+            (root / 'clip.webm', 'a Matroska/WebM video'), (root / 'clip.mpg', 'an MPEG program stream video')]
+
+
+@pytest.mark.parametrize('flag', ['--resume_path', '--pretrain_path'])
+def test_main_calls_json_images_and_videos_not_a_checkpoint(tmp_path, data, not_checkpoints, flag, capsys):
+    for path, kind in not_checkpoints:
+        extra = ['--n_pretrain_classes', '5'] if flag == '--pretrain_path' else []
+        assert run_main(data, tmp_path / path.stem, '--n_epochs', '1', flag, str(path), *extra) == 2, path
+        assert capsys.readouterr().err == f'error: {path}: not a PyTorch checkpoint (it looks like {kind})\n'

@@ -85,5 +85,30 @@ def test_main_exits_2_with_one_line():
 
 
 def test_other_usage_mistakes_are_one_line_too(capsys):
-    assert parse_error(['--model', 'vgg'], capsys).startswith("error: --model: invalid choice: 'vgg'")
+    err = parse_error(['--model', 'vgg'], capsys)
+    assert err.startswith("error: --model: invalid choice 'vgg' (choose from resnet,")
     assert parse_error(['--batch_size'], capsys) == 'error: --batch_size: expected one argument\n'
+    assert parse_error(['--keep_checkpoints', '-1'], capsys).startswith('error: --keep_checkpoints must be')
+
+
+def test_a_misspelled_choice_names_the_closest_one(capsys):
+    choices = 'resnet, resnet2p1d, preresnet, wideresnet, resnext, densenet, i3d'
+    assert parse_error(['--model', 'resnt'], capsys) == \
+        f"error: --model: invalid choice 'resnt' (did you mean 'resnet'? choose from {choices})\n"
+    assert "did you mean 'cubic_puzzle'? choose from '', cubic_puzzle)" in parse_error(['--pretext', 'cubic'], capsys)
+    assert parse_error(['--file_type', 'mp4'], capsys) == \
+        "error: --file_type: invalid choice 'mp4' (choose from jpg, hdf5, video)\n"
+    assert parse_error(['--lerning_rate', '0.1'], capsys) == \
+        'error: unrecognized arguments: --lerning_rate 0.1 (did you mean --learning_rate?)\n'
+
+
+def test_every_tool_gets_the_suggestion(capsys):
+    from datasets.formats.cli import add_file_type, parser
+    tool = parser('folder_json', 'Build an annotation file')
+    add_file_type(tool, positional=True)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['jgp'])
+    err = capsys.readouterr().err
+    assert err == "error: FILE_TYPE: invalid choice 'jgp' (did you mean 'jpg'? choose from jpg, hdf5, video)\n"
+    done = subprocess.run([sys.executable, 'main.py', '--model', 'resnt'], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count('\n') == 1 and "did you mean 'resnet'" in done.stderr

@@ -5,15 +5,17 @@ then returns ``run(lambda: body(args))``: a :class:`UserError` raised anywhere i
 (``AnnotationError`` and ``ResultsError`` are ones) is printed as ``error: <message>`` on
 stderr and becomes exit code 2; ``body`` returns its own exit code, or None for 0. Tools with
 their own error classes pass them as ``run(..., errors=(TheirError,))``. Usage mistakes are
-one line too (:class:`OneLineParser`); numeric flags are checked as they are parsed by the
-types :func:`int_in` and :func:`float_in` make (``error: --k must be an integer >= 1, not 0``).
-Standard library only.
+one line too (:class:`OneLineParser`): a misspelled choice or flag names the closest valid
+one (``error: --model: invalid choice 'resnt' (did you mean 'resnet'? choose from ...)``);
+numeric flags are checked as they are parsed by the types :func:`int_in` and
+:func:`float_in` make (``error: --k must be an integer >= 1, not 0``). Standard library only.
 """
 import argparse
+import difflib
 import math
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, NoReturn, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Tuple, Type
 
 from datasets.formats.annotation_json import FILE_TYPES
 from datasets.formats.errors import UserError
@@ -116,12 +118,49 @@ def float_in(lo: Optional[float] = None, hi: Optional[float] = None, open_lo: bo
 positive_int = int_in(1)  # an argparse type: an integer >= 1
 
 
+def closest(word: str, candidates: Iterable[str]) -> Optional[str]:
+    """The candidate most like ``word`` (a misspelling or the start of it), or None if none is close."""
+    candidates = list(candidates)
+    found = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    starting = [c for c in candidates if word and c.startswith(word)]
+    return found[0] if found else starting[0] if len(starting) == 1 else None
+
+
+def _shown(choice: Any) -> str:
+    text = str(choice)
+    return repr(text) if not text or text.strip() != text or ' ' in text else text
+
+
+def invalid_choice_text(value: Any, choices: Iterable[Any]) -> str:
+    """``invalid choice 'resnt' (did you mean 'resnet'? choose from resnet, resnext, ...)``."""
+    names = [str(c) for c in choices]
+    near = closest(str(value), names)
+    hint = f'did you mean {near!r}? ' if near is not None else ''
+    return f"invalid choice {str(value)!r} ({hint}choose from {', '.join(_shown(c) for c in names)})"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage mistakes are one line, ``error: <message>``, exit code 2."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A value outside ``choices`` is an error naming the closest valid choice."""
+        if action.choices is not None and value not in action.choices:
+            raise argparse.ArgumentError(action, invalid_choice_text(value, action.choices))
 
     def error(self, message: str) -> NoReturn:
         """Print ``error: --flag must be ...`` (argparse's ``argument --flag: ...`` reworded) and exit 2."""
         if message.startswith('argument ') and ': ' in message:
             names, rest = message[len('argument '):].split(': ', 1)
             message = f"{names}{' ' if rest.startswith('must ') else ': '}{rest}"
+        elif message.startswith('unrecognized arguments: '):
+            message += self._flag_hint(message[len('unrecognized arguments: '):].split())
         self.exit(USAGE_ERROR, f'error: {message}\n')
+
+    def _flag_hint(self, unknown: List[str]) -> str:
+        """`` (did you mean --model?)`` for the first unknown flag close to a real one, else ''."""
+        flags = [s for action in self._actions for s in action.option_strings]
+        for word in unknown:
+            near = closest(word.split('=', 1)[0], flags) if word.startswith('--') else None
+            if near is not None:
+                return f' (did you mean {near}?)'
+        return ''

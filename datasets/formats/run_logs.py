@@ -2,7 +2,9 @@
 
 The first columns of each file are the original's; ours follow. ``RunLogs`` opens the files
 a run needs and the optional TensorBoard writer, and ``epoch`` writes one epoch's rows,
-scalars and printed summary.
+scalars and printed summary. A metric that means nothing for the run (top-5 or recall@5 of
+a model with 5 classes or fewer) is the cell ``n/a`` (pandas reads it as NaN; a number
+would lie, an empty cell looks like a bug) and ``top-5 n/a (3 classes)`` in the epoch line.
 
 A run continues its logs exactly where its state stands: opening them drops every row at or
 after the position the run starts from (rows a crash wrote after the last checkpoint, which
@@ -14,7 +16,7 @@ the user made.
 import errno
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from datasets.formats.atomic import atomic_write_bytes
 from datasets.formats.errors import UserError
@@ -35,6 +37,18 @@ def refuse_symlink(path: Path) -> None:
     if path.is_symlink():
         raise UserError(f'{path} is a symbolic link (to {os.readlink(path)}); a run writes its logs only to '
                         'its own files: remove the link, or choose another --result_path')
+
+
+def open_append(path: Path, what: str = 'log') -> TextIO:
+    """``path`` opened for appending UTF-8 text, never through a symbolic link (a ``UserError`` names it)."""
+    refuse_symlink(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            refuse_symlink(path)
+        raise UserError(f'{path}: cannot open the {what} ({e.strerror})') from None
+    return open(fd, 'a', encoding='utf-8')
 
 
 def _int(text: str) -> Optional[int]:
@@ -74,22 +88,29 @@ class TsvLog:
         kept = [header] + [line for line in lines[1:] if keep(line.split('\t'))]
         if kept != lines:
             atomic_write_bytes(path, ''.join(line + '\n' for line in kept).encode('utf-8'))
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o666)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                refuse_symlink(path)
-            raise UserError(f'{path}: cannot open the log ({e.strerror})') from None
-        self.file = open(fd, 'a', encoding='utf-8')
+        self.file = open_append(path)
 
     def __call__(self, values: List[Any]) -> None:
         """Append one row."""
-        self.file.write('\t'.join(f'{v:.6g}' if isinstance(v, float) else str(v) for v in values) + '\n')
+        self.file.write('\t'.join(cell(v) for v in values) + '\n')
         self.file.flush()
 
     def close(self) -> None:
         """Close the file."""
         self.file.close()
+
+
+NOT_APPLICABLE = 'n/a'  # a TSV cell whose metric means nothing for this run
+
+
+def cell(value: Any) -> str:
+    """One TSV cell: floats to 6 significant digits, None as ``n/a``."""
+    return NOT_APPLICABLE if value is None else f'{value:.6g}' if isinstance(value, float) else str(value)
+
+
+def top_k_text(name: str, value: Optional[float], n_classes: int) -> str:
+    """``top-5 0.8123``, or ``top-5 n/a (3 classes)`` where the metric means nothing (None)."""
+    return f'{name} {value:.4f}' if value is not None else f'{name} {NOT_APPLICABLE} ({n_classes} classes)'
 
 
 def fault_text(m: Mapping[str, Any]) -> str:
@@ -158,13 +179,16 @@ class RunLogs:
             v = metrics['val']
             if 'mAP' in v:
                 parts.append(f"val loss {v['loss']:.4f} clip hit@1 {v['acc']:.4f}, video mAP {v['mAP']:.4f} "
-                             f"recall@1 {v['recall_at_1']:.4f} recall@5 {v['recall_at_5']:.4f}{fault_text(v)}")
+                             f"{top_k_text('recall@1', v['recall_at_1'], v.get('classes', 0))} "
+                             f"{top_k_text('recall@5', v['recall_at_5'], v.get('classes', 0))}{fault_text(v)}")
             else:
                 parts.append(f"val loss {v['loss']:.4f} clip acc {v['acc']:.4f}, video top-1 {v['video_top1']:.4f} "
-                             f"top-5 {v['video_top5']:.4f} mean class {v['mean_class_acc']:.4f}{fault_text(v)}")
+                             f"{top_k_text('top-5', v['video_top5'], v.get('classes', 0))} "
+                             f"mean class {v['mean_class_acc']:.4f}{fault_text(v)}")
             if 'val' in self.files:
                 self.files['val']([epoch] + [v[c] for c in self.val_columns[1:]])
             if self.writer is not None:
                 for k in self.val_columns[1:-2]:
-                    self.writer.add_scalar(f'val/{k}', v[k], epoch)
+                    if v[k] is not None:
+                        self.writer.add_scalar(f'val/{k}', v[k], epoch)
         print(' | '.join(parts), flush=True)
