@@ -31,8 +31,8 @@ from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
 from models.run_state import RunState, recorded_model_options, resume_checkpoint
 from opts import model_options, parse_opts, run_record
-from training import (NonFiniteLossError, StopSignals, amp_dtype, any_rank, criterion_for, gather_dict,
-                      reduce_sums, train_epoch, warmup)
+from training import (NonFiniteLossError, StopSignals, amp_dtype, any_rank, cpu_threads, criterion_for,
+                      gather_dict, reduce_sums, train_epoch, warmup)
 from validation import multilabel_metrics, score_inference, val_epoch, video_metrics
 
 
@@ -83,7 +83,8 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                                                       ft_begin_module=state.ft_begin_module), not opt.no_train)
         train_model = training_view(model, opt, proc)
         data = make_data(opt, proc, state)
-        with StopSignals(proc.device) as stop:
+        with StopSignals(proc.device) as stop, cpu_threads(proc.device, opt.cpu_threads,
+                                                           data.loader_args['num_workers'], local_world):
             code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
             if code is None and opt.inference:
                 code = run_inference(opt, proc, state, data, stop)

@@ -101,6 +101,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     flag('inference_stride', 16, 'Sliding-window stride in frames', type=NATURAL)
     flag('inference_crop', 'center', 'center crop, or the whole resized frame', choices=['center', 'nocrop'])
     flag('n_threads', 4, 'DataLoader workers', type=NATURAL)
+    flag('cpu_threads', 0, 'Intra-op threads of the training process when it runs on the CPU; 0: the CPUs '
+         'left beside the DataLoader workers, at least 1', type=NATURAL)
     g.add_argument('--accimage', action='store_true',
                    help='Accepted for compatibility; frames are decoded with libjpeg-turbo anyway')
     return parser

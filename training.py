@@ -14,6 +14,7 @@ noticed where a batch is fetched (``fetch_batches``), never in the middle of a s
 """
 import contextlib
 import math
+import os
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from datasets.formats.faults import report_fault
 from datasets.formats.progress import progress
 
 
@@ -128,6 +130,19 @@ def set_frozen_eval(modules: Iterable[nn.Module]) -> None:
         m.eval()
 
 
+def forward_unless_one_clip(model: nn.Module, x: torch.Tensor, where: str) -> Optional[torch.Tensor]:
+    """The model's output, or None (with a warning) for a batch that unreadable videos left with one
+    clip whose BatchNorm statistics cannot be computed (the sampler never makes such a batch itself)."""
+    try:
+        return model(x)
+    except ValueError as e:
+        if len(x) != 1 or 'more than 1 value per channel' not in str(e):
+            raise
+        report_fault(f'{where}: one clip left after unreadable videos; BatchNorm cannot train on a '
+                     'single clip at this size, so the batch is skipped')
+        return None
+
+
 def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, criterion: nn.Module,
                 optimizer: torch.optim.Optimizer, device: torch.device, normalize: Callable, *,
                 frozen: Iterable[nn.Module] = (), scaler: Optional[torch.amp.GradScaler] = None,
@@ -167,8 +182,12 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 x = to_device(batch['clip'], device, normalize, channels_last)
                 y = batch['label'].to(device, non_blocking=True)
                 with autocast(device, amp_dtype):
-                    logits = model(x)
-                    loss = criterion(logits.float(), y)
+                    logits = forward_unless_one_clip(model, x, f'epoch {epoch}, batch {i}')
+                    loss = criterion(logits.float(), y) if logits is not None else None
+                if loss is None:  # skipped, and said so
+                    settled = settled if pending else (done, total_loss, correct, seen, bad_frames, failed)
+                    tick = time.perf_counter()
+                    continue
                 loss_value = loss.item()  # one device sync per batch, reused below
                 if not math.isfinite(loss_value):
                     raise NonFiniteLossError(f'epoch {epoch}, batch {i}: the loss is {loss_value}')
@@ -319,3 +338,22 @@ def criterion_for(multilabel: bool, label_smoothing: float = 0.0) -> nn.Module:
     if multilabel:
         return MultiLabelLoss(label_smoothing)
     return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+@contextlib.contextmanager
+def cpu_threads(device: torch.device, requested: int, workers: int, processes: int = 1) -> Iterator[int]:
+    """torch's intra-op threads for a CPU run, restored afterwards (nothing changes on a GPU).
+
+    ``requested`` 0 takes the CPUs this process may use, shared by ``processes`` per node,
+    minus its ``workers`` DataLoader workers (each decodes on a core of its own), at least 1:
+    on a 2-core machine with 2 workers, 2 compute threads beside them more than halve the
+    training speed (BENCHMARKS.md, CPU threads).
+    """
+    previous = torch.get_num_threads()
+    if device.type == 'cpu':
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+        torch.set_num_threads(requested or max(1, cpus // max(1, processes) - workers))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)

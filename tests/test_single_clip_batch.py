@@ -50,3 +50,36 @@ def test_main_trains_a_set_of_one_more_than_a_batch(tmp_path):
                           env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert done.returncode == 0, done.stderr[-2000:]
     assert len((tmp_path / 'out' / 'train_batch.log').read_text().splitlines()) == 1 + 2  # header, 2 batches of 2
+
+
+def test_a_batch_left_with_one_clip_by_an_unreadable_video_is_skipped_with_a_warning(tmp_path):
+    """4 training videos, batch 2, one unreadable: its batch keeps one clip at 1x1x1, which BatchNorm refuses."""
+    ann = make_dataset(tmp_path / 'jpg', 'jpg', labels=('a', 'b'), n_train=2)
+    for frame in (tmp_path / 'jpg' / 'a' / 'a_0').iterdir():
+        frame.write_bytes(b'not a jpeg')
+    cmd = [sys.executable, 'main.py', '--video_path', str(tmp_path / 'jpg'), '--annotation_path', str(ann),
+           '--result_path', str(tmp_path / 'out'), '--n_classes', '2', '--model_depth', '10',
+           '--resnet_widen_factor', '0.25', '--sample_size', '32', '--sample_duration', '8', '--batch_size', '2',
+           '--n_threads', '0', '--n_epochs', '1', '--checkpoint', '0', '--n_val_samples', '1', '--no_progress',
+           '--no_cuda']
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'BatchNorm cannot train on a single clip' in done.stderr
+    batches = (tmp_path / 'out' / 'train_batch.log').read_text().splitlines()[1:]
+    assert len(batches) == 1  # the other batch of the epoch trained; the skipped one logs no row
+
+
+def test_cpu_threads_follow_the_workers_on_the_cpu_and_come_back(monkeypatch):
+    import torch
+    from training import cpu_threads
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1, 2, 3})
+    before = torch.get_num_threads()
+    with cpu_threads(torch.device('cpu'), 0, workers=2) as n:
+        assert n == torch.get_num_threads() == 2  # 4 CPUs, 2 of them decoding
+    with cpu_threads(torch.device('cpu'), 0, workers=8):
+        assert torch.get_num_threads() == 1
+    with cpu_threads(torch.device('cpu'), 3, workers=2):
+        assert torch.get_num_threads() == 3
+    with cpu_threads(torch.device('cpu'), 0, workers=0, processes=2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
