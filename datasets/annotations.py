@@ -6,7 +6,9 @@ with the ``fps`` and ``n_frames`` that ``add_fps_into_activitynet_json`` stores)
 files merge into one label space (labels concatenated; clashing names prefixed by their
 file's stem, or folder and stem when stems repeat), and seeded class/instance fractions give the mega-scale paper's subsets.
 A multi-label entry (HVU-style) has a list as its ``label``: ``{"label": ["a", "b"]}``.
-Videos missing on disk are counted and named instead of silently dropped.
+Videos missing on disk are counted and named instead of silently dropped, and so are the
+entries ``annotation_faults`` leaves out (unknown subset, misspelled key, unknown label); a file
+built for another ``--file_type`` is an ``AnnotationError`` that says how to rebuild it.
 """
 import math
 import random
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from datasets.formats import video_layout
+from datasets.formats.annotation_faults import (Fault, entry_faults, file_subset, subset_counts, summarize,
+                                                wrong_frame_base)
 from datasets.formats.annotation_json import (AnnotationError, canonical_subset, entry_labels,
                                               file_labels, read_annotation_json)
 
@@ -42,15 +46,25 @@ class VideoList:
     records: List[VideoRecord]
     missing: List[str] = field(default_factory=list)   # ids whose video is not on disk
     empty: List[str] = field(default_factory=list)     # ids with no frames
+    dropped: List[Fault] = field(default_factory=list)  # entries of this subset, or of none, left out
+    subset: str = ''
+    # file name -> {subset as written: entries}, for the files without an entry of ``subset``
+    other_subsets: Dict[str, Dict[str, int]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One line: samples, classes, and the missing/empty videos (first few named)."""
+        """One line: samples, classes, the missing/empty videos and the dropped entries (first few named)."""
         line = f'{len(self.records)} videos, {len(self.labels)} classes'
         for name, ids in (('missing on disk', self.missing), ('with no frames', self.empty)):
             if ids:
                 shown = ', '.join(ids[:5]) + (', ...' if len(ids) > 5 else '')
                 line += f'; {len(ids)} {name} ({shown})'
-        return line
+        return '; '.join([line] + summarize(self.dropped))
+
+    def subset_note(self) -> str:
+        """Which subsets the files hold when one has no entry of ``subset`` ('' when all have)."""
+        return '; '.join(f"{name} has no {self.subset} entry; its subsets are: "
+                         + (', '.join(f'{s} ({n})' for s, n in counts.items()) or 'none')
+                         for name, counts in self.other_subsets.items())
 
 
 def file_prefixes(paths: Sequence[Path]) -> List[str]:
@@ -172,50 +186,69 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
     labels = [name for names in merged for name in names]
 
     activitynet = dataset == 'activitynet'
-    records: List[VideoRecord] = []
-    missing: List[str] = []
-    empty: List[str] = []
+    out = VideoList(labels, [], subset=subset)
     offset = 0
     listing: Dict[Path, Dict[str, Path]] = {}
     for path, d, root, own in zip(paths, data, roots, own_labels):
+        entries = []
+        known = set(own)
         for video_id, entry in d['database'].items():
-            if not isinstance(entry, dict) or entry.get('subset') != subset:
+            faults = entry_faults(video_id, entry, known)
+            if faults:
+                if file_subset(entry) in (None, subset):
+                    out.dropped += faults
+            elif file_subset(entry) == subset:
+                entries.append((video_id, entry))
+        if not any(file_subset(entry) == subset for entry in d['database'].values()):
+            out.other_subsets[path.name] = subset_counts(d['database'])
+        found = [_records(video_id, entry, own, root, file_type, activitynet, whole_videos, listing, path)
+                 for video_id, entry in entries]
+        out.missing += [video_id for (video_id, _), items in zip(entries, found) if items is None]
+        records = [item for items in found if items for item in items]
+        if not activitynet:
+            reason = wrong_frame_base([(r.video_id, r.path, r.frames) for r in records], file_type)
+            if reason:
+                raise AnnotationError(f'{path}: {reason}: rebuild it with --file_type {file_type} '
+                                      f'(or run with the --file_type it was built for)')
+        for r in records:
+            if len(r.frames) == 0:
+                out.empty.append(r.video_id)
                 continue
-            names, multi = entry_labels(entry)
-            unknown = [n for n in names if n not in own]
-            if unknown:
-                raise AnnotationError(f'{path}: video {video_id} has label {unknown[0]!r}, '
-                                      "which is not in the file's 'labels'")
-            label_name = names[0] if names else None
-            explicit = _explicit_path(entry)
-            if explicit:
-                vpath = Path(explicit) if Path(explicit).is_absolute() else root / explicit
-            else:
-                options = [_resolve(c, file_type, listing)
-                           for c in _candidates(root, video_id, label_name, activitynet, multi)]
-                vpath = next((c for c in options if c.exists()), options[0])
-            if not vpath.exists():
-                missing.append(video_id)
-                continue
-            if activitynet:
-                try:
-                    items = _activitynet_records(entry, video_id, vpath, own, file_type, whole_videos)
-                except (AnnotationError, KeyError, ValueError) as e:
-                    raise AnnotationError(f'{path}: {e}') from None
-            else:
-                frames = _segment_frames(entry, file_type, vpath)
-                label = own.index(label_name) if label_name is not None else -1
-                items = [(video_id, label, frames if frames is not None else range(0))]
-            all_labels = tuple(own.index(n) + offset for n in names) if multi else ()
-            for vid, label, frames in items:
-                if len(frames) == 0:
-                    empty.append(vid)
-                    continue
-                records.append(VideoRecord(vid, label + offset if label >= 0 else -1, vpath, frames,
-                                           (frames.start, frames.stop), all_labels))
+            label = r.label + offset if r.label >= 0 else -1
+            out.records.append(VideoRecord(r.video_id, label, r.path, r.frames, (r.frames.start, r.frames.stop),
+                                           tuple(x + offset for x in r.labels)))
         offset += len(own)
-    labels, records = _apply_fractions(labels, records, subset, class_fraction, instance_fraction, seed)
-    return VideoList(labels, records, missing, empty)
+    out.labels, out.records = _apply_fractions(labels, out.records, subset, class_fraction, instance_fraction, seed)
+    return out
+
+
+def _records(video_id: str, entry: Dict[str, Any], own: List[str], root: Path, file_type: str,
+             activitynet: bool, whole_videos: bool, listing: Dict[Path, Dict[str, Path]],
+             path: Path) -> Optional[List[VideoRecord]]:
+    """The records of one usable entry, in its file's label space (None: the video is not on disk)."""
+    names, multi = entry_labels(entry)
+    label_name = names[0] if names else None
+    explicit = _explicit_path(entry)
+    if explicit:
+        vpath = Path(explicit) if Path(explicit).is_absolute() else root / explicit
+    else:
+        options = [_resolve(c, file_type, listing)
+                   for c in _candidates(root, video_id, label_name, activitynet, multi)]
+        vpath = next((c for c in options if c.exists()), options[0])
+    if not vpath.exists():
+        return None
+    if activitynet:
+        try:
+            items = _activitynet_records(entry, video_id, vpath, own, file_type, whole_videos)
+        except (AnnotationError, KeyError, ValueError) as e:
+            raise AnnotationError(f'{path}: {e}') from None
+    else:
+        frames = _segment_frames(entry, file_type, vpath)
+        label = own.index(label_name) if label_name is not None else -1
+        items = [(video_id, label, frames if frames is not None else range(0))]
+    all_labels = tuple(own.index(n) for n in names) if multi else ()
+    return [VideoRecord(vid, label, vpath, frames, (frames.start, frames.stop), all_labels)
+            for vid, label, frames in items]
 
 
 def _explicit_path(entry: Dict[str, Any]) -> Optional[str]:

@@ -109,10 +109,10 @@ def get_pretext_data(opt: Namespace, subset: str) -> CubicPuzzleDataset:
 
 
 def require_videos(name: str, data: Any, say: bool = True) -> None:
-    """A subset with no usable video is a user error; otherwise (``say``) print how many it has and which are missing."""
+    """No usable video is a user error (naming the file's subsets if none is this one); else (``say``) print the summary."""
     if len(data) == 0:
-        raise UserError(f'the {name} subset has no usable video ({data.videos.summary()}): '
-                        'check --video_path, --annotation_path and --file_type')
+        note = data.videos.subset_note() or 'check --video_path, --annotation_path and --file_type'
+        raise UserError(f'the {name} subset has no usable video ({data.videos.summary()}): {note}')
     if say:
         print(f'{name}: {data.videos.summary()}')
 

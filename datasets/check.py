@@ -4,16 +4,19 @@ Checks every video of every subset: missing on disk, empty (no frames on record)
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
 says), bad frames (cannot be decoded), odd-size frames (another size than the video's
 majority size, ``datasets.frame_sizes``: the loader replaces them as bad frames), too short (fewer frames than a clip: it will be
-loop-padded). ``too short`` is harmless (the clip is loop-padded); the others lose data.
+loop-padded). ``too short`` is harmless (the clip is loop-padded); the others lose data. Entries the
+loader drops (``annotation_faults``: unknown subset, misspelled key, label not in ``labels``) are
+problems too, and a file built for another ``--file_type`` is a one-line error.
 """
 from collections import Counter
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
 from datasets.annotations import VideoRecord, load_video_list
 from datasets.conversion.pool import worker_pool
+from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.video_files import UNREADABLE, open_video, video_stream
 from datasets.frame_sizes import Size, odd_sized
@@ -135,9 +138,13 @@ def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kin
     problems: List[Problem] = []
     jobs = []
     listed = 0
+    dropped: Set[Fault] = set()  # an entry of no subset is in every subset's list: report it once
     for subset in SUBSETS:
         videos = load_video_list([annotation], [video_root], subset, file_type, dataset)
-        listed += len(videos.records) + len(videos.missing) + len(videos.empty)
+        new = [f for f in videos.dropped if f not in dropped]
+        dropped.update(new)
+        problems += [(f.video_id, f.subset, f.problem, f.detail) for f in new]
+        listed += len(videos.records) + len(videos.missing) + len(videos.empty) + len({f.video_id for f in new})
         problems += [(vid, subset, 'missing', 'not on disk') for vid in videos.missing]
         problems += [(vid, subset, 'empty', 'no frames on record') for vid in videos.empty]
         jobs += [(r, subset, file_type, sample_duration, quick, input_type) for r in videos.records]

@@ -7,8 +7,10 @@ Checks every video of every subset: missing on disk, empty (no frames on record)
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
 says), bad frames (cannot be decoded), odd-size frames (another size than the rest of the
 video: the loader replaces them like bad frames), too short (fewer frames than a clip: it will be
-loop-padded). Prints a table of problems and a summary count; exit code 1 if any video has
-a problem that loses data, 0 otherwise, 2 for a usage mistake.
+loop-padded), and the entries a run would drop: unknown subset, misspelled key (``annotation``
+for ``annotations``), label not in ``labels``. Prints a table of problems and a summary count;
+exit code 1 if any video has a problem that loses data, 0 otherwise, 2 for a usage mistake
+(an annotation built for another ``--file_type`` is one: the error says how to rebuild it).
 """
 import argparse
 import sys

@@ -7,18 +7,21 @@ Videos are frame folders (jpg), ``<id>.hdf5`` files or video files (any video ex
 ``labels`` are the class folder names, sorted. Each class is split on its own, reproducibly
 for a given seed: about ``val_fraction`` of its videos go to ``validation``, and a class with
 two or more videos always keeps at least one video in each subset (unless val_fraction is 0).
+When the folders hold no video of ``--file_type`` the error says which file type they do hold.
 """
 import argparse
 import random
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from datasets.formats import cli
 from datasets.formats.annotation_build import build_annotation_file
-from datasets.formats.annotation_json import AnnotationError, Row
+from datasets.formats.annotation_json import FILE_TYPES, AnnotationError, Row
 from datasets.formats.text_inputs import require_dir
-from datasets.formats.video_layout import list_class_folder
+from datasets.formats.video_layout import count_jpg_frames, list_class_folder
+
+KINDS = {'jpg': 'jpg frame folders', 'hdf5': 'hdf5 files', 'video': 'video files'}  # videos of each --file_type
 
 
 def scan_classes(root: Path, file_type: str,
@@ -33,6 +36,20 @@ def scan_classes(root: Path, file_type: str,
         else:
             empty.append(folder.name)
     return videos, empty
+
+
+def file_type_hint(root: Path, folders: Sequence[Path], file_type: str) -> str:
+    """Why ``folders`` hold no ``file_type`` video: other videos, frames, or videos in ROOT itself ('' if unknown)."""
+    n, other = max((sum(len(list_class_folder(folder, other)) for folder in folders), other)
+                   for other in FILE_TYPES if other != file_type)
+    if n:
+        return f' (they hold {n} {KINDS[other]}: use --file_type {other})'
+    if any(count_jpg_frames(folder) for folder in folders):
+        return f' (its folders hold image_*.jpg files: {root} looks like one class folder; give the folder above it)'
+    n, other = max((len(list_class_folder(root, other)), other) for other in FILE_TYPES if other != 'jpg')
+    if n:
+        return f' ({n} {KINDS[other]} lie directly in it: the layout is ROOT/<class>/<video>)'
+    return ''
 
 
 def n_validation(n_videos: int, val_fraction: float) -> int:
@@ -57,11 +74,14 @@ def build(args: argparse.Namespace) -> None:
     if not 0 <= args.val_fraction < 1:
         raise AnnotationError(f'--val_fraction must be in [0, 1), got {args.val_fraction}')
     duplicates: List[str] = []
-    videos, empty = scan_classes(require_dir(args.root, 'dataset folder'), args.file_type, duplicates)
+    root = require_dir(args.root, 'dataset folder')
+    videos, empty = scan_classes(root, args.file_type, duplicates)
     if not videos:
-        raise AnnotationError(f'no class folder with {args.file_type} videos in {args.root}')
+        hint = file_type_hint(root, [root / name for name in empty], args.file_type)
+        raise AnnotationError(f'no class folder with {KINDS[args.file_type]} in {args.root}{hint}')
     if empty:
-        print(f'note: class folders without {args.file_type} videos left out: {", ".join(empty)}')
+        hint = file_type_hint(root, [root / name for name in empty], args.file_type)
+        print(f'note: class folders without {KINDS[args.file_type]} left out: {", ".join(empty)}{hint}')
     single = [label for label, ids in videos.items() if len(ids) == 1]
     if single and args.val_fraction > 0:
         print(f'note: classes with one video (training only): {", ".join(single)}')
