@@ -56,9 +56,10 @@ def test_failures_are_listed_and_good_videos_still_converted(jpg_run):
     failed = {line.split(': ')[0].split()[1]: line for line in lines if line.startswith('FAILED')}
     assert sorted(failed) == sorted(BAD)
     assert 'empty file' in failed['run/empty.mp4']
-    assert 'not a video' in failed['run/notes.txt']
+    assert 'Invalid data found' in failed['run/text.mp4']
     assert 'no frames decoded' in failed['run/headeronly.webm']
-    assert 'no video stream' in failed['run/audio.wav']
+    assert 'no video stream' in failed['run/audio.mkv']
+    assert lines[1] == 'ignored: 1 .txt'  # notes.txt: no video extension
     for name in BAD:  # nothing left behind for a failed video
         assert not frame_dir(dst, name).exists()
     assert temps_left(dst) == []
@@ -159,10 +160,10 @@ def test_missing_src_and_unknown_dataset(tmp_path, capsys):
     assert err.startswith('error: ') and 'nope' in err and '\n' not in err
     (tmp_path / 'empty').mkdir()
     assert generate_video_jpgs.main([str(tmp_path / 'empty'), str(tmp_path / 'dst'),
-                                     'something', '--n_jobs', '1']) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("note: unknown dataset 'something'")
-    assert out[1] == 'converted 0, skipped 0 (already done), failed 0, warnings 0'
+                                     'something', '--n_jobs', '1']) == 2
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith("note: unknown dataset 'something'")
+    assert err == f"error: no video file to convert in {tmp_path / 'empty'} (it is empty)\n"
 
 
 def test_module_cli_with_a_pool_of_two(src, jpg_run, tmp_path):

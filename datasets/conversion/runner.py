@@ -1,43 +1,38 @@
-"""Converting a dataset tree: find the videos, write each through a temp name, pool, summary.
+"""Converting a dataset tree: write each video through a temp name, in a pool, and summarise.
 
-The temp scheme (``temp_path``, ``remove_stale_temps``) lives here alone: every converter
-writes its output - a file or a folder - to a temp name beside the target and ``convert_video``
-renames it into place, so an existing target is always a finished one.
+Finding the videos is ``sources`` (what converts, what is ignored, layout mistakes); the temp
+scheme is ``temps`` (names owned by their process, removed only when it is gone). Every
+converter writes its output - a file or a folder - to a temp name beside the target and
+``convert_video`` renames it into place, so an existing target is always a finished one; when
+another run into the same DST finished a video first, it counts as skipped, not failed.
 """
 import errno
 import os
-import re
 from contextlib import closing
-import secrets
-import shutil
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
 from datasets.conversion.frames import error_line
 from datasets.conversion.pool import worker_pool
+from datasets.conversion.sources import FLAT_DATASETS, Sources, Video, find_sources, require_sources
+from datasets.conversion.temps import remove, remove_stale_temps, temp_path
 from datasets.formats.atomic import os_error_in
 from datasets.formats.errors import UserError
 
+__all__ = ['DATASETS', 'FLAT_DATASETS', 'Outcome', 'Video', 'available_cpus', 'convert_all', 'convert_video',
+           'find_videos', 'print_summary', 'remove_stale_temps', 'run_conversion', 'temp_path']
+
 DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet')
-FLAT_DATASETS = ('activitynet',)
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # errors of the output disk, not of one video
-TEMP_NAME = re.compile(r'^\..*\.tmp-[0-9a-f]{16}$')
 
 # A writer turns one source video into the output at the given temp path and returns a
 # warning ('' when none); it must be picklable (a module-level function or a partial of one).
 Writer = Callable[[Path, Path], str]
-
-
-@dataclass(frozen=True)
-class Video:
-    """One source file and the output path it converts to."""
-    src: Path
-    dst: Path
 
 
 @dataclass
@@ -53,52 +48,8 @@ class Outcome:
 # ----------------------------------------------------------------------------- finding videos
 
 def find_videos(src_root: Path, dst_root: Path, dataset: str, suffix: str = '') -> List[Video]:
-    """List the source files of a dataset layout with the output path of each, sorted."""
-    if dataset in FLAT_DATASETS:
-        pairs = [(f, dst_root) for f in _visible_files(src_root)]
-    else:
-        pairs = [(f, dst_root / d.name) for d in _visible(src_root) if d.is_dir()
-                 for f in _visible_files(d)]
-    return [Video(f, out_dir / (f.stem + suffix)) for f, out_dir in pairs]
-
-
-def _visible(directory: Path) -> List[Path]:
-    return sorted(p for p in directory.iterdir() if not p.name.startswith('.'))
-
-
-def _visible_files(directory: Path) -> List[Path]:
-    return [p for p in _visible(directory) if p.is_file()]
-
-
-# ----------------------------------------------------------------------------- temp names
-
-def temp_path(dst: Path) -> Path:
-    """A fresh temp name beside ``dst`` that the stale-temp cleanup recognises."""
-    # the name is cut so that the temp name stays within the usual 255-byte limit
-    return dst.with_name(f'.{dst.name[:200]}.tmp-{secrets.token_hex(8)}')
-
-
-def remove_stale_temps(directories: Iterable[Path]) -> int:
-    """Delete temp outputs left by killed runs in the given directories; return how many."""
-    removed = 0
-    for directory in directories:
-        if not directory.is_dir():
-            continue
-        for entry in directory.iterdir():
-            if TEMP_NAME.match(entry.name):
-                _remove(entry)
-                removed += 1
-    return removed
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+    """The videos of a dataset layout with the output path of each, sorted (``sources.find_sources``)."""
+    return find_sources(Path(src_root), Path(dst_root), dataset, suffix).videos
 
 
 def _fsync(path: Path) -> None:
@@ -120,12 +71,14 @@ def convert_video(video: Video, writer: Writer) -> Outcome:
             _fsync(tmp)
         os.replace(tmp, video.dst)
     except Exception as e:
-        _remove(tmp)
+        remove(tmp)
+        if video.dst.exists():  # another run into the same DST finished it first
+            return Outcome(video, 'skipped')
         cause = os_error_in(e)
         return Outcome(video, 'failed', reason=error_line(cause or e),
                        fatal=cause is not None and cause.errno in DISK_FULL)
     except BaseException:
-        _remove(tmp)
+        remove(tmp)
         raise
     return Outcome(video, 'converted', warning=warning)
 
@@ -190,7 +143,7 @@ def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, wr
                    n_jobs: Optional[int] = None) -> int:
     """Convert a dataset tree, show progress and a summary; return the exit code (0 or 1).
 
-    Raises UserError when ``src_root`` is not a folder.
+    Raises UserError when ``src_root`` is not a folder or holds nothing to convert (``sources``).
     """
     src_root, dst_root, dataset = Path(src_root), Path(dst_root), dataset.lower()
     if not src_root.is_dir():
@@ -198,7 +151,9 @@ def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, wr
     if dataset not in DATASETS:
         print(f'note: unknown dataset {dataset!r}, using the class-folder layout of kinetics')
     n_jobs = n_jobs if n_jobs and n_jobs > 0 else available_cpus()
-    videos = find_videos(src_root, dst_root, dataset, suffix)
+    sources = find_sources(src_root, dst_root, dataset, suffix)
+    require_sources(sources, src_root, dataset)
+    videos = sources.videos
     remove_stale_temps({v.dst.parent for v in videos})
     outcomes, todo = _clashes(videos), []
     taken = {o.video for o in outcomes}
@@ -217,7 +172,7 @@ def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, wr
             bar.update()
             if outcome.fatal:  # closing the pool: running videos finish, queued ones never start
                 break
-    print_summary(outcomes, src_root)
+    print_summary(outcomes, src_root, sources)
     stop = next((o for o in outcomes if o.fatal), None)
     if stop is not None:
         untried = len(todo) - (len(outcomes) - done)
@@ -239,12 +194,15 @@ def _clashes(videos: Sequence[Video]) -> List[Outcome]:
     return clashes
 
 
-def print_summary(outcomes: Sequence[Outcome], src_root: Path) -> None:
-    """Print the counts, then one line per failed video and per warning."""
+def print_summary(outcomes: Sequence[Outcome], src_root: Path, sources: Optional[Sources] = None) -> None:
+    """Print the counts, what was ignored, the class folders without videos, then each failure and warning."""
     count = {s: sum(o.status == s for o in outcomes) for s in ('converted', 'skipped', 'failed')}
     warned = [o for o in outcomes if o.warning]
     print(f"converted {count['converted']}, skipped {count['skipped']} (already done), "
           f"failed {count['failed']}, warnings {len(warned)}")
+    for line in (sources.ignored_line(), sources.empty_line()) if sources else ():
+        if line:
+            print(_printable(line))
     for o in sorted(outcomes, key=lambda o: o.video.src):
         if o.status == 'failed':
             print(f'FAILED  {_show(o.video.src, src_root)}: {o.reason}')
@@ -258,5 +216,9 @@ def _show(path: Path, root: Optional[Path] = None) -> str:
             path = path.relative_to(root)
         except ValueError:
             pass
+    return _printable(str(path))
+
+
+def _printable(text: str) -> str:
     # file names that are not valid UTF-8 must not break the summary
-    return str(path).encode('utf-8', 'backslashreplace').decode('utf-8')
+    return text.encode('utf-8', 'backslashreplace').decode('utf-8')
