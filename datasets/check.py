@@ -12,12 +12,11 @@ from collections import Counter
 from pathlib import Path
 from typing import List, Optional, Sequence, Set, Tuple
 
-from tqdm import tqdm
-
 from datasets.annotations import VideoRecord, load_video_list
 from datasets.conversion.pool import worker_pool
 from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
+from datasets.formats.progress import progress
 from datasets.formats.video_files import UNREADABLE, open_video, video_stream
 from datasets.frame_sizes import Size, odd_sized
 from datasets.loaders import IMAGE_TEMPLATE, Hdf5Loader, JpgLoader, VideoReadError, build_video_index, decode_image
@@ -150,9 +149,10 @@ def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kin
         jobs += [(r, subset, file_type, sample_duration, quick, input_type) for r in videos.records]
     if n_jobs > 1 and len(jobs) > 1:
         with worker_pool(n_jobs, start_method=None) as pool:  # workers that die with this process
-            results = list(tqdm(pool.map(check_record, jobs, chunksize=8), total=len(jobs), desc='checking'))
+            results = list(progress(pool.map(check_record, jobs, chunksize=8), total=len(jobs), desc='checking',
+                                    unit='videos'))
     else:
-        results = [check_record(job) for job in tqdm(jobs, desc='checking')]
+        results = [check_record(job) for job in progress(jobs, total=len(jobs), desc='checking', unit='videos')]
     for found in results:
         problems += found
     return problems, listed

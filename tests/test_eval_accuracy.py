@@ -65,11 +65,11 @@ def test_toy_example_top1_top2_as_the_original(files, capsys):
     assert code == 0 and err == ''
     lines = out.splitlines()
     assert lines[:3] == ['top-2 accuracy: 1.0000 (4/4)', 'top-1 accuracy: 0.5000 (2/4)',
-                         'top-5 accuracy: 1.0000 (4/4)']
+                         'top-5 accuracy: n/a (3 classes)']  # always 1 with 3 classes: not a measurement
     assert lines[3] == 'mean class accuracy: 0.5000 (3 classes)'
     code, out, _ = _run(capsys, gt_path, res_path)
     assert out.splitlines()[:2] == ['top-1 accuracy: 0.5000 (2/4)',
-                                    'top-5 accuracy: 1.0000 (4/4)']
+                                    'top-5 accuracy: n/a (3 classes)']
 
 
 def test_missing_videos_are_wrong_unless_ignored(tmp_path, capsys):
@@ -194,9 +194,9 @@ def test_report_tsv_contents(files, capsys):
     assert _run(capsys, gt_path, res_path)[0] == 0
     per_class = (res_path.parent / 'val_per_class.tsv').read_text()
     assert per_class == ('label\tn_videos\ttop1\ttop5\n'
-                         'c\t1\t1.0000\t1.0000\n'
-                         'a\t2\t0.5000\t1.0000\n'
-                         'b\t1\t0.0000\t1.0000\n')
+                         'c\t1\t1.0000\tn/a\n'  # top-5 of 3 classes is always 1
+                         'a\t2\t0.5000\tn/a\n'
+                         'b\t1\t0.0000\tn/a\n')
     confusion = (res_path.parent / 'val_confusion.tsv').read_text()
     assert confusion == ('gt\\pred\ta\tb\tc\n'
                          'a\t1\t1\t0\n'

@@ -27,7 +27,8 @@ def add_fps(data: Dict[str, Any], video_dir: Path) -> Dict[str, List[str]]:
     broken = unreadable_errors()
     found: Dict[str, List[str]] = {'not_found': [], 'no_fps': [], 'unreadable': [],
                                    'from_frames': [], 'from_video': []}
-    for video_id, entry in progress(list(data['database'].items()), 'probing videos'):
+    for video_id, entry in progress(list(data['database'].items()), total=len(data['database']),
+                                    desc='probing videos', unit='videos'):
         video = videos.get(f'v_{video_id}')
         frames = video_dir / f'v_{video_id}'
         frames = frames if frames.is_dir() else None

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
-from tqdm import tqdm
-
 from datasets.conversion.frames import error_line
 from datasets.conversion.pool import worker_pool
 from datasets.conversion.sources import FLAT_DATASETS, Sources, Video, find_sources, require_sources
 from datasets.conversion.temps import remove, remove_stale_temps, temp_path
 from datasets.formats.atomic import os_error_in
 from datasets.formats.errors import UserError
+from datasets.formats.progress import progress
 
 __all__ = ['DATASETS', 'FLAT_DATASETS', 'Outcome', 'Video', 'available_cpus', 'convert_all', 'convert_video',
            'find_videos', 'print_summary', 'remove_stale_temps', 'run_conversion', 'temp_path']
@@ -165,13 +164,13 @@ def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, wr
         else:
             todo.append(video)
     done = len(outcomes)
-    with tqdm(total=len(todo), unit='video', dynamic_ncols=True) as bar, \
-            closing(convert_all(todo, writer, n_jobs)) as results:
-        for outcome in results:
+    with closing(convert_all(todo, writer, n_jobs)) as results:
+        bar = progress(results, total=len(todo), desc='converting', unit='videos')
+        for outcome in bar:
             outcomes.append(outcome)
-            bar.update()
             if outcome.fatal:  # closing the pool: running videos finish, queued ones never start
                 break
+        bar.close()
     print_summary(outcomes, src_root, sources)
     stop = next((o for o in outcomes if o.fatal), None)
     if stop is not None:

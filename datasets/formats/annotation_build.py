@@ -6,7 +6,6 @@ reported with the empty, unreadable and duplicated ones and the labels missing f
 """
 import collections
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
@@ -14,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 from datasets.formats.annotation_json import (SUBSETS, Row, build_database, entry_labels,
                                               segment_for, write_annotation_json)
 from datasets.formats.video_layout import count_frames, unreadable_errors, video_path_for
+from .progress import progress
 
 PathLike = Union[str, os.PathLike]
 PREVIEW = 5  # ids shown in a report line
@@ -35,22 +35,13 @@ class DiskCache:
     counts: Dict[Path, int] = field(default_factory=dict)
 
 
-def progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
-    """tqdm on stderr when it is a terminal, the items unchanged otherwise."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc=desc, leave=False, disable=None, file=sys.stderr)
-
-
 def add_segments(database: Dict[str, Dict[str, Any]], video_root: PathLike, file_type: str,
                  cache: Optional[DiskCache] = None, desc: str = 'counting frames') -> Findings:
     """Give every entry found on disk its segment; report missing, empty and broken videos."""
     cache = cache if cache is not None else DiskCache()
     broken = unreadable_errors()
     findings = Findings()
-    for video_id, entry in progress(list(database.items()), desc):
+    for video_id, entry in progress(list(database.items()), total=len(database), desc=desc, unit='videos'):
         names, multi = entry_labels(entry)
         # multi-label videos sit in the root; unlabelled (testing) ones in the test folder
         folder = '' if multi else (names[0] if names else None)

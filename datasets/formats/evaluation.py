@@ -59,6 +59,9 @@ def evaluate_files(ground_truth_path: PathLike, result_path: PathLike,
                            f'"{canonical_subset(subset)}" has a result')
     metrics: Dict[str, float] = {}
     for kk in dict.fromkeys([k, 1, 5]):
+        if kk == 5 != k and len(labels) <= 5:  # always 1 with 5 classes or fewer: not a measurement
+            log(f'top-5 accuracy: n/a ({len(labels)} classes)')
+            continue
         acc, correct, total = top_k_accuracy(ground_truth, results, kk, ignore)
         metrics[f'top{kk}'] = acc
         log(f'top-{kk} accuracy: {acc:.4f} ({correct}/{total})')

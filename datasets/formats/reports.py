@@ -57,10 +57,14 @@ def shown_text(text: str) -> str:
     return ''.join(c if c.isprintable() else _ESCAPES.get(c) or _code(c) for c in text)
 
 
-def per_class_tsv(per_class: Sequence[ClassAccuracy]) -> str:
-    """The per-class table as TSV text (label, n_videos, top1, top5; 4 decimals)."""
+def per_class_tsv(per_class: Sequence[ClassAccuracy], n_classes: Optional[int] = None) -> str:
+    """The per-class table as TSV text (label, n_videos, top1, top5; 4 decimals).
+
+    With ``n_classes`` of 5 or fewer, top-5 is always 1 and is written ``n/a``.
+    """
+    top5_na = n_classes is not None and n_classes <= 5
     lines = ['label\tn_videos\ttop1\ttop5']
-    lines += [f'{tsv_escape(r.label)}\t{r.n_videos}\t{r.top1:.4f}\t{r.top5:.4f}'
+    lines += [f'{tsv_escape(r.label)}\t{r.n_videos}\t{r.top1:.4f}\t' + ('n/a' if top5_na else f'{r.top5:.4f}')
               for r in per_class]
     return '\n'.join(lines) + '\n'
 
@@ -176,7 +180,7 @@ def write_reports(result_path: PathLike, ground_truth: Dict[str, str],
         acc, correct, total = top_k_accuracy(ground_truth, results, 1, ignore)
         title = (f'{Path(result_path).name}: top-1 {acc:.4f} ({correct}/{total}), '
                  f'mean class {mean_class_accuracy(per_class):.4f}')
-    atomic_write_bytes(paths['per_class'], per_class_tsv(per_class).encode('utf-8'))
+    atomic_write_bytes(paths['per_class'], per_class_tsv(per_class, len(labels) if labels else None).encode('utf-8'))
     order, matrix = confusion_matrix(ground_truth, results, labels)
     atomic_write_bytes(paths['confusion'], confusion_tsv(order, matrix).encode('utf-8'))
     buf = io.BytesIO()

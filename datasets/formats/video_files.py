@@ -12,7 +12,7 @@ the converters (``datasets.conversion``), the annotation builders (``video_layou
   a one-frame stream (``gif``, ``webp``); an animated GIF or WebP (two frames or more)
   stays a video;
 - the names of video files are those in ``VIDEO_EXTENSIONS`` (the annotation builders list
-  only these; the converters try every file);
+  only these, and the converters convert only these, counting the other files they pass over);
 - the video stream is the first one that is not an attached picture (cover art of an audio
   file is a one-picture "video" stream);
 - its frame rate is the average rate, else the guessed rate, else the base rate (None if
@@ -51,7 +51,7 @@ import av
 
 PathLike = Union[str, os.PathLike]
 
-# the names annotation builders recognise as videos; the converters try every file
+# the names the annotation builders and the converters recognise as videos
 VIDEO_EXTENSIONS = frozenset({
     '.mp4', '.m4v', '.mov', '.qt', '.3gp', '.3g2', '.f4v', '.mj2',   # ISO base media
     '.avi', '.divx', '.xvid', '.mkv', '.webm', '.ogv', '.flv', '.wmv', '.asf', '.rm',
