@@ -121,6 +121,60 @@ def write_json(path: Path, data: Any) -> Path:
     return atomic_write_json(path, data)
 
 
+# ----------------------------------------------------------------------------- an annotated subset
+
+def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], stop: StopSignals) -> bool:
+    """``main.py --inference``: sliding-window scores of ``--inference_subset``, preprocessed as the
+    model was trained (``state.preprocessing``), sharded over the ranks; rank 0 writes the results
+    JSON and, for a labelled subset, scores it and writes the per-class reports beside it.
+
+    ``proc`` is main's process (rank, world, local_world, device, master, show_progress).
+    Returns False when a stop signal ended the pass (nothing written).
+    """
+    from dataclasses import replace
+
+    import datasets
+    from datasets.formats.annotation_json import canonical_subset
+    from datasets.formats.run_logs import fault_text
+    from datasets.preprocessing import Preprocessing, normalization
+    from training import amp_dtype, gather_dict, reduce_sums
+    from validation import score_inference
+
+    prep = replace(Preprocessing(**state.preprocessing), inference_crop=opt.inference_crop)
+    infer_data = datasets.get_inference_data(opt, prep)
+    datasets.require_videos(f'inference ({opt.inference_subset})', infer_data, proc.master)
+    names = state.class_names or infer_data.class_names
+    datasets.check_class_count(names, state.options['n_classes'])
+    shard = torch.utils.data.Subset(infer_data, list(range(proc.rank, len(infer_data), proc.world)))
+    batch = opt.inference_batch_size or opt.batch_size
+    loader = torch.utils.data.DataLoader(shard, batch_size=max(1, batch // proc.local_world), **loader_args)
+    try:
+        scores, faults = infer(loader, state.model, proc.device, normalization(prep),
+                               amp_dtype=amp_dtype(opt.precision, proc.device), channels_last=opt.channels_last,
+                               show_progress=proc.show_progress, multilabel=opt.multilabel, should_stop=stop.local)
+    except Interrupted:
+        scores, faults = {}, {}
+    if stop(stop.local()):
+        return False
+    scores, faults = gather_dict(scores), reduce_sums(faults, proc.device)
+    if proc.master:
+        results = results_json(scores, names, opt.output_topk, not opt.inference_no_average)
+        out = write_json(opt.result_path / f'{opt.inference_subset}.json', results)
+        line = f'inference: {len(scores)} videos -> {out}'
+        if not opt.inference_no_average:
+            means = video_scores(scores)
+            m, text = score_inference(means, infer_data.records, names, opt.multilabel,
+                                      canonical_subset(opt.inference_subset))
+            line += text
+            if m and not opt.multilabel:
+                from datasets.formats.reports import write_reports
+                ranked = top_rankings(means, names, results['results'])  # top-5 whatever --output_topk is
+                write_reports(out, {r.video_id: names[r.label] for r in infer_data.records
+                                    if r.label >= 0 and r.video_id in ranked}, ranked, names)
+        print(line + fault_text(faults))
+    return True
+
+
 # ----------------------------------------------------------------------------- any video file
 
 def unique_keys(paths: Sequence[Path]) -> Dict[Path, str]:

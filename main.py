@@ -8,7 +8,7 @@ save) -> inference. One CPU, one GPU, ``torchrun --nproc_per_node N main.py --di
 import os
 import random
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Dict, List, Optional
 
@@ -19,13 +19,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
 import datasets
-from datasets.formats.annotation_json import canonical_subset
 from datasets.formats import run_lock
 from datasets.formats.errors import UserError
 from datasets.formats.history import append_history, write_options
-from datasets.formats.run_logs import RunLogs, fault_text
+from datasets.formats.run_logs import RunLogs
 from datasets.preprocessing import Preprocessing, normalization, resumed_preprocessing
-from inference import Interrupted, infer, results_json, top_rankings, video_scores, write_json
+from inference import infer_subset
 from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
@@ -33,7 +32,7 @@ from models.run_state import RunState, recorded_model_options, resume_checkpoint
 from opts import model_options, parse_opts, run_record
 from training import (NonFiniteLossError, StopSignals, amp_dtype, any_rank, cpu_threads, criterion_for,
                       gather_dict, reduce_sums, train_epoch, warmup)
-from validation import multilabel_metrics, score_inference, val_epoch, video_metrics
+from validation import multilabel_metrics, val_epoch, video_metrics
 
 
 @dataclass
@@ -87,7 +86,8 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                                                            data.loader_args['num_workers'], local_world):
             code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
             if code is None and opt.inference:
-                code = run_inference(opt, proc, state, data, stop)
+                code = None if infer_subset(opt, proc, state, data.loader_args, stop) else \
+                    stopped(stop, proc, 'inference')
         if code is None and proc.master:
             print(f'done: epoch {state.begin_epoch - 1}; checkpoints, logs and results in {opt.result_path}')
         return code or 0
@@ -312,43 +312,6 @@ def stopped(stop: StopSignals, proc: Process, phase: str, result: Optional[Dict[
         print(f"{died or f'signal {stop.signum}'}: {phase} stopped; no results were written", file=sys.stderr,
               flush=True)
     return 3 if died else 128 + int(stop.signum or 2)
-
-
-def run_inference(opt, proc: Process, state: RunState, data: Data, stop: StopSignals) -> Optional[int]:
-    """Sliding-window inference on ``--inference_subset``, preprocessed as the model was trained; scored if labelled."""
-    prep = replace(Preprocessing(**state.preprocessing), inference_crop=opt.inference_crop)
-    infer_data = datasets.get_inference_data(opt, prep)
-    datasets.require_videos(f'inference ({opt.inference_subset})', infer_data, proc.master)
-    names = state.class_names or infer_data.class_names
-    datasets.check_class_count(names, state.options['n_classes'])
-    shard = Subset(infer_data, list(range(proc.rank, len(infer_data), proc.world)))
-    batch = opt.inference_batch_size or opt.batch_size
-    loader = DataLoader(shard, batch_size=max(1, batch // proc.local_world), **data.loader_args)
-    try:
-        scores, faults = infer(loader, state.model, proc.device, normalization(prep),
-                               amp_dtype=amp_dtype(opt.precision, proc.device), channels_last=opt.channels_last,
-                               show_progress=proc.show_progress, multilabel=opt.multilabel, should_stop=stop.local)
-    except Interrupted:
-        scores, faults = {}, {}
-    if stop(stop.local()):
-        return stopped(stop, proc, 'inference')
-    scores, faults = gather_dict(scores), reduce_sums(faults, proc.device)
-    if proc.master:
-        subset = canonical_subset(opt.inference_subset)
-        results = results_json(scores, names, opt.output_topk, not opt.inference_no_average)
-        out = write_json(opt.result_path / f'{opt.inference_subset}.json', results)
-        line = f'inference: {len(scores)} videos -> {out}'
-        if not opt.inference_no_average:
-            means = video_scores(scores)
-            m, text = score_inference(means, infer_data.records, names, opt.multilabel, subset)
-            line += text
-            if m and not opt.multilabel:
-                from datasets.formats.reports import write_reports
-                ranked = top_rankings(means, names, results['results'])  # top-5 whatever --output_topk is
-                write_reports(out, {r.video_id: names[r.label] for r in infer_data.records
-                                    if r.label >= 0 and r.video_id in ranked}, ranked, names)
-        print(line + fault_text(faults))
-    return None
 
 
 # ----------------------------------------------------------------------------- processes
