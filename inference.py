@@ -171,6 +171,8 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
                 ranked = top_rankings(means, names, results['results'])  # top-5 whatever --output_topk is
                 write_reports(out, {r.video_id: names[r.label] for r in infer_data.records
                                     if r.label >= 0 and r.video_id in ranked}, ranked, names)
+                from visualize import write_examples
+                write_examples(infer_data, means, names, opt.file_type, prep, out.with_name(f'{out.stem}_examples.png'))
         print(line + fault_text(faults))
     return True
 
@@ -276,6 +278,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from models import load_checkpoint
     from models.checkpoint import model_from_checkpoint
     from models.safe_load import TRUST_HELP
+    from visualize import add_annotate_args, annotate_files
 
     parser = OneLineParser(description='Predict the actions in video files with a checkpoint')
     parser.add_argument('videos', type=Path, nargs='+')
@@ -291,6 +294,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
                         help='class names from this annotation file, for checkpoints that carry none')
     parser.add_argument('--features', type=Path, default=None, help='save features to OUT.hdf5 or a folder')
     parser.add_argument('--no_cuda', action='store_true')
+    add_annotate_args(parser)
     args = parser.parse_args(argv)
     try:
         ckpt = load_checkpoint(args.resume_path, trust=args.trust_checkpoint)
@@ -338,6 +342,9 @@ def predict(argv: Optional[List[str]] = None) -> int:
         if args.features and features:
             save_features(args.features, features)
             print(f'features of {len(features)} videos saved to {args.features}')
+        if args.annotate or args.cam:
+            failed += annotate_files([p for p in args.videos if keys[p] in scores], keys, args, model, prep, names,
+                                     device, multilabel)
     except UserError as e:  # a full disk, a key that would leave the features folder
         print(f'error: {e}', file=sys.stderr)
         return 2

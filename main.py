@@ -24,6 +24,7 @@ from datasets.formats.errors import UserError
 from datasets.formats.history import append_history, write_options
 from datasets.formats.run_logs import RunLogs
 from datasets.preprocessing import Preprocessing, normalization, resumed_preprocessing
+from datasets.visuals.curves import write_curves
 from inference import infer_subset
 from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
@@ -242,6 +243,7 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
             state.begin_epoch = epoch + 1
             if proc.master:
                 logs.epoch(epoch, metrics)
+                write_curves(opt.result_path)  # curves.png, from the logs just written
                 if data.train is not None:
                     state.save_epoch(opt.result_path, epoch, metrics, opt.checkpoint,
                                      'mAP' if opt.multilabel else 'video_top1', opt.keep_checkpoints)
