@@ -6,17 +6,22 @@ Used by ``main.py --inference`` on an annotated subset, and runnable on any vide
 
     python inference.py VIDEO [VIDEO ...] --resume_path CKPT [--output OUT.json] [--output_topk 5]
                         [--features OUT.hdf5|OUT_DIR] [--inference_stride N] [--batch_size 32] [--no_cuda]
+                        [--inference_clips N] [--inference_crop center|nocrop|three]
+                        [--inference_short_side S] [--inference_flip]
 
 which decodes the files directly (PyAV) and preprocesses them exactly as the checkpoint
 records (``datasets.preprocessing``: clip size and length, temporal stride, normalisation,
-crop), prints the top-k labels per file and, with ``--output``, writes the results JSON that
-``main.py --inference`` writes, keyed by each file's path relative to the common folder of
-the inputs. ``--features`` saves the pooled pre-classifier features of every clip and their
-per-video mean (one .hdf5 file, or .npy files in a folder), under the same keys.
+and the views, which the ``--inference_*`` flags replace), prints the top-k labels per file
+and, with ``--output``, writes the results JSON that ``main.py --inference`` writes, keyed
+by each file's path relative to the common folder of the inputs, and beside it the views per
+video and their cost (``<stem>_views.json``). ``--features`` saves the pooled
+pre-classifier features of every clip and their per-video mean (one .hdf5 file, or .npy
+files in a folder), under the same keys.
 """
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -47,7 +52,9 @@ def infer(loader: Iterable[Dict[str, Any]], model: nn.Module, device: torch.devi
 
     With a ``features`` dict, the pooled pre-classifier features of every clip are added to it.
     ``should_stop`` is asked after every batch; if it says so, ``Interrupted`` is raised.
-    ``max_clips`` > 0 splits a batch into forward passes of at most that many clips.
+    ``max_clips`` > 0 splits a batch into forward passes of at most that many clips. A clip
+    with several spatial views (``batch['views']``: crops, flips) gets the mean of its views'
+    scores (and features): one entry per clip and segment, as with one view.
     """
     model.eval()
     scores: ClipScores = {}
@@ -56,22 +63,32 @@ def infer(loader: Iterable[Dict[str, Any]], model: nn.Module, device: torch.devi
     for batch in progress(loader, total=total, desc='inference', enabled=show_progress):
         faults['bad_frames'] += batch['bad_frames']
         faults['failed_videos'] += len(batch['failed'])
-        clips = batch['clip']
+        clips, views = batch['clip'], batch.get('views', 1)
         step = max_clips if max_clips > 0 else max(1, len(clips) if clips is not None else 1)
+        probs, pooled = [], []
         for start in range(0, 0 if clips is None else len(clips), step):
             x = to_device(clips[start:start + step], device, normalize, channels_last)
             with autocast(device, amp_dtype):
-                pooled = model.forward_features(x) if features is not None else None
-                logits = (model(x) if pooled is None else head_of(model)(pooled)).float()
-            probs = (torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu()
-            for i, (vid, segment) in enumerate(zip(batch['video_id'][start:start + step],
-                                                   batch['segment'][start:start + step])):
-                scores.setdefault(vid, []).append((tuple(segment), probs[i]))
-                if pooled is not None:
-                    features.setdefault(vid, []).append((tuple(segment), pooled[i].float().cpu()))
+                p = model.forward_features(x) if features is not None else None
+                logits = (model(x) if p is None else head_of(model)(p)).float()
+            probs.append((torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu())
+            pooled += [] if p is None else [p.float().cpu()]
+        per_clip = (_view_mean(probs, views), _view_mean(pooled, views) if pooled else None)
+        for i, (vid, segment) in enumerate(zip(batch['video_id'][::views], batch['segment'][::views])):
+            scores.setdefault(vid, []).append((tuple(segment), per_clip[0][i]))
+            if per_clip[1] is not None:
+                features.setdefault(vid, []).append((tuple(segment), per_clip[1][i]))
         if should_stop is not None and should_stop():
             raise Interrupted('inference')
     return scores, faults
+
+
+def _view_mean(chunks: List[torch.Tensor], views: int) -> torch.Tensor:
+    """Consecutive groups of ``views`` rows (the views of one clip) -> their mean, one row per clip."""
+    if not chunks:
+        return torch.zeros(0)
+    rows = torch.cat(chunks)
+    return rows.view(-1, views, *rows.shape[1:]).mean(1) if views > 1 else rows
 
 
 def _ranked(probs: torch.Tensor, class_names: Sequence[str], topk: int) -> List[Dict[str, Any]]:
@@ -124,23 +141,23 @@ def write_json(path: Path, data: Any) -> Path:
 # ----------------------------------------------------------------------------- an annotated subset
 
 def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], stop: StopSignals) -> bool:
-    """``main.py --inference``: sliding-window scores of ``--inference_subset``, preprocessed as the
-    model was trained (``state.preprocessing``), sharded over the ranks; rank 0 writes the results
-    JSON and, for a labelled subset, scores it and writes the per-class reports beside it.
+    """``main.py --inference``: scores of ``--inference_subset`` over the views the inference flags
+    ask for, preprocessed as the model was trained (``state.preprocessing``), sharded over the
+    ranks; rank 0 writes the results JSON and, for a labelled subset, scores it and writes the
+    per-class reports beside it, and the views, their cost and the metrics (``<subset>_views.json``).
 
     ``proc`` is main's process (rank, world, local_world, device, master, show_progress).
     Returns False when a stop signal ended the pass (nothing written).
     """
-    from dataclasses import replace
-
     import datasets
     from datasets.formats.annotation_json import canonical_subset
     from datasets.formats.run_logs import fault_text
-    from datasets.preprocessing import Preprocessing, normalization
+    from datasets.preprocessing import Preprocessing, normalization, with_views
+    from inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from training import amp_dtype, gather_dict, reduce_sums
     from validation import score_inference
 
-    prep = replace(Preprocessing(**state.preprocessing), inference_crop=opt.inference_crop)
+    prep = with_views(Preprocessing(**state.preprocessing), opt)
     infer_data = datasets.get_inference_data(opt, prep)
     datasets.require_videos(f'inference ({opt.inference_subset})', infer_data, proc.master)
     names = state.class_names or infer_data.class_names
@@ -148,10 +165,12 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     shard = torch.utils.data.Subset(infer_data, list(range(proc.rank, len(infer_data), proc.world)))
     batch = opt.inference_batch_size or opt.batch_size
     loader = torch.utils.data.DataLoader(shard, batch_size=max(1, batch // proc.local_world), **loader_args)
+    started = time.perf_counter()
     try:
         scores, faults = infer(loader, state.model, proc.device, normalization(prep),
                                amp_dtype=amp_dtype(opt.precision, proc.device), channels_last=opt.channels_last,
-                               show_progress=proc.show_progress, multilabel=opt.multilabel, should_stop=stop.local)
+                               show_progress=proc.show_progress, multilabel=opt.multilabel, should_stop=stop.local,
+                               max_clips=opt.batch_size)
     except Interrupted:
         scores, faults = {}, {}
     if stop(stop.local()):
@@ -160,7 +179,10 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     if proc.master:
         results = results_json(scores, names, opt.output_topk, not opt.inference_no_average)
         out = write_json(opt.result_path / f'{opt.inference_subset}.json', results)
-        line = f'inference: {len(scores)} videos -> {out}'
+        line, m = f'inference: {len(scores)} videos -> {out}', {}
+        cost = view_cost(state.model, prep, opt.inference_stride, [len(c) for c in scores.values()],
+                         first_frame_size(infer_data) if prep.inference_crop == 'nocrop' else None,
+                         time.perf_counter() - started)
         if not opt.inference_no_average:
             means = video_scores(scores)
             m, text = score_inference(means, infer_data.records, names, opt.multilabel,
@@ -173,7 +195,8 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
                                     if r.label >= 0 and r.video_id in ranked}, ranked, names)
                 from visualize import write_examples
                 write_examples(infer_data, means, names, opt.file_type, prep, out.with_name(f'{out.stem}_examples.png'))
-        print(line + fault_text(faults))
+        write_json(summary_path(out), {**cost, 'metrics': m})
+        print(line + fault_text(faults) + '\n' + cost_text(cost))
     return True
 
 
@@ -273,8 +296,9 @@ def predict(argv: Optional[List[str]] = None) -> int:
     """CLI: top-k labels (and optionally a results JSON and features) for video files, from a checkpoint."""
     from datasets import collate
     from datasets.formats.errors import UserError
-    from datasets.preprocessing import Preprocessing, normalization
+    from datasets.preprocessing import Preprocessing, add_view_arguments, normalization, views_from
     from datasets.formats.cli import OneLineParser, int_in
+    from inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from models import load_checkpoint
     from models.checkpoint import model_from_checkpoint
     from models.safe_load import TRUST_HELP
@@ -290,6 +314,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--inference_stride', type=int_in(0), default=0,
                         help='window stride in frames of the video; 0: one clip span (sample_duration x sample_t_stride)')
     parser.add_argument('--batch_size', type=int_in(1), default=16, help='clips per forward pass')
+    add_view_arguments(parser, recorded=True)
     parser.add_argument('--annotation_path', type=Path, default=None,
                         help='class names from this annotation file, for checkpoints that carry none')
     parser.add_argument('--features', type=Path, default=None, help='save features to OUT.hdf5 or a folder')
@@ -299,7 +324,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     try:
         ckpt = load_checkpoint(args.resume_path, trust=args.trust_checkpoint)
         model = model_from_checkpoint(ckpt, str(args.resume_path))
-        prep = Preprocessing.from_checkpoint(ckpt, str(args.resume_path))
+        prep = views_from(Preprocessing.from_checkpoint(ckpt, str(args.resume_path)), args)
         names = ckpt.get('class_names')
         if not names and args.annotation_path:
             from datasets.annotations import file_labels
@@ -339,6 +364,9 @@ def predict(argv: Optional[List[str]] = None) -> int:
         if args.output is not None:
             print(f'results of {len(scores)} videos -> '
                   f'{write_json(args.output, results_json(scores, names, args.output_topk))}')
+            cost = view_cost(model, prep, args.inference_stride or None, [len(c) for c in scores.values()],
+                             first_frame_size(data) if prep.inference_crop == 'nocrop' and scores else None)
+            print(f'{cost_text(cost)} -> {write_json(summary_path(args.output), cost)}')
         if args.features and features:
             save_features(args.features, features)
             print(f'features of {len(features)} videos saved to {args.features}')

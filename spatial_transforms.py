@@ -134,6 +134,48 @@ class CornerCrop:
         return clip[..., top:top + self.size, left:left + self.size]
 
 
+LONG_SIDE_POSITIONS = ('start', 'center', 'end')
+
+
+class LongSideCrop:
+    """A ``size`` square at ``position`` along the longer side (start, center, end), centred across it.
+
+    ``position`` 'start' is the left (or top) edge, 'end' the right (or bottom) one; three of
+    them are the three-crop views of multi-view testing. Centres round as ``CenterCrop``.
+    """
+
+    def __init__(self, size: int, position: str):
+        if position not in LONG_SIDE_POSITIONS:
+            raise ValueError(f'position must be one of {LONG_SIDE_POSITIONS}, not {position!r}')
+        self.size = size
+        self.position = position
+
+    def offset(self, length: int) -> int:
+        """The crop's first pixel on a side of ``length`` pixels."""
+        return {'start': 0, 'center': int(round((length - self.size) / 2.0)), 'end': length - self.size}[self.position]
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        h, w = clip.shape[-2:]
+        if min(h, w) < self.size:
+            raise ValueError(f'a {h}x{w} frame is smaller than the {self.size} crop')
+        across = LongSideCrop(self.size, 'center')
+        top, left = (self.offset(h), across.offset(w)) if h > w else (across.offset(h), self.offset(w))
+        return clip[..., top:top + self.size, left:left + self.size]
+
+
+class Views:
+    """Several deterministic views of one clip (crops, flips), stacked: V x C x T x H x W."""
+
+    def __init__(self, views: Sequence[Callable[[torch.Tensor], torch.Tensor]]):
+        self.views = list(views)
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        return torch.stack([view(clip) for view in self.views])
+
+    def __repr__(self) -> str:
+        return f"Views({', '.join(repr(v) for v in self.views)})"
+
+
 class MultiScaleCornerCrop:
     """Per clip: a scale and a corner; crop a square of ``scale * short side``, resize to ``size``."""
 
@@ -206,12 +248,23 @@ class RandomHorizontalFlip:
         self.flow = flow
 
     def __call__(self, clip: torch.Tensor, rng: random.Random) -> torch.Tensor:
-        if rng.random() >= self.p:
-            return clip
-        clip = clip.flip(-1)
-        if self.flow:
-            clip = torch.cat([255 - clip[:1], clip[1:]])
-        return clip
+        return hflip(clip, self.flow) if rng.random() < self.p else clip
+
+
+def hflip(clip: torch.Tensor, flow: bool = False) -> torch.Tensor:
+    """The clip mirrored left-right; a uint8 flow clip also gets u -> 255 - u (motion reversed)."""
+    clip = clip.flip(-1)
+    return torch.cat([255 - clip[:1], clip[1:]]) if flow else clip
+
+
+class HorizontalFlip:
+    """Always mirror the clip (``hflip``): the flipped views of multi-view testing."""
+
+    def __init__(self, flow: bool = False):
+        self.flow = flow
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        return hflip(clip, self.flow)
 
 
 class ColorJitter:

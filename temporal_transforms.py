@@ -1,7 +1,7 @@
 """Temporal transforms: which frames of a video make a clip.
 
 Each transform maps a list of frame indices to a list of frame indices (one clip) or, for
-``TemporalEvenCrop`` and ``SlidingWindow``, to a list of clips. They keep the original
+``TemporalEvenCrop``, ``SlidingWindow`` and ``TemporalUniformCrop``, to a list of clips. They keep the original
 3D-ResNets-PyTorch semantics (clip placement, loop padding of short videos) with its bugs
 fixed: ``TemporalRandomCrop`` can pick the last window, ``TemporalEvenCrop`` works with one
 sample, and crops work on *positions* in the given list, so a preceding
@@ -141,6 +141,32 @@ class SlidingWindow:
                 break
             clips.append(clip)
         return clips
+
+
+class TemporalUniformCrop:
+    """``n_clips`` clips of ``size`` frames spaced uniformly over the whole video (multi-view testing).
+
+    The possible starts 0 .. n - size are cut into ``n_clips`` equal intervals and each clip
+    starts at the middle of its own (mmaction2's test-mode ``SampleFrames``): one clip is the
+    centre one, ten cover the video evenly. A video shorter than ``size`` gives ``n_clips``
+    loop-padded copies of itself, so every video has the same number of views.
+    """
+
+    def __init__(self, size: int, n_clips: int):
+        if n_clips < 1:
+            raise ValueError(f'n_clips must be >= 1, not {n_clips}')
+        self.size = size
+        self.n_clips = n_clips
+
+    def starts(self, n: int) -> List[int]:
+        """The first positions of the clips in a list of ``n`` frames."""
+        span = max(0, n - self.size) + 1
+        return [int(span * (i + 0.5) / self.n_clips) for i in range(self.n_clips)]
+
+    def __call__(self, indices: Sequence[int]) -> Clips:
+        if not indices:
+            return []
+        return [loop_pad(list(indices[s:s + self.size]), self.size) for s in self.starts(len(indices))]
 
 
 class TemporalSubsampling:

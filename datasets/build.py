@@ -88,10 +88,11 @@ def get_validation_data(opt: Namespace) -> MultiClipDataset:
 
 
 def get_inference_data(opt: Namespace, prep: Optional[Preprocessing] = None) -> MultiClipDataset:
-    """Sliding-window clips over whole videos of ``--inference_subset``, preprocessed as ``prep``.
+    """The inference views of whole videos of ``--inference_subset``, preprocessed as ``prep``.
 
-    ``prep`` is the model's recorded contract (default: the options'); ``--inference_stride``
-    is in frames of the video.
+    ``prep`` is the model's recorded contract with the run's views (default: the options'):
+    a sliding window (``--inference_stride``, in frames of the video) or ``inference_clips``
+    uniform clips, each as one crop or several views (``datasets.preprocessing.inference_transforms``).
     """
     temporal, spatial = inference_transforms(prep or Preprocessing.from_opts(opt), opt.file_type,
                                              opt.inference_stride)

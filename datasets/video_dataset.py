@@ -95,7 +95,9 @@ class MultiClipDataset(VideoDataset):
     """Several clips per video (``temporal_transform`` returns a list of clips).
 
     The frames of all clips are decoded once and transformed together (validation and
-    inference transforms are deterministic), then split into clips.
+    inference transforms are deterministic), then split into clips. A spatial transform that
+    gives several views (``spatial_transforms.Views``: V x C x T x H x W) makes every clip V
+    entries of ``clips``, clip by clip, view by view; ``views`` says V.
     """
 
     def __getitem__(self, item: Item) -> Sample:
@@ -108,23 +110,24 @@ class MultiClipDataset(VideoDataset):
         if isinstance(loaded, str):
             return self._failed(index, loaded)
         video, bad = loaded
-        stacked = torch.stack(video.split(len(clips[0]), dim=1))
+        views = video if video.dim() == 5 else video.unsqueeze(0)  # V x C x (K T) x H x W
+        stacked = torch.stack(views.split(len(clips[0]), dim=2)).flatten(0, 1)  # K V x C x T x H x W
         return {'clips': stacked, 'label': self.target(index), 'video_id': record.video_id,
-                'segments': [(min(c), max(c) + 1) for c in clips], 'bad_frames': bad}
+                'segments': [(min(c), max(c) + 1) for c in clips], 'bad_frames': bad, 'views': len(views)}
 
 
 def collate(samples: Sequence[Sample]) -> Dict[str, Any]:
     """Batch samples of either dataset; multi-clip samples are flattened clip by clip.
 
     Returns ``clip`` (N x C x T x H x W uint8, or None when every video failed), ``label``
-    (N, or N x classes for multi-label), ``video_id`` and ``segment`` (lists of N), ``bad_frames`` (sum) and ``failed``
-    (a list of (video_id, reason)).
+    (N, or N x classes for multi-label), ``video_id`` and ``segment`` (lists of N), ``bad_frames`` (sum),
+    ``failed`` (a list of (video_id, reason)) and ``views`` (consecutive entries that are views of one clip).
     """
     good = [s for s in samples if 'failed' not in s]
     failed = [(s['video_id'], s['failed']) for s in samples if 'failed' in s]
     batch: Dict[str, Any] = {'clip': None, 'label': torch.zeros(0, dtype=torch.long), 'video_id': [],
                              'segment': [], 'bad_frames': sum(s['bad_frames'] for s in good),
-                             'failed': failed}
+                             'failed': failed, 'views': 1}
     if not good:
         return batch
     if 'clips' in good[0]:
@@ -132,7 +135,8 @@ def collate(samples: Sequence[Sample]) -> Dict[str, Any]:
         counts = [len(s['clips']) for s in good]
         batch['label'] = _labels([s['label'] for s, n in zip(good, counts) for _ in range(n)])
         batch['video_id'] = [s['video_id'] for s, n in zip(good, counts) for _ in range(n)]
-        batch['segment'] = [seg for s in good for seg in s['segments']]
+        batch['views'] = good[0]['views']
+        batch['segment'] = [seg for s in good for seg in s['segments'] for _ in range(s['views'])]
     else:
         batch['clip'] = torch.stack([s['clip'] for s in good])
         batch['label'] = _labels([s['label'] for s in good])

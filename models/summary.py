@@ -1,7 +1,9 @@
-"""Parameters and multiply-accumulates per clip of a model, counted on the meta device."""
-from typing import Any, Dict
+"""Parameters and multiply-accumulates per clip of a model: from its options on the meta device
+(``summarize``), or of a built model on its own device (``forward_gmacs``)."""
+from typing import Any, Dict, Sequence
 
 import torch
+import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from models.factory import arch_name, generate_model
@@ -25,3 +27,21 @@ def summarize(options: Dict[str, Any], sample_size: int = 112, sample_duration: 
         'output_shape': tuple(out.shape),
         'state_dict_entries': len(model.state_dict()),
     }
+
+
+@torch.no_grad()
+def forward_gmacs(model: nn.Module, shape: Sequence[int]) -> float:
+    """GMACs (billions of multiply-adds) of one eval-mode forward pass of ``model`` on one C x T x H x W clip.
+
+    Counted on a zero clip on the model's own device (any model instance, whatever built it).
+    """
+    param = next(model.parameters())
+    training = model.training
+    counter = FlopCounterMode(display=False)
+    try:
+        model.eval()
+        with counter:
+            model(torch.zeros(1, *shape, device=param.device, dtype=param.dtype))
+    finally:
+        model.train(training)
+    return counter.get_total_flops() / 2 / 1e9
