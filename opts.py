@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from datasets.formats.cli import OneLineParser, float_in, int_in
+from datasets.formats.errors import UserError
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
 from models.safe_load import TRUST_HELP
 
@@ -187,6 +188,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 def build_parser() -> argparse.ArgumentParser:
     """The full ``main.py`` parser."""
     parser = OneLineParser(description='Train, fine-tune, validate and infer 3D CNNs on video')
+    parser.add_argument('--config', default=None, type=Path, metavar='OPTS_JSON',
+                        help="Start from a run's recorded options (its result path's opts.json); the flags "
+                             'given override them')
     add_data_arguments(parser)
     add_model_arguments(parser)
     add_training_arguments(parser)
@@ -240,10 +244,44 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
     return opt
 
 
+# Keys of opts.json that are not flags, or whose recorded value is not the flag's input: --config skips them.
+RECORD_ONLY = {
+    'mean': 'from --mean_dataset, --value_scale, --no_mean_norm, --no_std_norm (or a resumed checkpoint)',
+    'std': 'as mean',
+    'arch': 'from --model and --model_depth',
+    'begin_epoch': '1, or the resumed checkpoint\'s epoch + 1',
+    'command_line': 'the arguments of the recorded run',
+    'model_options': 'repeats the model flags',
+    'preprocessing': 'repeats the clip flags (and mean/std)',
+    'n_finetune_classes': 'the --n_classes of a fine-tuning run (read back as --n_classes)',
+    'root_path': 'already joined to the recorded paths',
+    'config': 'the file the recorded run itself started from',
+}
+
+
+def config_defaults(parser: argparse.ArgumentParser, path: Path) -> Dict[str, Any]:
+    """The flag values a run's ``opts.json`` (``run_record``) records, as defaults for ``parser``."""
+    from datasets.formats.run_config import flag_defaults, read_record
+    record = read_record(path)
+    if record.get('pretrain_path') is not None and 'n_finetune_classes' in record:
+        record['n_classes'] = record['n_finetune_classes']  # recorded n_classes: the pretrained model's
+    return flag_defaults(parser, record, str(path), ignored=RECORD_ONLY)
+
+
 def parse_opts(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse ``argv`` (default: sys.argv[1:]) into the options namespace."""
+    """Parse ``argv`` (default: sys.argv[1:]) into the options namespace.
+
+    With ``--config OPTS_JSON`` the recorded options are the defaults: every flag given on
+    the command line overrides them, wherever it stands.
+    """
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    config = parser.parse_args(argv).config
+    if config is not None:
+        try:
+            parser.set_defaults(**config_defaults(parser, config))
+        except UserError as e:
+            parser.error(str(e))
     opt = finalize_opts(parser.parse_args(argv), parser)
     opt.command_line = [str(a) for a in argv]
     return opt

@@ -1,0 +1,149 @@
+"""Export (issue 16.2): every family to ONNX with a dynamic batch, checked against PyTorch; .pt2;
+metadata read back; a model the exporter cannot handle is a one-line error naming its module."""
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from datasets.preprocessing import Preprocessing
+from models import MODEL_DEPTHS, generate_model
+from models.densenet import DENSENET_CONFIGS
+from models.checkpoint import save_checkpoint
+from models.export import ExportError, export_metadata, export_model, random_clip, read_metadata, run_onnx
+from tests.conftest import randomize_bn_stats
+from util_scripts import export_model as export_cli
+
+NARROW = dict(resnet_widen_factor=0.25)
+TINY = {  # family -> (model options, frames); 32-pixel clips
+    'resnet': (dict(model_depth=10, **NARROW), 8),
+    'resnet2p1d': (dict(model_depth=10, **NARROW), 8),
+    'preresnet': (dict(model_depth=10, **NARROW), 8),
+    'wideresnet': (dict(model_depth=50, wide_resnet_k=1, **NARROW), 8),
+    'resnext': (dict(model_depth=50, resnext_cardinality=4, **NARROW), 8),
+    'densenet': (dict(model_depth=121), 16),  # four halvings of time; two layers per block (see SHORT_DENSENET)
+    'i3d': (dict(), 8),
+}
+CLASSES = ['jump', 'wave', 'run']
+TOLERANCE = 1e-4  # of the logits' scale: |logits| reach 100 in the tiny I3D with random BatchNorm statistics
+SHORT_DENSENET = (2, 2, 2, 2)  # the same modules as DenseNet-121's (6, 12, 24, 16) blocks, exported in a third of the time
+
+
+@pytest.fixture(autouse=True)
+def short_densenet(monkeypatch):
+    monkeypatch.setitem(DENSENET_CONFIGS, 121, SHORT_DENSENET)
+
+
+def tiny_checkpoint(family: str) -> dict:
+    """A checkpoint dict (as ``load_checkpoint`` returns) of a tiny model of ``family``."""
+    options, frames = TINY[family]
+    options = dict(model=family, n_classes=len(CLASSES), **options)
+    model = randomize_bn_stats(generate_model(**options))
+    prep = Preprocessing(sample_size=32, sample_duration=frames, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    return {'state_dict': model.state_dict(), 'model_options': options, 'class_names': CLASSES,
+            'preprocessing': prep.to_dict(), 'arch': f'{family}-tiny', 'epoch': 7, 'model': model.eval()}
+
+
+def test_every_family_of_the_zoo_is_covered():
+    assert set(TINY) == set(MODEL_DEPTHS)
+
+
+@pytest.mark.parametrize('family', list(TINY))
+def test_every_family_exports_to_onnx_with_a_dynamic_batch_and_matches_pytorch(family, tmp_path):
+    ckpt = tiny_checkpoint(family)
+    metadata = export_metadata(ckpt, 'tiny.pth')
+    out = tmp_path / f'{family}.onnx'
+    result = export_model(ckpt['model'], out, metadata, trace_batch=2, check_batch=3)
+    assert result.max_abs_diff <= TOLERANCE * max(1, result.max_abs_logit) and result.check_batch == 3
+    clip = random_clip((3, TINY[family][1], 32, 32), 1, seed=5)  # batch 1 too
+    with torch.no_grad():
+        expected = ckpt['model'](clip)
+    assert (run_onnx(out, clip) - expected).abs().max() <= TOLERANCE * max(1, expected.abs().max())
+    back = read_metadata(out)
+    assert back['class_names'] == CLASSES and back['epoch'] == 7
+    assert back['preprocessing'] == ckpt['preprocessing']
+    assert back['input']['shape'] == ['batch', 3, TINY[family][1], 32, 32]
+    assert list(tmp_path.iterdir()) == [out]  # no temp file left
+
+
+def test_pt2_export_is_checked_and_records_the_same_metadata(tmp_path):
+    ckpt = tiny_checkpoint('resnet')
+    metadata = export_metadata(ckpt, 'tiny.pth')
+    result = export_model(ckpt['model'], tmp_path / 'm.pt2', metadata, trace_batch=2, check_batch=1)
+    assert result.max_abs_diff <= 1e-5 and result.checked_with == 'torch.export.load'
+    program = torch.export.load(str(tmp_path / 'm.pt2')).module()
+    clip = random_clip((3, 8, 32, 32), 4, seed=2)
+    with torch.no_grad():
+        assert torch.allclose(program(clip), ckpt['model'](clip), atol=1e-5)
+    assert read_metadata(tmp_path / 'm.pt2') == json.loads(json.dumps(metadata))
+
+
+class Cummax(nn.Module):
+    """An operator with no ONNX translation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cummax(x, 1)[0]
+
+
+class DataDependent(nn.Module):
+    """Python control flow on a tensor's value: torch.export cannot trace it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2 if x.sum() > 0 else x
+
+
+@pytest.mark.parametrize('odd, words', [
+    (Cummax(), ["to ONNX", "aten.cummax", "module 'layer2.0.relu.1' (Cummax)"]),
+    (DataDependent(), ["torch.export cannot trace", "module 'layer2.0.relu.1' (DataDependent)"]),
+])
+def test_a_model_the_exporter_cannot_handle_is_one_line_naming_the_module(odd, words, tmp_path):
+    ckpt = tiny_checkpoint('resnet')
+    model = ckpt['model']
+    model.layer2[0].relu = nn.Sequential(nn.ReLU(), odd)
+    with pytest.raises(ExportError) as error:
+        export_model(model, tmp_path / 'm.onnx', export_metadata(ckpt, 'tiny.pth'))
+    message = str(error.value)
+    assert '\n' not in message and all(w in message for w in words), message
+    assert list(tmp_path.iterdir()) == []
+
+
+def saved(tmp_path, family='resnet'):
+    ckpt = tiny_checkpoint(family)
+    return save_checkpoint(tmp_path / 'save_7.pth', ckpt['model'], ckpt['model_options'], epoch=7,
+                           class_names=CLASSES, preprocessing=ckpt['preprocessing'])
+
+
+def test_the_command_reports_the_check_and_writes_the_file(tmp_path, capsys):
+    assert export_cli.main([str(saved(tmp_path)), str(tmp_path / 'out' / 'm.onnx')]) == 0
+    line = capsys.readouterr().out
+    assert 'max |logits - PyTorch|' in line and 'ONNX Runtime' in line and 'batch 3 (traced at 2)' in line
+    assert read_metadata(tmp_path / 'out' / 'm.onnx')['class_names'] == CLASSES
+
+
+def test_the_command_names_the_failing_module_in_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    import models.checkpoint as checkpoint
+
+    def with_cummax(**options):
+        model = generate_model(**options)
+        model.layer3[0].relu = nn.Sequential(nn.ReLU(), Cummax())
+        return model
+    path = saved(tmp_path)
+    monkeypatch.setattr(checkpoint, 'generate_model', with_cummax)
+    assert export_cli.main([str(path), str(tmp_path / 'm.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: cannot export resnet-10 to ONNX')
+    assert "module 'layer3.0.relu.1' (Cummax)" in err
+    assert not (tmp_path / 'm.onnx').exists()
+
+
+@pytest.mark.parametrize('argv, words', [
+    (['missing.pth', 'm.onnx'], 'no such checkpoint file'),
+    (['save_7.pth', 'm.tflite'], 'must end in .onnx'),
+    (['save_7.pth', 'm.onnx', '--check_batch', '2'], 'must differ from the trace batch'),
+])
+def test_usage_mistakes_are_one_line(argv, words, tmp_path, capsys, monkeypatch):
+    saved(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert export_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and words in err, err
