@@ -153,7 +153,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     from datasets.formats.annotation_json import canonical_subset
     from datasets.formats.run_logs import fault_text
     from datasets.preprocessing import Preprocessing, normalization, with_views
-    from inference_cost import cost_text, first_frame_size, summary_path, view_cost
+    from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from training import amp_dtype, gather_dict, reduce_sums
     from validation import score_inference
 
@@ -193,7 +193,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
                 ranked = top_rankings(means, names, results['results'])  # top-5 whatever --output_topk is
                 write_reports(out, {r.video_id: names[r.label] for r in infer_data.records
                                     if r.label >= 0 and r.video_id in ranked}, ranked, names)
-                from visualize import write_examples
+                from models.visualize import write_examples
                 write_examples(infer_data, means, names, opt.file_type, prep, out.with_name(f'{out.stem}_examples.png'))
         write_json(summary_path(out), {**cost, 'metrics': m})
         print(line + fault_text(faults) + '\n' + cost_text(cost))
@@ -298,11 +298,11 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from datasets.formats.errors import UserError
     from datasets.preprocessing import Preprocessing, add_view_arguments, normalization, views_from
     from datasets.formats.cli import OneLineParser, int_in
-    from inference_cost import cost_text, first_frame_size, summary_path, view_cost
+    from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from models import load_checkpoint
     from models.checkpoint import model_from_checkpoint
     from models.safe_load import TRUST_HELP
-    from visualize import add_annotate_args, annotate_files
+    from models.visualize import add_annotate_args, annotate_files
 
     parser = OneLineParser(description='Predict the actions in video files with a checkpoint')
     parser.add_argument('videos', type=Path, nargs='+')

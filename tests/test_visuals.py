@@ -8,7 +8,7 @@ from PIL import Image
 
 import inference
 import main as main_module
-import visualize
+from models import visualize
 from datasets import Hdf5Loader, JpgLoader, VideoLoader, VideoRecord
 from datasets.preprocessing import Preprocessing
 from datasets.visuals.curves import PANEL_H, PANEL_W, write_curves
