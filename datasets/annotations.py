@@ -14,7 +14,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from datasets.formats import video_layout
 from datasets.formats.annotation_faults import (Fault, entry_faults, file_subset, subset_counts, summarize,
@@ -137,7 +137,7 @@ def _segment_frames(entry: Dict[str, Any], file_type: str, path: Path) -> Option
     return None
 
 
-def _activitynet_records(entry: Dict[str, Any], video_id: str, path: Path, labels: List[str],
+def _activitynet_records(entry: Dict[str, Any], video_id: str, path: Path, labels: Mapping[str, int],
                          file_type: str, whole_video: bool) -> List[Tuple[str, int, range]]:
     """ActivityNet: one (id, label, frames) per annotated segment, or the whole untrimmed video."""
     first = 1 if file_type == 'jpg' else 0
@@ -147,7 +147,7 @@ def _activitynet_records(entry: Dict[str, Any], video_id: str, path: Path, label
     if n is None:
         raise AnnotationError(f'video {video_id} has no n_frames: run util_scripts.add_fps_into_activitynet_json first')
     if whole_video or not entry.get('annotations'):
-        label = labels.index(entry['annotations'][0]['label']) if entry.get('annotations') else -1
+        label = labels[entry['annotations'][0]['label']] if entry.get('annotations') else -1
         return [(video_id, label, range(first, first + int(n)))]
     fps = entry.get('fps')
     if not fps:
@@ -157,7 +157,7 @@ def _activitynet_records(entry: Dict[str, Any], video_id: str, path: Path, label
         t0, t1 = ann['segment']
         begin = first + int(math.floor(t0 * fps))
         end = min(first + int(math.floor(t1 * fps)), first + int(n))
-        out.append((video_id, labels.index(ann['label']), range(begin, end)))
+        out.append((video_id, labels[ann['label']], range(begin, end)))
     return out
 
 
@@ -191,7 +191,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
     listing: Dict[Path, Dict[str, Path]] = {}
     for path, d, root, own in zip(paths, data, roots, own_labels):
         entries = []
-        known = set(own)
+        known = {name: i for i, name in enumerate(own)}  # name -> index in this file's label space
         for video_id, entry in d['database'].items():
             faults = entry_faults(video_id, entry, known)
             if faults:
@@ -201,7 +201,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
                 entries.append((video_id, entry))
         if not any(file_subset(entry) == subset for entry in d['database'].values()):
             out.other_subsets[path.name] = subset_counts(d['database'])
-        found = [_records(video_id, entry, own, root, file_type, activitynet, whole_videos, listing, path)
+        found = [_records(video_id, entry, known, root, file_type, activitynet, whole_videos, listing, path)
                  for video_id, entry in entries]
         out.missing += [video_id for (video_id, _), items in zip(entries, found) if items is None]
         records = [item for items in found if items for item in items]
@@ -222,7 +222,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
     return out
 
 
-def _records(video_id: str, entry: Dict[str, Any], own: List[str], root: Path, file_type: str,
+def _records(video_id: str, entry: Dict[str, Any], own: Mapping[str, int], root: Path, file_type: str,
              activitynet: bool, whole_videos: bool, listing: Dict[Path, Dict[str, Path]],
              path: Path) -> Optional[List[VideoRecord]]:
     """The records of one usable entry, in its file's label space (None: the video is not on disk)."""
@@ -231,12 +231,14 @@ def _records(video_id: str, entry: Dict[str, Any], own: List[str], root: Path, f
     explicit = _explicit_path(entry)
     if explicit:
         vpath = Path(explicit) if Path(explicit).is_absolute() else root / explicit
+        if not vpath.exists():
+            return None
     else:
         options = [_resolve(c, file_type, listing)
                    for c in _candidates(root, video_id, label_name, activitynet, multi)]
-        vpath = next((c for c in options if c.exists()), options[0])
-    if not vpath.exists():
-        return None
+        vpath = next((c for c in options if c.exists()), None)
+        if vpath is None:
+            return None
     if activitynet:
         try:
             items = _activitynet_records(entry, video_id, vpath, own, file_type, whole_videos)
@@ -244,9 +246,9 @@ def _records(video_id: str, entry: Dict[str, Any], own: List[str], root: Path, f
             raise AnnotationError(f'{path}: {e}') from None
     else:
         frames = _segment_frames(entry, file_type, vpath)
-        label = own.index(label_name) if label_name is not None else -1
+        label = own[label_name] if label_name is not None else -1
         items = [(video_id, label, frames if frames is not None else range(0))]
-    all_labels = tuple(own.index(n) for n in names) if multi else ()
+    all_labels = tuple(own[n] for n in names) if multi else ()
     return [VideoRecord(vid, label, vpath, frames, (frames.start, frames.stop), all_labels)
             for vid, label, frames in items]
 
