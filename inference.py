@@ -170,7 +170,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
         scores, faults = infer(loader, state.model, proc.device, normalization(prep),
                                amp_dtype=amp_dtype(opt.precision, proc.device), channels_last=opt.channels_last,
                                show_progress=proc.show_progress, multilabel=opt.multilabel, should_stop=stop.local,
-                               max_clips=opt.batch_size)
+                               max_clips=max(1, opt.batch_size // proc.local_world))  # --batch_size is per node
     except Interrupted:
         scores, faults = {}, {}
     if stop(stop.local()):

@@ -218,8 +218,8 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                                  'data wait': f'{wait / elapsed:.0%}'})
             if not pending:
                 settled = (done, total_loss, correct, seen, bad_frames, failed)
-            if batch['clip'] is not None and i % accumulate_steps == 0 and should_stop is not None \
-                    and should_stop():
+            # asked at every step boundary, whatever the batch held: under torchrun it is a collective
+            if i % accumulate_steps == 0 and should_stop is not None and should_stop():
                 interrupted = True
                 break
             tick = time.perf_counter()
