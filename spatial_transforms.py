@@ -53,6 +53,20 @@ def resize_clip(clip: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     return TF.resize(clip.transpose(0, 1), list(size), antialias=True).transpose(0, 1)
 
 
+def is_encoded(clip: object) -> bool:
+    """Whether ``clip`` is still encoded (``datasets.encoded_clip.EncodedClip``), decoded by ``decode_for``."""
+    return hasattr(clip, 'decode_for')
+
+
+def crop_resize(clip: torch.Tensor, box: Tuple[int, int, int, int], size: Tuple[int, int]) -> torch.Tensor:
+    """The ``box`` (top, left, h, w) of every frame resized to ``size``; an encoded clip is
+    decoded at the smallest scale where the box still covers ``size``."""
+    if is_encoded(clip):
+        return resize_clip(clip.decode_for(box, size), size)  # type: ignore[attr-defined]
+    top, left, h, w = box
+    return resize_clip(clip[..., top:top + h, left:left + w], size)
+
+
 def short_side_size(height: int, width: int, size: int) -> Tuple[int, int]:
     """(h, w) with the short side scaled to ``size`` (torchvision's Resize(int) rounding)."""
     if height <= width:
@@ -61,7 +75,13 @@ def short_side_size(height: int, width: int, size: int) -> Tuple[int, int]:
 
 
 class Compose:
-    """Apply transforms in order, handing ``rng`` to those that draw random parameters."""
+    """Apply transforms in order, handing ``rng`` to those that draw random parameters.
+
+    An encoded clip (``is_encoded``) is handed as it is to a transform that ``takes_encoded``
+    (a crop-and-resize, which picks the decoding scale) and decoded at full size before any other.
+    """
+
+    takes_encoded = True
 
     def __init__(self, transforms: Sequence[Callable[..., torch.Tensor]]):
         self.transforms = list(transforms)
@@ -73,6 +93,8 @@ class Compose:
 
     def __call__(self, clip: torch.Tensor, rng: Optional[random.Random] = None) -> torch.Tensor:
         for t in self.transforms:
+            if is_encoded(clip) and not getattr(t, 'takes_encoded', False):
+                clip = clip.decode_for()  # type: ignore[attr-defined]
             clip = apply(t, clip, rng)
         return clip
 
@@ -83,13 +105,15 @@ class Compose:
 class Resize:
     """Short side to ``size`` (int, aspect kept) or exactly (h, w)."""
 
+    takes_encoded = True
+
     def __init__(self, size: Size):
         self.size = size
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
         h, w = clip.shape[-2:]
-        target = short_side_size(h, w, self.size) if isinstance(self.size, int) else self.size
-        return resize_clip(clip, target)
+        target = short_side_size(h, w, self.size) if isinstance(self.size, int) else tuple(self.size)
+        return crop_resize(clip, (0, 0, h, w), target)  # type: ignore[arg-type]
 
 
 def _square(size: Size) -> Tuple[int, int]:
@@ -180,6 +204,7 @@ class MultiScaleCornerCrop:
     """Per clip: a scale and a corner; crop a square of ``scale * short side``, resize to ``size``."""
 
     needs_rng = True
+    takes_encoded = True
 
     def __init__(self, size: int, scales: Sequence[float] = CORNER_SCALES,
                  positions: Sequence[str] = CORNER_POSITIONS):
@@ -191,7 +216,7 @@ class MultiScaleCornerCrop:
         h, w = clip.shape[-2:]
         side = int(min(h, w) * rng.choice(self.scales))
         top, left = corner_box(h, w, side, rng.choice(self.positions))
-        return resize_clip(clip[..., top:top + side, left:left + side], (self.size, self.size))
+        return crop_resize(clip, (top, left, side, side), (self.size, self.size))
 
 
 class RandomResizedCrop:
@@ -201,6 +226,7 @@ class RandomResizedCrop:
     """
 
     needs_rng = True
+    takes_encoded = True
 
     def __init__(self, size: Size, scale: Tuple[float, float] = (0.25, 1.0),
                  ratio: Tuple[float, float] = (3 / 4, 4 / 3)):
@@ -230,15 +256,14 @@ class RandomResizedCrop:
         return (height - h) // 2, (width - w) // 2, h, w
 
     def __call__(self, clip: torch.Tensor, rng: random.Random) -> torch.Tensor:
-        top, left, h, w = self.get_params(*clip.shape[-2:], rng)
-        return resize_clip(clip[..., top:top + h, left:left + w], self.size)
+        return crop_resize(clip, self.get_params(*clip.shape[-2:], rng), self.size)
 
 
 class RandomHorizontalFlip:
     """Mirror the whole clip with probability ``p``.
 
-    With ``flow`` the clip is a uint8 optical-flow clip (u, v with zero at 128): mirroring
-    also reverses horizontal motion, so u becomes 255 - u.
+    With ``flow`` the clip ends with uint8 optical-flow channels (u, v with zero at 128; alone or
+    after RGB): mirroring also reverses horizontal motion, so u becomes 255 - u (``hflip``).
     """
 
     needs_rng = True
@@ -252,9 +277,13 @@ class RandomHorizontalFlip:
 
 
 def hflip(clip: torch.Tensor, flow: bool = False) -> torch.Tensor:
-    """The clip mirrored left-right; a uint8 flow clip also gets u -> 255 - u (motion reversed)."""
+    """The clip mirrored left-right; with ``flow`` its channels end with uint8 flow u, v (a flow clip:
+    u, v; an RGB + flow clip: R, G, B, u, v), and u becomes 255 - u (horizontal motion reversed)."""
     clip = clip.flip(-1)
-    return torch.cat([255 - clip[:1], clip[1:]]) if flow else clip
+    if not flow:
+        return clip
+    u = clip.shape[0] - 2
+    return torch.cat([clip[:u], 255 - clip[u:u + 1], clip[u + 1:]])
 
 
 class HorizontalFlip:

@@ -11,7 +11,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -129,11 +129,25 @@ def assemble(indices: Sequence[int], frames: Dict[int, Optional[torch.Tensor]],
     return torch.stack(out).permute(0, 3, 1, 2), bad
 
 
-class JpgLoader:
-    """Frames from a folder of ``image_%05d.jpg`` files (1-based indices, as the original)."""
+def encoded(blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: str,
+            read_more: Callable[[int], Optional[bytes]], video_size: Callable[[], Optional[Size]]
+            ) -> Optional[Tuple['object', int]]:
+    """``(EncodedClip, 0)`` for a JPEG clip to decode at its crop's scale, or None (decode now)."""
+    from datasets.encoded_clip import EncodedClip
+    clip = EncodedClip.of(blobs, indices, source, read_more, video_size)
+    return None if clip is None else (clip, 0)
 
-    def __init__(self, template: str = IMAGE_TEMPLATE):
+
+class JpgLoader:
+    """Frames from a folder of ``image_%05d.jpg`` files (1-based indices, as the original).
+
+    With ``scaled`` a clip comes back as a ``datasets.encoded_clip.EncodedClip`` (C x T x H x W
+    once decoded, at the scale its first crop-and-resize needs, bad frames counted in ``bad``).
+    """
+
+    def __init__(self, template: str = IMAGE_TEMPLATE, scaled: bool = False):
         self.template = template
+        self.scaled = scaled
         self.sizes: Dict[str, Optional[Size]] = {}  # majority frame size per folder
 
     def _bytes(self, folder: str, index: int) -> Optional[bytes]:
@@ -150,7 +164,12 @@ class JpgLoader:
         if not path.is_dir():
             raise VideoReadError(f'{path}: frame folder not found')
         folder = str(path)
-        frames = decode_many({i: self._bytes(folder, i) for i in dict.fromkeys(indices)})
+        blobs = {i: self._bytes(folder, i) for i in dict.fromkeys(indices)}
+        lazy = self.scaled and encoded(blobs, indices, folder, lambda i: self._bytes(folder, i),
+                                       lambda: self.video_size(folder))
+        if lazy:
+            return lazy  # type: ignore[return-value]
+        frames = decode_many(blobs)
         return assemble(indices, frames, lambda i: self._read(folder, i), folder,
                         lambda: self.video_size(folder))
 
@@ -165,12 +184,13 @@ class Hdf5Loader:
     """Frames from an HDF5 file whose ``video`` dataset holds JPEG bytes (0-based indices).
 
     With ``datasets=('video_u', 'video_v')`` it reads optical flow: one greyscale JPEG per
-    direction, stacked into a 2-channel frame.
+    direction, stacked into a 2-channel frame. ``scaled`` (RGB only) as ``JpgLoader``'s.
     """
 
-    def __init__(self, datasets: Sequence[str] = ('video',)):
+    def __init__(self, datasets: Sequence[str] = ('video',), scaled: bool = False):
         self.datasets = tuple(datasets)
         self.mode = 'RGB' if len(self.datasets) == 1 else 'L'
+        self.scaled = scaled and self.mode == 'RGB'
 
     def _read(self, h5: 'object', index: int, cache: Optional[Dict[Tuple[str, int], bytes]] = None
               ) -> Optional[torch.Tensor]:
@@ -186,6 +206,27 @@ class Hdf5Loader:
                 parts.append(decode_image(data, self.mode))
             return parts[0] if len(parts) == 1 else torch.cat(parts)
         except (OSError, ValueError, KeyError, RuntimeError):
+            return None
+
+    def _bytes(self, h5: 'object', index: int, cache: Optional[Dict[Tuple[str, int], bytes]] = None
+               ) -> Optional[bytes]:
+        """One RGB frame's JPEG bytes (None if absent or unreadable)."""
+        name = self.datasets[0]
+        if cache is not None and (name, index) in cache:
+            return cache[name, index]
+        try:
+            return bytes(h5[name][index]) if 0 <= index < len(h5[name]) else None
+        except (OSError, RuntimeError, ValueError):
+            return None
+
+    @staticmethod
+    def _reopened(path: Path, read: Callable[['object'], Any]) -> Any:
+        """``read(h5)`` on the file opened again (for an encoded clip, whose file is closed); None if it fails."""
+        import h5py
+        try:
+            with h5py.File(path, 'r') as h5:
+                return read(h5)
+        except (OSError, RuntimeError, ValueError):
             return None
 
     def video_size(self, h5: 'object') -> Optional[Size]:
@@ -222,6 +263,11 @@ class Hdf5Loader:
                     raise VideoReadError(f"{path}: no dataset {', '.join(missing)} in the file")
                 wanted = list(dict.fromkeys(indices))
                 cache = self._prefetch(h5, wanted)
+                lazy = self.scaled and encoded({i: self._bytes(h5, i, cache) for i in wanted}, indices, str(path),
+                                               lambda i: self._reopened(path, lambda h5: self._bytes(h5, i)),
+                                               lambda: self._reopened(path, self.video_size))
+                if lazy:
+                    return lazy  # type: ignore[return-value]
                 frames = {i: self._read(h5, i, cache) for i in wanted}
                 return assemble(indices, frames, lambda i: self._read(h5, i), str(path),
                                 lambda: self.video_size(h5))

@@ -1,0 +1,171 @@
+"""JPEG clips decoded at the scale their crop needs: the DCT-domain scaling of libjpeg-turbo.
+
+libjpeg-turbo can decode a JPEG at 1/2, 1/4 or 1/8 of its size for much less than a full
+decode and a resize. ``EncodedClip`` holds a clip's JPEG bytes until the first crop-and-resize
+(``spatial_transforms``: ``Resize``, ``RandomResizedCrop``, ``MultiScaleCornerCrop``) says
+which box it keeps and what size it makes of it; the clip is then decoded at the smallest of
+those scales at which the box still covers the output (``reduction``) and the box is cut
+from the smaller frames. Only power-of-two scales are used: libjpeg-turbo's 3/4, 5/8, ...
+take longer than a full decode (measured: BENCHMARKS.md). Any other transform sees the clip
+decoded at full size first (``decoded``).
+
+Frames that simplejpeg cannot decode (PNG, CMYK, a missing wheel) fall back to
+``loaders.decode_image`` at full size, resized to the clip's scale; bad frames are replaced
+as ``loaders.assemble`` does, and counted in ``bad``.
+"""
+import math
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from datasets.frame_sizes import Size, majority_size
+from datasets.loaders import assemble, decode_image
+
+try:
+    import simplejpeg
+except ImportError:  # scaled decoding needs it; without it every clip is decoded at full size
+    simplejpeg = None
+
+Box = Tuple[int, int, int, int]  # top, left, height, width in full-size pixels
+MAX_REDUCTION = 8
+
+
+def available() -> bool:
+    """Whether scaled JPEG decoding can be used (the simplejpeg wheel is installed)."""
+    return simplejpeg is not None
+
+
+def header_size(data: Optional[bytes]) -> Optional[Size]:
+    """(height, width) of a JPEG from its header; None for a missing or non-JPEG image."""
+    if not data or simplejpeg is None:
+        return None
+    try:
+        height, width = simplejpeg.decode_jpeg_header(data)[:2]
+    except ValueError:
+        return None
+    return int(height), int(width)
+
+
+def reduction(box: Optional[Box], out: Optional[Tuple[int, int]], size: Size) -> int:
+    """The largest power-of-two factor (<= 8) by which ``box`` of a ``size`` frame still covers ``out``."""
+    if out is None:
+        return 1
+    height, width = (size if box is None else box[2:])
+    d = 1
+    while d < MAX_REDUCTION and height / (2 * d) >= out[0] and width / (2 * d) >= out[1]:
+        d *= 2
+    return d
+
+
+def scaled_size(size: Size, d: int) -> Size:
+    """The size libjpeg-turbo gives a ``size`` image decoded at 1/d."""
+    return math.ceil(size[0] / d), math.ceil(size[1] / d)
+
+
+def decode_scaled(data: Optional[bytes], d: int, size: Size) -> Optional[torch.Tensor]:
+    """JPEG bytes of a ``size`` image -> uint8 C x H x W at 1/d scale (H x W x C memory); None when undecodable."""
+    if not data:
+        return None
+    if simplejpeg is not None:
+        height, width = scaled_size(size, d)  # libjpeg-turbo picks the smallest scale at least this big: 1/d
+        try:
+            array = simplejpeg.decode_jpeg(data, colorspace='RGB', min_height=height, min_width=width)
+            return torch.from_numpy(array).permute(2, 0, 1)
+        except ValueError:
+            pass  # not a JPEG libjpeg-turbo takes (PNG, CMYK, damaged): the slow path decides
+    try:
+        frame = decode_image(data)
+    except ValueError:
+        return None
+    if d == 1:
+        return frame
+    from spatial_transforms import resize_clip
+    return resize_clip(frame.unsqueeze(1), scaled_size((frame.shape[1], frame.shape[2]), d)).squeeze(1)
+
+
+class EncodedClip:
+    """The JPEG bytes of a clip's frames and how to read more; decoded by ``decode_for``.
+
+    ``blobs`` maps each distinct frame index to its bytes (None: missing); ``indices`` is the
+    clip's frame order (repeats allowed); ``read_more(i)`` gives the bytes of a frame outside
+    the clip (``assemble`` asks when none of the clip decodes); ``video_size()`` the video's
+    majority frame size. ``size`` is the majority size of the clip's JPEG headers.
+    """
+
+    def __init__(self, blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: str,
+                 read_more: Callable[[int], Optional[bytes]],
+                 video_size: Callable[[], Optional[Size]], size: Size):
+        self.blobs = blobs
+        self.indices = list(indices)
+        self.source = source
+        self.read_more = read_more
+        self.video_size = video_size
+        self.size = size
+        self.bad = 0
+        self.factor = 1  # the reduction of the last decode
+
+    @classmethod
+    def of(cls, blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: str,
+           read_more: Callable[[int], Optional[bytes]],
+           video_size: Callable[[], Optional[Size]]) -> Optional['EncodedClip']:
+        """An encoded clip, or None when scaled decoding is unavailable or no header can be read."""
+        if simplejpeg is None:
+            return None
+        size = majority_size(s for s in map(header_size, blobs.values()) if s is not None)
+        return None if size is None else cls(blobs, indices, source, read_more, video_size, size)
+
+    @property
+    def shape(self) -> Tuple[int, int, int, int]:
+        """C x T x H x W of the clip decoded at full size."""
+        return 3, len(self.indices), self.size[0], self.size[1]
+
+    def decode_for(self, box: Optional[Box] = None, out: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """uint8 C x T x h x w: ``box`` (None: the whole frame) cut from frames decoded at the
+        smallest scale where it still covers ``out`` (None: full size)."""
+        d = reduction(box, out, self.size)
+        self.factor = d
+        clip = self._straight(d)
+        if clip is None:
+            clip = self._assembled(d)
+        if box is None:
+            return clip
+        top, left, height, width = box
+        y0, x0 = round(top / d), round(left / d)
+        y1 = min(clip.shape[-2], max(y0 + 1, round((top + height) / d)))
+        x1 = min(clip.shape[-1], max(x0 + 1, round((left + width) / d)))
+        return clip[..., y0:y1, x0:x1]
+
+
+    def _straight(self, d: int) -> Optional[torch.Tensor]:
+        """The common case in one buffer, no copy: distinct frames that all decode to the clip's size."""
+        if simplejpeg is None or len(self.blobs) != len(self.indices):
+            return None
+        height, width = scaled_size(self.size, d)
+        buffer = np.empty((len(self.indices), height, width, 3), np.uint8)
+        try:
+            for k, i in enumerate(self.indices):
+                data = self.blobs[i]
+                if not data or simplejpeg.decode_jpeg(data, colorspace='RGB', min_height=height, min_width=width,
+                                                      buffer=buffer[k]).shape != (height, width, 3):
+                    return None
+        except ValueError:
+            return None
+        self.bad = 0
+        return torch.from_numpy(buffer).permute(3, 0, 1, 2)  # T x H x W x C memory seen as C x T x H x W
+
+    def _assembled(self, d: int) -> torch.Tensor:
+        """Frame by frame, bad frames replaced and counted by ``loaders.assemble``."""
+        frames = {i: decode_scaled(b, d, self.size) for i, b in self.blobs.items()}
+
+        def video_size() -> Optional[Size]:
+            full = self.video_size()
+            return None if full is None else scaled_size(full, d)
+        clip, self.bad = assemble(self.indices, frames, lambda i: decode_scaled(self.read_more(i), d, self.size),
+                                  self.source, video_size)
+        return clip.transpose(0, 1)  # T x C x H x W -> C x T x H x W
+
+
+def decoded(clip: object) -> torch.Tensor:
+    """A tensor clip as it is; an ``EncodedClip`` decoded at full size."""
+    return clip.decode_for() if isinstance(clip, EncodedClip) else clip  # type: ignore[return-value]
