@@ -30,6 +30,7 @@ from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
 from models.run_state import RunState, recorded_model_options, resume_checkpoint
+from models.torchvision_weights import load_imagenet_backbone
 from opts import model_options, parse_opts, run_record
 from training import (NonFiniteLossError, StopSignals, amp_dtype, any_rank, cpu_threads, criterion_for,
                       gather_dict, reduce_sums, train_epoch, warmup)
@@ -147,6 +148,10 @@ def build_model(opt, ckpt: Optional[Dict[str, Any]], proc: Process) -> tuple:
             print(f'fine-tuning from {opt.pretrain_path}: new {opt.n_finetune_classes}-class head')
     else:
         model = generate_model(**options)
+        if getattr(opt, 'backbone_weights', None) is not None:  # ImageNet weights of lstm's 2D network
+            load_imagenet_backbone(model, opt.backbone_weights, trust=opt.trust_checkpoint)
+            if proc.master:
+                print(f'2D network initialised from {opt.backbone_weights}')
     return (CubicPuzzleNet(model) if opt.pretext else model), options, ft_begin_module
 
 

@@ -40,7 +40,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
     flag('model', 'Model family', choices=list(MODEL_DEPTHS))
     flag('model_depth', 'Depth: resnet/resnet2p1d/preresnet 10|18|34|50|101|152|200, '
-         'wideresnet/resnext 50|101|152|200, densenet 121|169|201|264', type=POSITIVE)
+         'wideresnet/resnext 50|101|152|200, densenet 121|169|201|264, lstm 22 (GoogLeNet)|18|34|50 (ResNet) '
+         'per frame; i3d and c3d have one depth and take any', type=POSITIVE)
     flag('n_classes', 'Number of output classes', type=POSITIVE)
     flag('n_input_channels', 'Input channels: 3 for RGB, 2 for optical flow', type=POSITIVE)
     flag('conv1_t_size', 'Temporal kernel size of the stem conv', type=POSITIVE)
@@ -56,6 +57,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
          '(110 for conv1_t_size 7); torchvision uses 45', type=NATURAL)
     flag('temporal_padding', 'ResNet families: pad time with zeros (the original) or by repeating border '
          'frames (for weights inflated from 2D networks)', choices=['zeros', 'replicate'])
+    flag('lstm_eval', 'lstm: the eval-mode prediction is the last time step\'s (the paper\'s test) or the mean '
+         'over the steps; training always uses the cross-entropy of every step', choices=['last', 'mean'])
     return parser
 
 
@@ -116,6 +119,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--n_pretrain_classes', default=0, type=NATURAL,
                    help='Classes of the --pretrain_path checkpoint (default: %(default)s)')
     g.add_argument('--pretrain_path', default=None, type=Path, help='Checkpoint to fine-tune from')
+    g.add_argument('--backbone_weights', default=None, type=Path,
+                   help='lstm: a torchvision ImageNet state_dict file of its 2D network (googlenet, resnet18/34/50; '
+                        'its classifier and auxiliary heads are left out), loaded into a fresh model, not when '
+                        'resuming or fine-tuning. GoogLeNet\'s expect --mean_dataset 0.5 (torchvision\'s '
+                        'transform_input), the ResNets\' ImageNet normalisation (close to kinetics)')
     g.add_argument('--ft_begin_module', default='', type=str,
                    help='First module to fine-tune (conv1, layer1..4, fc, ...); empty: all')
     g.add_argument('--learning_rate', default=0.1, type=NON_NEGATIVE, help='Initial learning rate')
@@ -215,13 +223,20 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
             parser.error(message)
         raise ValueError(message)
 
-    for name in ('video_path', 'annotation_path', 'result_path', 'resume_path', 'pretrain_path'):
+    for name in ('video_path', 'annotation_path', 'result_path', 'resume_path', 'pretrain_path',
+                 'backbone_weights'):
         setattr(opt, name, _join_root(opt.root_path, getattr(opt, name)))
     if opt.input_type == 'flow' and opt.file_type != 'hdf5':
         fail('--input_type flow needs --file_type hdf5 (flow is stored as video_u/video_v in hdf5 files)')
-    if opt.model != 'i3d' and opt.model_depth not in MODEL_DEPTHS[opt.model]:
+    if len(MODEL_DEPTHS[opt.model]) > 1 and opt.model_depth not in MODEL_DEPTHS[opt.model]:
         depths = ', '.join(str(d) for d in MODEL_DEPTHS[opt.model])
         fail(f'--model_depth must be one of {depths} for --model {opt.model}, not {opt.model_depth}')
+    if opt.backbone_weights is not None and opt.model != 'lstm':
+        fail(f'--backbone_weights loads a 2D ImageNet network into --model lstm, not --model {opt.model}')
+    if opt.model == 'lstm' and opt.channels_last:
+        fail('--channels_last is a layout of 3D convolutions: --model lstm runs 2D ones on every frame')
+    if opt.model == 'lstm' and opt.pretext:
+        fail('--pretext needs one prediction per clip: --model lstm makes one per time step in training')
     if opt.lr_scheduler == 'plateau' and opt.no_val:
         fail('--lr_scheduler plateau steps on the validation loss: it cannot be used with --no_val')
     if opt.batchnorm_sync and not opt.distributed:

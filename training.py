@@ -60,7 +60,12 @@ def to_device(clips: torch.Tensor, device: torch.device, normalize: Callable,
 
 
 def count_hits(logits: torch.Tensor, y: torch.Tensor) -> int:
-    """Clips whose top-scoring class is right (multi-label: is one of their labels)."""
+    """Clips whose top-scoring class is right (multi-label: is one of their labels).
+
+    An output per time step (N x classes x T: ``--model lstm`` in training) counts its last step's.
+    """
+    if logits.dim() == 3:
+        logits = logits[..., -1]
     top = logits.argmax(1)
     if y.dim() == 2:
         return int((y.gather(1, top[:, None]) > 0).sum())
@@ -333,11 +338,27 @@ def amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
     return {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
 
 
+class PerStepLoss(nn.Module):
+    """``loss`` of N x classes logits, or of N x classes x T (one prediction per time step, ``--model
+    lstm`` in training): then the clip's target is every step's and the loss is the mean over the steps."""
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The wrapped loss, with ``target`` (N class indices, or N x classes multi-hot) repeated over T."""
+        if logits.dim() == 3:
+            target = target.unsqueeze(-1).expand(*target.shape, logits.shape[-1])
+        return self.loss(logits, target)
+
+
 def criterion_for(multilabel: bool, label_smoothing: float = 0.0) -> nn.Module:
-    """Cross-entropy, or BCE on sigmoids for ``--multilabel`` (both with ``--label_smoothing``)."""
+    """Cross-entropy, or BCE on sigmoids for ``--multilabel`` (both with ``--label_smoothing``), of
+    one prediction per clip or (``PerStepLoss``) the mean over the steps of one per time step."""
     if multilabel:
-        return MultiLabelLoss(label_smoothing)
-    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        return PerStepLoss(MultiLabelLoss(label_smoothing))
+    return PerStepLoss(nn.CrossEntropyLoss(label_smoothing=label_smoothing))
 
 
 @contextlib.contextmanager

@@ -3,6 +3,8 @@ from typing import Any, Callable, Dict, Tuple
 
 import torch.nn as nn
 
+from .c3d import C3D
+from .conv_lstm import LSTM_DEPTHS, ConvLSTM
 from .densenet import DENSENET_CONFIGS, densenet
 from .i3d import I3D
 from .preresnet import preresnet
@@ -20,6 +22,8 @@ MODEL_DEPTHS: Dict[str, Tuple[int, ...]] = {
     'resnext': RESNEXT_DEPTHS,
     'densenet': tuple(DENSENET_CONFIGS),
     'i3d': (22,),  # Inception-v1 is 22 layers deep; any --model_depth is accepted for it
+    'c3d': (8,),  # 8 convolutions; any --model_depth is accepted for it (as for every one-depth family)
+    'lstm': LSTM_DEPTHS,  # the per-frame 2D network: 22 GoogLeNet (the paper's), 18/34/50 ResNet
 }
 
 # The options that define a model's architecture, with their defaults (= the CLI defaults).
@@ -39,13 +43,15 @@ MODEL_DEFAULTS: Dict[str, Any] = {
     'r2p1d_mid_planes': 'conv',
     'r2p1d_stem_mid_planes': 0,
     'temporal_padding': 'zeros',
+    'lstm_eval': 'last',
 }
 MODEL_OPTION_NAMES = tuple(MODEL_DEFAULTS)
 
 
 def arch_name(model: str, model_depth: int) -> str:
-    """The original's ``arch`` string, e.g. ``resnet-50`` (I3D: ``i3d-22``)."""
-    return f"{model}-{22 if model == 'i3d' else model_depth}"
+    """The original's ``arch`` string, e.g. ``resnet-50`` (I3D: ``i3d-22``, whatever ``model_depth``)."""
+    depths = MODEL_DEPTHS.get(model, ())
+    return f"{model}-{depths[0] if len(depths) == 1 else model_depth}"
 
 
 def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int = 400,
@@ -53,7 +59,8 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
                    no_max_pool: bool = False, resnet_shortcut: str = 'B',
                    resnet_widen_factor: float = 1.0, wide_resnet_k: int = 2,
                    resnext_cardinality: int = 32, r2p1d_mid_planes: str = 'conv',
-                   r2p1d_stem_mid_planes: int = 0, temporal_padding: str = 'zeros') -> nn.Module:
+                   r2p1d_stem_mid_planes: int = 0, temporal_padding: str = 'zeros',
+                   lstm_eval: str = 'last') -> nn.Module:
     """Build a model mapping N x C x T x H x W clips to N x ``n_classes`` logits.
 
     ``r2p1d_mid_planes`` ('conv': per-conv parameter-matching widths as in the original;
@@ -61,11 +68,13 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
     formula, 110 for the default stem; torchvision uses 45) only affect ``resnet2p1d``.
     ``temporal_padding`` 'replicate' pads time with border frames in the ResNet families
     (inflated 2D weights then reproduce the 2D network on a still video); I3D always does.
+    ``lstm_eval`` (``lstm`` only): the eval-mode output is the last step's ('last') or the
+    mean over the steps ('mean'); in training mode ``lstm`` returns N x ``n_classes`` x T.
     """
     if model not in MODEL_DEPTHS:
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODEL_DEPTHS)}")
-    if model == 'i3d':
-        model_depth = 22
+    if len(MODEL_DEPTHS[model]) == 1:  # i3d, c3d
+        model_depth = MODEL_DEPTHS[model][0]
     if model_depth not in MODEL_DEPTHS[model]:
         depths = ', '.join(str(d) for d in MODEL_DEPTHS[model])
         raise ValueError(f'{model} has no depth {model_depth!r}: choose one of {depths}')
@@ -82,6 +91,11 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
         if temporal_padding != 'zeros':
             raise ValueError('temporal_padding replicate is not available for densenet')
         return densenet(model_depth, **stem)
+    if model == 'c3d':
+        return C3D(n_classes=n_classes, n_input_channels=n_input_channels)
+    if model == 'lstm':  # ConvLSTM checks lstm_eval
+        return ConvLSTM(n_classes=n_classes, n_input_channels=n_input_channels, depth=model_depth,
+                        eval_output=lstm_eval)
     if model == 'i3d':  # the paper's stem has --conv1_t_stride 2
         return I3D(n_classes=n_classes, n_input_channels=n_input_channels, conv1_t_size=conv1_t_size,
                    conv1_t_stride=conv1_t_stride)
@@ -99,7 +113,10 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
 
 
 def head_name(model: nn.Module) -> str:
-    """Name of the classification layer: ``fc`` or ``classifier`` (DenseNet)."""
+    """Name of the classification layer: the model's ``HEAD`` (C3D: ``fc8``), else ``fc`` or ``classifier`` (DenseNet)."""
+    named = getattr(model, 'HEAD', None)
+    if isinstance(named, str):
+        return named
     return 'classifier' if hasattr(model, 'classifier') else 'fc'
 
 

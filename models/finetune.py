@@ -9,7 +9,13 @@ from .factory import head_name
 
 
 def fine_tune_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
-    """Top-level modules in definition order (DenseNet: the parts of ``features``, then the head)."""
+    """Top-level modules in definition order (DenseNet: the parts of ``features``, then the head).
+
+    A model with its own ``fine_tune_modules()`` method (the two-stream and ConvNet+LSTM
+    models: stages of 2D trunks) lists them itself.
+    """
+    if callable(getattr(model, 'fine_tune_modules', None)):
+        return model.fine_tune_modules()
     if hasattr(model, 'features') and head_name(model) == 'classifier':
         return list(model.features.named_children()) + [('classifier', model.classifier)]
     return list(model.named_children())

@@ -1,6 +1,8 @@
 """Parameters and multiply-accumulates per clip of a model: from its options on the meta device
 (``summarize``), or of a built model on its own device (``forward_gmacs``)."""
-from typing import Any, Dict, Sequence
+import contextlib
+import warnings
+from typing import Any, Dict, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -29,6 +31,19 @@ def summarize(options: Dict[str, Any], sample_size: int = 112, sample_duration: 
     }
 
 
+@contextlib.contextmanager
+def countable_rnns(model: nn.Module) -> Iterator[None]:
+    """With an LSTM in ``model``, run it on PyTorch's plain kernels: the FLOP counter sees their matrix
+    products, not oneDNN's (CPU) or cuDNN's (GPU) fused RNN kernels."""
+    if not any(isinstance(m, nn.RNNBase) for m in model.modules()):
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # oneDNN's flags warn about TF32 on Intel GPUs
+        with torch.backends.mkldnn.flags(enabled=False), torch.backends.cudnn.flags(enabled=False):
+            yield
+
+
 @torch.no_grad()
 def forward_gmacs(model: nn.Module, shape: Sequence[int]) -> float:
     """GMACs (billions of multiply-adds) of one eval-mode forward pass of ``model`` on one C x T x H x W clip.
@@ -40,7 +55,7 @@ def forward_gmacs(model: nn.Module, shape: Sequence[int]) -> float:
     counter = FlopCounterMode(display=False)
     try:
         model.eval()
-        with counter:
+        with counter, countable_rnns(model):
             model(torch.zeros(1, *shape, device=param.device, dtype=param.dtype))
     finally:
         model.train(training)

@@ -1,4 +1,5 @@
-"""torchvision video ResNet weights (r3d_18, r2plus1d_18) as checkpoints of this framework."""
+"""torchvision video ResNet weights (r3d_18, r2plus1d_18) as checkpoints of this framework, and
+torchvision ImageNet weights for the 2D network of ``--model lstm`` (``--backbone_weights``)."""
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -97,3 +98,24 @@ def convert(src: Path, dst: Path, arch: str, trust: bool = False) -> Path:
     return save_checkpoint(dst, model, options, class_names=names, mean=TORCHVISION_MEAN,
                            std=TORCHVISION_STD, value_scale=1, sample_size=112,
                            sample_duration=16, extra={'converted_from': f'torchvision {arch}'})
+
+
+IMAGENET_HEADS = ('fc.', 'aux1.', 'aux2.')  # classifier and GoogLeNet's auxiliary classifiers
+
+
+def load_imagenet_backbone(model: torch.nn.Module, path: Path, trust: bool = False) -> None:
+    """Load a torchvision ImageNet classification state_dict file into ``model.imagenet_backbone()``.
+
+    The file is read without running code from it (unless ``trust``); its classifier and
+    auxiliary heads are left out and every other weight must fit (``CheckpointError`` otherwise).
+    """
+    backbone = getattr(model, 'imagenet_backbone', None)
+    if not callable(backbone):
+        raise CheckpointError(f'{path}: {type(model).__name__} has no 2D ImageNet network to load it into')
+    obj = load_checkpoint_object(path, trust=trust)
+    key = state_dict_key(obj)
+    if key is None:
+        raise CheckpointError(f'{path}: no state_dict found')
+    weights = {k: v for k, v in strip_prefixes(obj[key] if key else obj).items()
+               if not k.startswith(IMAGENET_HEADS)}
+    load_state_dict_checked(backbone(), weights, source=f'{path} (ImageNet weights of the 2D network)')

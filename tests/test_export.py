@@ -7,11 +7,12 @@ import torch
 import torch.nn as nn
 
 from datasets.preprocessing import Preprocessing
-from models import MODEL_DEPTHS, generate_model
+from models import MODEL_DEPTHS, c3d, generate_model
 from models.densenet import DENSENET_CONFIGS
 from models.checkpoint import save_checkpoint
 from models.export import ExportError, export_metadata, export_model, random_clip, read_metadata, run_onnx
 from tests.conftest import randomize_bn_stats
+from tests.test_quo_vadis_models import NARROW_C3D
 from util_scripts import export_model as export_cli
 
 NARROW = dict(resnet_widen_factor=0.25)
@@ -23,6 +24,8 @@ TINY = {  # family -> (model options, frames); 32-pixel clips
     'resnext': (dict(model_depth=50, resnext_cardinality=4, **NARROW), 8),
     'densenet': (dict(model_depth=121), 16),  # four halvings of time; two layers per block (see SHORT_DENSENET)
     'i3d': (dict(), 8),
+    'c3d': (dict(), 4),  # narrowed by the fixture below
+    'lstm': (dict(model_depth=18), 4),  # eval mode: the last step's logits
 }
 CLASSES = ['jump', 'wave', 'run']
 TOLERANCE = 1e-4  # of the logits' scale: |logits| reach 100 in the tiny I3D with random BatchNorm statistics
@@ -32,6 +35,8 @@ SHORT_DENSENET = (2, 2, 2, 2)  # the same modules as DenseNet-121's (6, 12, 24, 
 @pytest.fixture(autouse=True)
 def short_densenet(monkeypatch):
     monkeypatch.setitem(DENSENET_CONFIGS, 121, SHORT_DENSENET)
+    monkeypatch.setattr(c3d, 'C3D_CONVS', NARROW_C3D[0])  # C3D's layers at 4-8 channels, 32-unit fc6/fc7
+    monkeypatch.setattr(c3d, 'FC_SIZE', NARROW_C3D[1])
 
 
 def tiny_checkpoint(family: str) -> dict:

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from models import MODEL_DEPTHS, generate_model
 from models.resnet import ZeroPadShortcut
+from training import criterion_for
 
 # Small configurations of every family (tiny widths keep the wide ones fast on CPU).
 SMALL = [
@@ -19,6 +20,9 @@ SMALL = [
     dict(model='resnext', model_depth=50, resnet_widen_factor=0.25),
     dict(model='resnext', model_depth=50, resnet_widen_factor=0.25, resnext_cardinality=8),
     dict(model='densenet', model_depth=121),
+    dict(model='c3d'),
+    dict(model='lstm', model_depth=22),
+    dict(model='lstm', model_depth=18),
 ]
 
 
@@ -37,8 +41,9 @@ def test_forward_backward_every_family(cfg):
     # DenseNet halves T, H and W in each of its transitions, so it needs a larger clip.
     x = torch.randn(2, 3, 16, 64, 64) if cfg['model'] == 'densenet' else torch.randn(2, 3, 8, 32, 32)
     out = model(x)
-    assert out.shape == (2, 5)
-    F.cross_entropy(out, torch.tensor([1, 3])).backward()
+    assert out.shape == ((2, 5, 8) if cfg['model'] == 'lstm' else (2, 5))  # lstm trains on every time step
+    criterion_for(False)(out, torch.tensor([1, 3])).backward()
+    assert model.eval()(x).shape == (2, 5)
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]
     assert no_grad == []
 

@@ -92,7 +92,7 @@ def test_other_usage_mistakes_are_one_line_too(capsys):
 
 
 def test_a_misspelled_choice_names_the_closest_one(capsys):
-    choices = 'resnet, resnet2p1d, preresnet, wideresnet, resnext, densenet, i3d'
+    choices = ', '.join(opts.MODEL_DEPTHS)  # every family, in the registry's order
     assert parse_error(['--model', 'resnt'], capsys) == \
         f"error: --model: invalid choice 'resnt' (did you mean 'resnet'? choose from {choices})\n"
     assert "did you mean 'cubic_puzzle'? choose from '', cubic_puzzle)" in parse_error(['--pretext', 'cubic'], capsys)
