@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from datasets.formats.errors import UserError
+
 
 def _has_conv(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
@@ -19,8 +21,9 @@ def _has_conv(module: nn.Module) -> bool:
 def cam_layer(model: nn.Module, clips: torch.Tensor) -> nn.Module:
     """The last module (in running order) that contains a convolution and outputs a 5-D tensor.
 
-    ``clips`` is any normalised N x C x T x H x W input (one clip is enough). ValueError if no
-    such module runs (the model has no 3D feature map to explain).
+    ``clips`` is any normalised N x C x T x H x W input (one clip is enough). ``UserError`` (a
+    ValueError) if no such module runs: the model has no 3D feature map to explain (``lstm``'s
+    2D network sees one frame at a time).
     """
     finished: List[nn.Module] = []
 
@@ -36,7 +39,7 @@ def cam_layer(model: nn.Module, clips: torch.Tensor) -> nn.Module:
         for handle in handles:
             handle.remove()
     if not finished:
-        raise ValueError(f'{type(model).__name__}: no convolution gives a 5-D feature map, so no Grad-CAM')
+        raise UserError(f'{type(model).__name__}: no convolution gives a 5-D feature map, so no Grad-CAM')
     return finished[-1]
 
 

@@ -6,7 +6,9 @@ import torch.nn.functional as F
 import torchvision
 
 import main as main_module
+from datasets.formats.errors import UserError
 from models import c3d, generate_model, load_checkpoint, load_model, replace_head, save_checkpoint
+from models.cam import cam_layer
 from models.checkpoint import CheckpointError
 from models.factory import head_of, head_name
 from models.finetune import fine_tune_modules, freeze_before
@@ -118,6 +120,13 @@ def test_forward_gmacs_counts_the_lstm_on_the_cpu_as_on_meta():
     want = summarize({'model': 'lstm', 'model_depth': 18, 'n_classes': 5}, 32, 4)['gmacs']
     lstm_macs = 4 * 4 * 512 * (512 + 512) / 1e9
     assert forward_gmacs(model, (3, 4, 32, 32)) == pytest.approx(want) and want > lstm_macs
+
+
+def test_grad_cam_explains_c3d_and_refuses_lstm_in_one_line(narrow_c3d):
+    model = generate_model(model='c3d', n_classes=3).eval()
+    assert cam_layer(model, torch.randn(1, 3, 8, 32, 32)) is model.conv5b
+    with pytest.raises(UserError, match='^ConvLSTM: no convolution gives a 5-D feature map, so no Grad-CAM$'):
+        cam_layer(generate_model(model='lstm', model_depth=18, n_classes=3).eval(), torch.randn(1, 3, 2, 32, 32))
 
 
 # ----------------------------------------------------------------------------- fine-tuning and weights
