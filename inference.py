@@ -150,6 +150,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     Returns False when a stop signal ended the pass (nothing written).
     """
     import datasets
+    from datasets.device_decode import data_loader
     from datasets.formats.annotation_json import canonical_subset
     from datasets.formats.run_logs import fault_text
     from datasets.preprocessing import Preprocessing, normalization, with_views
@@ -164,7 +165,8 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     datasets.check_class_count(names, state.options['n_classes'])
     shard = torch.utils.data.Subset(infer_data, list(range(proc.rank, len(infer_data), proc.world)))
     batch = opt.inference_batch_size or opt.batch_size
-    loader = torch.utils.data.DataLoader(shard, batch_size=max(1, batch // proc.local_world), **loader_args)
+    loader = data_loader(shard, proc.device, opt.decode_device == 'cuda', batch_size=max(1, batch // proc.local_world),
+                         **loader_args)
     started = time.perf_counter()
     try:
         scores, faults = infer(loader, state.model, proc.device, normalization(prep),
@@ -279,7 +281,7 @@ def file_dataset(paths: Sequence[Path], keys: Dict[Path, str], prep: Any, stride
     from datasets import MultiClipDataset, VideoList, VideoReadError, VideoRecord, get_loader
     from datasets.preprocessing import inference_transforms
 
-    loader = get_loader('video', prep.input_type)
+    loader = get_loader('video', prep.input_type, planar=True)
     records, failed = [], []
     for path in paths:
         try:
@@ -288,7 +290,7 @@ def file_dataset(paths: Sequence[Path], keys: Dict[Path, str], prep: Any, stride
             failed.append((path, str(e).split(f'{path}: ', 1)[-1]))
             continue
         records.append(VideoRecord(keys[path], -1, path, range(n), (0, n)))
-    temporal, spatial = inference_transforms(prep, 'video', stride)
+    temporal, spatial = inference_transforms(prep, stride)
     return MultiClipDataset(VideoList([], records), loader, temporal, spatial, multilabel=multilabel), failed
 
 

@@ -10,15 +10,16 @@ import random
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 import datasets
+from datasets.device_decode import data_loader
 from datasets.formats import run_lock
 from datasets.formats.errors import UserError
 from datasets.formats.history import append_history, write_options
@@ -56,9 +57,9 @@ class Process:
 @dataclass
 class Data:
     """The run's loaders (None where the options turn a phase off) and how they batch."""
-    train: Optional[DataLoader]
+    train: Optional[Iterable]  # a DataLoader, or one wrapped in device_decode.DeviceDecoding
     sampler: Optional[datasets.EpochSampler]
-    val: Optional[DataLoader]
+    val: Optional[Iterable]
     per_rank_batch: int
     loader_args: Dict[str, Any]
 
@@ -189,6 +190,7 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
                        collate_fn=datasets.collate_puzzles if opt.pretext else datasets.collate,
                        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
     data = Data(None, None, None, per_rank_batch, loader_args)
+    on_device = opt.decode_device == 'cuda'  # workers only read; batches decoded on the GPU (datasets.device_decode)
     names = None
     if not opt.no_train:
         train_data = datasets.get_pretext_data(opt, 'training') if opt.pretext else datasets.get_training_data(opt)
@@ -196,15 +198,16 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         names = train_data.class_names
         data.sampler = datasets.EpochSampler(len(train_data), seed=opt.manual_seed, rank=proc.rank, world=proc.world,
                                              batch_size=per_rank_batch)  # never a one-clip batch: BatchNorm
-        data.train = DataLoader(train_data, batch_size=per_rank_batch, sampler=data.sampler,
-                                generator=torch.Generator().manual_seed(opt.manual_seed + proc.rank), **loader_args)
+        data.train = data_loader(train_data, proc.device, on_device, batch_size=per_rank_batch, sampler=data.sampler,
+                                 generator=torch.Generator().manual_seed(opt.manual_seed + proc.rank), **loader_args)
     if not opt.no_val:
         val_data = datasets.get_pretext_data(opt, 'validation') if opt.pretext else datasets.get_validation_data(opt)
         datasets.require_videos('validation', val_data, proc.master)
         names = names or val_data.class_names
         shard = Subset(val_data, list(range(proc.rank, len(val_data), proc.world)))  # no padding duplicates
         clips_per_video = 1 if opt.pretext else opt.n_val_samples
-        data.val = DataLoader(shard, batch_size=max(1, per_rank_batch // clips_per_video), **loader_args)
+        data.val = data_loader(shard, proc.device, on_device, batch_size=max(1, per_rank_batch // clips_per_video),
+                               **loader_args)
     state.class_names = names or state.class_names
     datasets.check_class_count(state.class_names, state.options['n_classes'])
     return data

@@ -54,13 +54,16 @@ def resize_clip(clip: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 
 
 def is_encoded(clip: object) -> bool:
-    """Whether ``clip`` is still encoded (``datasets.encoded_clip.EncodedClip``), decoded by ``decode_for``."""
+    """Whether ``clip`` is not a tensor yet (``datasets.encoded_clip.EncodedClip``, ``datasets.planar_clip.PlanarClip``):
+    ``decode_for`` makes one of it."""
     return hasattr(clip, 'decode_for')
 
 
 def crop_resize(clip: torch.Tensor, box: Tuple[int, int, int, int], size: Tuple[int, int]) -> torch.Tensor:
     """The ``box`` (top, left, h, w) of every frame resized to ``size``; an encoded clip is
     decoded at the smallest scale where the box still covers ``size``."""
+    if hasattr(clip, 'crop_resized'):  # datasets.planar_clip.PlanarClip: resizes its planes itself
+        return clip.crop_resized(box, size)  # type: ignore[attr-defined]
     if is_encoded(clip):
         return resize_clip(clip.decode_for(box, size), size)  # type: ignore[attr-defined]
     top, left, h, w = box
@@ -330,27 +333,6 @@ class ColorJitter:
         for op in ops:
             frames = op(frames)
         return frames.transpose(0, 1)
-
-
-# BT.601 limited range, what libswscale uses by default for YUV -> RGB.
-_YUV_TO_RGB = torch.tensor([[1.164383, 0.0, 1.596027],
-                            [1.164383, -0.391762, -0.812968],
-                            [1.164383, 2.017232, 0.0]])
-_YUV_OFFSET = torch.tensor([16.0, 128.0, 128.0])
-
-
-class YUVToRGB:
-    """YUV (BT.601, limited range) uint8 clip -> RGB uint8, run after crop and resize.
-
-    ``datasets.VideoLoader(yuv=True)`` leaves frames in YUV so that only the final crop is
-    colour-converted; geometric transforms do not care which colour space they move.
-    """
-
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        c, rest = clip.shape[0], clip.shape[1:]
-        x = clip.reshape(c, -1).float() - _YUV_OFFSET.view(3, 1)
-        rgb = torch.mm(_YUV_TO_RGB, x).round_().clamp_(0, 255)
-        return rgb.to(torch.uint8).view(c, *rest)
 
 
 class PickFirstChannels:

@@ -9,10 +9,15 @@ them with the real tools (generate_video_jpgs, generate_video_hdf5, generate_vid
 - reference: a per-frame PIL pipeline written the way the original works (open + convert
   each JPEG, the same crop box resized per frame, flip, ToTensor, Normalize per frame);
 - floor: only reading and decoding the clip's 16 JPEGs with torchvision.io.decode_jpeg;
-- ours: ``datasets.get_training_data`` / ``get_validation_data`` items for each file type
-  (uint8 clips, normalised later on the device; also shown with normalisation in the worker).
+- ours: ``datasets.get_training_data`` / ``get_validation_data`` items for each storage
+  (uint8 clips, normalised later on the device; also shown with normalisation in the worker):
+  320x240 JPEGs decoded at full size (``--jpeg_decode full``) and at the crop's scale (the
+  default), the same frames stored at a 128-pixel short side (``generate_video_jpgs --size
+  128``), HDF5, and short-GOP mp4 files, these both warm (index and file kept from an earlier
+  read) and cold (``cold``: as at Kinetics scale, where each video is read once per epoch);
 
-and how a DataLoader scales with 1, 2, ... workers. Prints a Markdown table for BENCHMARKS.md.
+the disk each storage takes, and how a DataLoader scales with 1, 2, ... workers. Prints
+Markdown tables for BENCHMARKS.md, and the issue-15 targets (one core, ratios to the reference).
 """
 import argparse
 import io
@@ -60,6 +65,9 @@ def _moving(base: np.ndarray, n_frames: int, rng: np.random.Generator) -> Iterat
         yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
+FORMATS = {'jpg': 'jpg', 'jpg128': 'jpg', 'hdf5': 'hdf5', 'video': 'video'}  # storage -> --file_type
+
+
 def prepare(root: Path, n_videos: int, n_frames: int) -> Dict[str, Path]:
     """Convert the sources to every storage format and build one annotation file per format."""
     make_sources(root / 'src', n_videos, n_frames)
@@ -67,15 +75,34 @@ def prepare(root: Path, n_videos: int, n_frames: int) -> Dict[str, Path]:
     stdout, sys.stdout = sys.stdout, quiet
     try:
         generate_video_jpgs.main([str(root / 'src'), str(root / 'jpg'), 'kinetics', '--n_jobs', '1'])
+        generate_video_jpgs.main([str(root / 'src'), str(root / 'jpg128'), 'kinetics', '--n_jobs', '1',
+                                  '--size', '128'])
         generate_video_hdf5.main([str(root / 'src'), str(root / 'hdf5'), 'kinetics', '--n_jobs', '1'])
         generate_video_mp4.main([str(root / 'src'), str(root / 'video'), 'kinetics', '--n_jobs', '1',
                                  '--gop', '16'])
-        for ft in ('jpg', 'hdf5', 'video'):
-            folder_json.main([str(root / ft), str(root / f'{ft}.json'), '--file_type', ft,
+        for name, ft in FORMATS.items():
+            folder_json.main([str(root / name), str(root / f'{name}.json'), '--file_type', ft,
                               '--val_fraction', '0.5'])
     finally:
         sys.stdout = stdout
-    return {ft: root / ft for ft in ('jpg', 'hdf5', 'video')}
+    return {name: root / name for name in FORMATS}
+
+
+def disk_mb(folder: Path) -> float:
+    """Bytes of the files under ``folder``, in MB."""
+    return sum(p.stat().st_size for p in folder.rglob('*') if p.is_file()) / 1e6
+
+
+def cold(dataset: torch.utils.data.Dataset) -> Callable[[int], dict]:
+    """Items of a video-file dataset as at Kinetics scale, where a worker reads each video once per
+    epoch: no frame index, no open file and no cached frame table left from an earlier read."""
+    from datasets.formats import video_files
+
+    def item(i: int) -> dict:
+        dataset.loader = type(dataset.loader)(planar=dataset.loader.planar)
+        video_files._cached_table.cache_clear()
+        return dataset[i]
+    return item
 
 
 def rate(fn: Callable[[], int], seconds: float) -> float:
@@ -167,8 +194,8 @@ def main(argv=None) -> int:
 
     tmp = tempfile.TemporaryDirectory() if args.data_dir is None else None
     root = args.data_dir or Path(tmp.name)
-    roots = prepare(root, args.videos, args.frames) if not (root / 'video.json').exists() else \
-        {ft: root / ft for ft in ('jpg', 'hdf5', 'video')}
+    roots = prepare(root, args.videos, args.frames) if not (root / 'jpg128.json').exists() else \
+        {name: root / name for name in FORMATS}
     folders = frame_folders(roots['jpg'])
     sample_jpg = (folders[0] / 'image_00001.jpg')
     mean, std = st.get_mean_std()
@@ -193,18 +220,27 @@ def main(argv=None) -> int:
     results['reference val'] = rate(cycle(lambda i: reference_val_clips(folders[i], n_frames, mean, std),
                                           len(folders)), args.seconds)
     loaders = {}
-    for ft in ('jpg', 'hdf5', 'video'):
-        opt = opts.parse_opts(['--video_path', str(roots[ft]), '--annotation_path', str(root / f'{ft}.json'),
-                               '--file_type', ft])
+    runs = [('jpg', 'full'), ('jpg', 'scaled'), ('jpg128', 'scaled'), ('hdf5', 'scaled'), ('video', '')]
+    for name, decode in runs:
+        ft = FORMATS[name]
+        opt = opts.parse_opts(['--video_path', str(roots[name]), '--annotation_path', str(root / f'{name}.json'),
+                               '--file_type', ft] + (['--jpeg_decode', decode] if decode else []))
         train = datasets.get_training_data(opt)
         val = datasets.get_validation_data(opt)
         norm = datasets.get_normalization(opt)
-        results[f'ours train {ft}'] = rate(cycle(lambda i, d=train: (d[i], 1)[1], len(train)), args.seconds)
-        if ft == 'jpg':
-            results['ours train jpg + normalise in worker'] = rate(
+        label = f'{name}, {decode} decode' if decode else f'{name} (short-GOP mp4)'
+        results[f'ours train {label}'] = rate(cycle(lambda i, d=train: (d[i], 1)[1], len(train)), args.seconds)
+        if name == 'jpg' and decode == 'scaled':
+            results[f'ours train {label} + normalise in worker'] = rate(
                 cycle(lambda i, d=train: (norm(d[i]['clip']), 1)[1], len(train)), args.seconds)
-        results[f'ours val {ft}'] = rate(cycle(lambda i, d=val: len(d[i]['clips']), len(val)), args.seconds)
-        loaders[ft] = train
+        results[f'ours val {label}'] = rate(cycle(lambda i, d=val: len(d[i]['clips']), len(val)), args.seconds)
+        if ft == 'video':
+            results[f'ours train {label}, cold'] = rate(cycle(lambda i, d=cold(train): (d(i), 1)[1], len(train)),
+                                                        args.seconds)
+            results[f'ours val {label}, cold'] = rate(cycle(lambda i, d=cold(val): len(d(i)['clips']), len(val)),
+                                                      args.seconds)
+        if decode != 'full':
+            loaders[name] = datasets.get_training_data(opt)
 
     scaling: Dict[str, Dict[int, float]] = {}
     for ft, train in loaders.items():
@@ -227,6 +263,15 @@ def main(argv=None) -> int:
     for name, value in results.items():
         base = results['reference val'] if ' val' in name else ref
         print(f'| {name} | {value:.1f} | {value / base:.2f} | {100 * value / floor:.0f}% |')
+    targets = [('ours val jpg, scaled decode', 4.0), ('ours train jpg, scaled decode', 2.5),
+               ('ours train video (short-GOP mp4)', 2.5), ('ours train video (short-GOP mp4), cold', 2.5)]
+    print('\n| target (x reference) | measured | goal |\n|---|---|---|')
+    for name, goal in targets:
+        base = results['reference val'] if ' val' in name else ref
+        print(f'| {name} | {results[name] / base:.2f} | {goal} |')
+    print('\n| storage | disk (MB) |\n|---|---|')
+    for name in FORMATS:
+        print(f'| {name} | {disk_mb(roots[name]):.1f} |')
     print('\n| DataLoader workers (training, batch 8) | ' + ' | '.join(str(k) for k in args.workers) + ' |')
     print('|---|' + '---|' * len(args.workers))
     for ft, row in scaling.items():

@@ -17,24 +17,34 @@ from .formats.errors import UserError
 from .annotations import AnnotationError, VideoList, load_video_list
 from .cubic_puzzle import CubicPuzzleDataset
 from .loaders import Hdf5Loader, JpgLoader, VideoLoader
-from .preprocessing import Preprocessing, inference_transforms, normalization, subsampling, to_rgb
+from .preprocessing import Preprocessing, inference_transforms, normalization, subsampling
 from .video_dataset import MultiClipDataset, VideoDataset
 
 
-def get_loader(file_type: str, input_type: str = 'rgb') -> Callable:
-    """The frame loader for ``--file_type`` and ``--input_type``."""
+def get_loader(file_type: str, input_type: str = 'rgb', scaled: bool = False, planar: bool = False) -> Callable:
+    """The frame loader for ``--file_type`` and ``--input_type``. Clips come back RGB, T x C x H x W;
+    ``scaled``: JPEG clips come back encoded, decoded at their crop's scale (``datasets.encoded_clip``);
+    ``planar``: 4:2:0 video clips come back as planes, converted after their crop (``datasets.planar_clip``)."""
+    if input_type == 'rgb_flow':  # two roots: datasets.paired.paired_loader(opt)
+        raise ValueError('--input_type rgb_flow reads hdf5 files under --video_path and --flow_path, not '
+                         f'{file_type} files alone')
     if input_type == 'flow':
         if file_type != 'hdf5':
             raise ValueError('--input_type flow needs --file_type hdf5')
         return Hdf5Loader(('video_u', 'video_v'))
-    loaders = {'jpg': JpgLoader, 'hdf5': Hdf5Loader, 'video': lambda: VideoLoader(yuv=True)}
+    loaders = {'jpg': lambda: JpgLoader(scaled=scaled), 'hdf5': lambda: Hdf5Loader(scaled=scaled),
+               'video': lambda: VideoLoader(planar=planar)}
     if file_type not in loaders:
         raise ValueError(f"unknown file_type {file_type!r}: choose one of {', '.join(loaders)}")
     return loaders[file_type]()
 
 
-def _to_rgb(opt: Namespace) -> List[Callable]:
-    return to_rgb(opt.file_type, Preprocessing.from_opts(opt))
+def _clip_loader(opt: Namespace) -> Callable:
+    """The loader of the clip datasets, with ``--jpeg_decode``; RGB + flow pairs (``--flow_path``) for rgb_flow."""
+    if opt.input_type == 'rgb_flow':
+        from .paired import paired_loader
+        return paired_loader(opt)
+    return get_loader(opt.file_type, opt.input_type, getattr(opt, 'jpeg_decode', 'scaled') == 'scaled', planar=True)
 
 
 def get_normalization(opt: Namespace) -> st.ClipNormalize:
@@ -71,19 +81,18 @@ def get_training_data(opt: Namespace) -> VideoDataset:
     else:
         spatial = [st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)]
     if not opt.no_hflip:
-        spatial.append(st.RandomHorizontalFlip(flow=opt.input_type == 'flow'))
-    spatial += _to_rgb(opt)
+        spatial.append(st.RandomHorizontalFlip(flow=opt.input_type != 'rgb'))  # flow, rgb_flow: u reversed
     if opt.colorjitter and opt.input_type == 'rgb':
         spatial.append(st.ColorJitter())
-    return VideoDataset(_video_list(opt, 'training'), get_loader(opt.file_type, opt.input_type),
+    return VideoDataset(_video_list(opt, 'training'), _clip_loader(opt),
                         temporal, st.Compose(spatial), multilabel=getattr(opt, 'multilabel', False))
 
 
 def get_validation_data(opt: Namespace) -> MultiClipDataset:
     """``n_val_samples`` evenly spaced centre-cropped clips per validation video."""
     temporal = tt.TemporalCompose(_subsampling(opt) + [tt.TemporalEvenCrop(opt.sample_duration, opt.n_val_samples)])
-    spatial = st.Compose([st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)] + _to_rgb(opt))
-    return MultiClipDataset(_video_list(opt, 'validation'), get_loader(opt.file_type, opt.input_type),
+    spatial = st.Compose([st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)])
+    return MultiClipDataset(_video_list(opt, 'validation'), _clip_loader(opt),
                             temporal, spatial, multilabel=getattr(opt, 'multilabel', False))
 
 
@@ -94,19 +103,17 @@ def get_inference_data(opt: Namespace, prep: Optional[Preprocessing] = None) -> 
     a sliding window (``--inference_stride``, in frames of the video) or ``inference_clips``
     uniform clips, each as one crop or several views (``datasets.preprocessing.inference_transforms``).
     """
-    temporal, spatial = inference_transforms(prep or Preprocessing.from_opts(opt), opt.file_type,
-                                             opt.inference_stride)
+    temporal, spatial = inference_transforms(prep or Preprocessing.from_opts(opt), opt.inference_stride)
     return MultiClipDataset(_video_list(opt, canonical_subset(opt.inference_subset), whole_videos=True),
-                            get_loader(opt.file_type, opt.input_type), temporal, spatial,
+                            _clip_loader(opt), temporal, spatial,
                             multilabel=getattr(opt, 'multilabel', False))
 
 
 def get_pretext_data(opt: Namespace, subset: str) -> CubicPuzzleDataset:
     """Space-Time Cubic Puzzles from the videos of ``subset`` (labels unused); validation puzzles are fixed."""
-    to_rgb = _to_rgb(opt)
     return CubicPuzzleDataset(_video_list(opt, subset), get_loader(opt.file_type, opt.input_type),
                               opt.sample_duration, opt.sample_size, jitter=opt.puzzle_jitter,
-                              fixed=subset == 'validation', color_transform=st.Compose(to_rgb) if to_rgb else None)
+                              fixed=subset == 'validation')
 
 
 def require_videos(name: str, data: Any, say: bool = True) -> None:

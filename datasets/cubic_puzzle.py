@@ -14,7 +14,7 @@ bottom-right) for spatial tuples, time order for temporal ones. Slot ``k`` of a 
 permutation ``p`` holds the piece of cell ``p[k]``.
 """
 import random
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 from torch.utils.data import Dataset
@@ -107,13 +107,12 @@ class CubicPuzzleDataset(Dataset):
     """One cubic puzzle per video and draw: ``clip`` is 4 x C x piece_duration x piece_size x piece_size.
 
     ``fixed`` seeds every sample from its index alone (validation: the same puzzles each
-    epoch). ``color_transform`` runs on the resized region before the pieces are cut (e.g.
-    ``spatial_transforms.YUVToRGB`` for a ``VideoLoader(yuv=True)``).
+    epoch). ``loader`` gives RGB T x C x H x W frames (``build.get_loader``).
     """
 
     def __init__(self, videos: VideoList, loader: Callable, piece_duration: int, piece_size: int,
                  jitter: float = 0.25, channel_replication: bool = True, rotation: bool = True,
-                 fixed: bool = False, color_transform: Optional[Callable] = None):
+                 fixed: bool = False):
         self.videos = videos
         self.records = videos.records
         self.class_names = list(puzzle_class_names())
@@ -121,7 +120,6 @@ class CubicPuzzleDataset(Dataset):
         self.piece_duration, self.piece_size = piece_duration, piece_size
         self.cell_t, self.cell_s = cell_size(piece_duration, jitter), cell_size(piece_size, jitter)
         self.channel_replication, self.rotation, self.fixed = channel_replication, rotation, fixed
-        self.color_transform = color_transform
 
     def __len__(self) -> int:
         return len(self.records)
@@ -144,8 +142,6 @@ class CubicPuzzleDataset(Dataset):
         except VideoReadError as e:
             return self._failed(index, str(e))
         region = random_square(frames.transpose(0, 1), rng, cells / GRID, cells * self.cell_s)
-        if self.color_transform is not None:
-            region = self.color_transform(region)
         pieces, label = make_puzzle(region, kind, rng, self.piece_duration, self.piece_size, self.cell_t,
                                     self.cell_s, self.channel_replication, self.rotation)
         return {'clip': pieces, 'label': label, 'video_id': record.video_id,

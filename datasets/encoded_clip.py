@@ -167,5 +167,5 @@ class EncodedClip:
 
 
 def decoded(clip: object) -> torch.Tensor:
-    """A tensor clip as it is; an ``EncodedClip`` decoded at full size."""
-    return clip.decode_for() if isinstance(clip, EncodedClip) else clip  # type: ignore[return-value]
+    """A tensor clip as it is; a clip still encoded (``EncodedClip``, ``PlanarClip``) made a full-size RGB tensor."""
+    return clip.decode_for() if hasattr(clip, 'decode_for') else clip  # type: ignore[return-value]

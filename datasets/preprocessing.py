@@ -22,6 +22,7 @@ from datasets.formats.errors import UserError
 from datasets.formats.faults import report_fault
 
 INFERENCE_CROPS = ('center', 'nocrop', 'three')
+INPUT_CHANNELS = {'rgb': 3, 'flow': 2, 'rgb_flow': 5}  # --input_type -> clip channels (flow: u, v; rgb_flow: RGB, u, v)
 VIEW_FIELDS = ('inference_clips', 'inference_crop', 'inference_short_side', 'inference_flip')
 KINETICS_MEAN, KINETICS_STD = (tuple(v) for v in st.MEAN_STD['kinetics'])
 
@@ -75,7 +76,7 @@ class Preprocessing:
         bad = [f'{k}={v!r}' for k, v in ints.items() if not isinstance(v, int) or v < 1]
         if len(self.mean) != len(self.std) or not self.mean:
             bad.append(f'mean/std of lengths {len(self.mean)}/{len(self.std)}')
-        if self.input_type not in ('rgb', 'flow'):
+        if self.input_type not in INPUT_CHANNELS:
             bad.append(f'input_type={self.input_type!r}')
         if self.inference_crop not in INFERENCE_CROPS:
             bad.append(f'inference_crop={self.inference_crop!r}')
@@ -110,11 +111,6 @@ def normalization(prep: Preprocessing) -> st.ClipNormalize:
 def subsampling(prep: Preprocessing) -> List[Callable]:
     """Every ``sample_t_stride``-th frame (nothing at stride 1)."""
     return [tt.TemporalSubsampling(prep.sample_t_stride)] if prep.sample_t_stride > 1 else []
-
-
-def to_rgb(file_type: str, prep: Preprocessing) -> List[Callable]:
-    """Video files are decoded to YUV and stay so through crop and resize: convert them last."""
-    return [st.YUVToRGB()] if file_type == 'video' and prep.input_type == 'rgb' else []
 
 
 def add_view_arguments(group: Any, recorded: bool = False) -> None:
@@ -170,17 +166,17 @@ def spatial_views(prep: Preprocessing) -> List[str]:
     return [f'{c}{flip}' for c in crops for flip in (('', '-flip') if prep.inference_flip else ('',))]
 
 
-def _view(crop: str, flip: bool, prep: Preprocessing, tail: List[Callable]) -> Callable:
+def _view(crop: str, flip: bool, prep: Preprocessing) -> Callable:
     if crop == 'nocrop':
         first: List[Callable] = []
     elif prep.inference_crop == 'center':  # the original's CenterCrop, to the pixel
         first = [st.CenterCrop(prep.sample_size)]
     else:
         first = [st.LongSideCrop(prep.sample_size, crop)]
-    return st.Compose(first + ([st.HorizontalFlip(prep.input_type == 'flow')] if flip else []) + tail)
+    return st.Compose(first + ([st.HorizontalFlip(prep.input_type != 'rgb')] if flip else []))
 
 
-def inference_transforms(prep: Preprocessing, file_type: str, inference_stride: Optional[int] = None
+def inference_transforms(prep: Preprocessing, inference_stride: Optional[int] = None
                          ) -> Tuple[Callable, Callable]:
     """(temporal, spatial) transforms of inference over whole videos, the views ``prep`` records.
 
@@ -198,10 +194,10 @@ def inference_transforms(prep: Preprocessing, file_type: str, inference_stride: 
         clips = tt.SlidingWindow(prep.sample_duration, max(1, stride // prep.sample_t_stride))
     temporal = tt.TemporalCompose(subsampling(prep) + [clips])
     resize = st.Resize(prep.inference_short_side or prep.sample_size)
-    names, tail = spatial_views(prep), to_rgb(file_type, prep)
+    names = spatial_views(prep)
     if len(names) == 1:
-        return temporal, st.Compose([resize, *_view(prep.inference_crop, False, prep, tail).transforms])
-    views = [_view(n.split('-')[0], n.endswith('-flip'), prep, tail) for n in names]
+        return temporal, st.Compose([resize, *_view(prep.inference_crop, False, prep).transforms])
+    views = [_view(n.split('-')[0], n.endswith('-flip'), prep) for n in names]
     return temporal, st.Compose([resize, st.Views(views)])
 
 

@@ -9,6 +9,10 @@ neighbour). A video that cannot give a clip comes back as ``{'failed': reason, '
 Items are plain indices or ``(index, seed)`` pairs from ``EpochSampler``; every random draw
 of a sample (temporal position, crop, flip, jitter) comes from the one generator
 ``samplers.sample_rng`` gives that item, handed to the transforms that need it.
+
+In deferred mode (``device_decode.defer``, for ``--decode_device cuda``) a sample stops after
+reading: ``{'deferred': Deferred}`` carries the JPEG bytes and the generator's state, and
+``finish`` completes it in the main process from frames decoded there.
 """
 import random
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -16,11 +20,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch.utils.data import Dataset
 
+from spatial_transforms import is_encoded
 from temporal_transforms import apply, is_random
 
 from .formats.faults import report_fault
 from .annotations import AnnotationError, VideoList
-from .loaders import VideoReadError
+from .encoded_clip import decoded
+from .device_decode import Deferred, restored_rng
+from .loaders import VideoReadError, assemble
 from .samplers import Item, sample_rng
 
 Sample = Dict[str, Any]
@@ -38,6 +45,7 @@ class VideoDataset(Dataset):
         self.temporal_transform = temporal_transform
         self.spatial_transform = spatial_transform
         self.multilabel = multilabel
+        self.defer_decode = False  # device_decode.defer: hand JPEG bytes over undecoded
         if not multilabel:
             multi = next((r for r in self.records if len(r.labels) > 1), None)
             if multi is not None:
@@ -47,16 +55,51 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _load(self, index: int, indices: List[int],
-              rng: Optional[random.Random]) -> Union[Tuple[torch.Tensor, int], str]:
-        """The transformed C x T x H x W clip and its count of replaced frames, or why not."""
+    def _load(self, index: int, plan: Any, rng: Optional[random.Random]) -> Union[Sample, Deferred, str]:
+        """The finished sample (``_package``), a ``Deferred`` one (deferred mode), or why not.
+
+        A loader may give the clip still encoded (``encoded_clip.EncodedClip``): the spatial
+        transform decodes it at the scale its crop needs, and the replaced frames are counted then.
+        """
         try:
-            frames, bad = self.loader(self.records[index].path, indices)
+            frames, bad = self.loader(self.records[index].path, self._order(plan))
+            if self.defer_decode and is_encoded(frames):
+                return Deferred(index, plan, frames.blobs, frames.indices, frames.source, frames.size,
+                                None if rng is None else rng.getstate())
+            clip = frames if is_encoded(frames) else frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W
+            spatial = self.spatial_transform
+            if spatial is not None:
+                clip = apply(spatial, clip if getattr(spatial, 'takes_encoded', False) else decoded(clip), rng)
+            clip = decoded(clip)
+            if is_encoded(frames):
+                bad = frames.bad
         except VideoReadError as e:
             report_fault(f'{e}; the video leaves the batch')
             return str(e)
-        clip = frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W (a view)
-        return (apply(self.spatial_transform, clip, rng) if self.spatial_transform else clip), bad
+        return self._package(index, plan, clip, bad)
+
+    def finish(self, deferred: Deferred, frames: Dict[int, Optional[torch.Tensor]]) -> Sample:
+        """A ``Deferred`` sample made whole from its decoded frames (on any device), as a worker would."""
+        device = next((f.device for f in frames.values() if f is not None), torch.device('cpu'))
+        try:
+            video, bad = assemble(deferred.order, frames, lambda i: self._one_frame(deferred.index, i, device),
+                                  deferred.source, lambda: deferred.size)
+        except VideoReadError as e:
+            report_fault(f'{e}; the video leaves the batch')
+            return self._failed(deferred.index, str(e))
+        clip = video.transpose(0, 1)
+        if self.spatial_transform is not None:
+            clip = apply(self.spatial_transform, clip, restored_rng(deferred.rng_state))
+        return self._package(deferred.index, deferred.plan, clip, bad)
+
+    def _one_frame(self, index: int, i: int, device: torch.device) -> Optional[torch.Tensor]:
+        """Frame ``i`` of a video decoded here (C x H x W on ``device``), None if it cannot be read."""
+        try:
+            frames, _ = self.loader(self.records[index].path, [i])
+        except VideoReadError:
+            return None
+        clip = frames.decode_for().transpose(0, 1) if is_encoded(frames) else frames  # T x C x H x W
+        return clip[0].to(device)
 
     def _rng(self, item: Item) -> Tuple[int, Optional[random.Random]]:
         """The index and ``samplers.sample_rng``'s generator; none (and no global draw) if no transform is random."""
@@ -77,18 +120,31 @@ class VideoDataset(Dataset):
         return y
 
     def _failed(self, index: int, reason: str) -> Sample:
+        """The sample of a video that gave no clip, with why."""
         return {'failed': reason, 'video_id': self.records[index].video_id}
+
+    def _plan(self, index: int, rng: Optional[random.Random]) -> Any:
+        """The clip's frame indices (``temporal_transform``'s draw)."""
+        return apply(self.temporal_transform, list(self.records[index].frames), rng)
+
+    def _order(self, plan: Any) -> List[int]:
+        """The frames to read for ``plan``, in order."""
+        return plan
+
+    def _package(self, index: int, plan: Any, clip: torch.Tensor, bad: int) -> Sample:
+        record = self.records[index]
+        return {'clip': clip, 'label': self.target(index), 'video_id': record.video_id,
+                'segment': (min(plan), max(plan) + 1), 'bad_frames': bad}
 
     def __getitem__(self, item: Item) -> Sample:
         index, rng = self._rng(item)
-        record = self.records[index]
-        indices = apply(self.temporal_transform, list(record.frames), rng)
-        loaded = self._load(index, indices, rng)
+        plan = self._plan(index, rng)
+        if not plan:
+            return self._failed(index, f'{self.records[index].path}: no clip')
+        loaded = self._load(index, plan, rng)
         if isinstance(loaded, str):
             return self._failed(index, loaded)
-        clip, bad = loaded
-        return {'clip': clip, 'label': self.target(index), 'video_id': record.video_id,
-                'segment': (min(indices), max(indices) + 1), 'bad_frames': bad}
+        return {'deferred': loaded} if isinstance(loaded, Deferred) else loaded
 
 
 class MultiClipDataset(VideoDataset):
@@ -100,20 +156,15 @@ class MultiClipDataset(VideoDataset):
     entries of ``clips``, clip by clip, view by view; ``views`` says V.
     """
 
-    def __getitem__(self, item: Item) -> Sample:
-        index, rng = self._rng(item)
+    def _order(self, plan: Any) -> List[int]:
+        return [i for clip in plan for i in clip]
+
+    def _package(self, index: int, plan: Any, video: torch.Tensor, bad: int) -> Sample:
         record = self.records[index]
-        clips = apply(self.temporal_transform, list(record.frames), rng)
-        if not clips:
-            return self._failed(index, f'{record.path}: no clip')
-        loaded = self._load(index, [i for clip in clips for i in clip], rng)
-        if isinstance(loaded, str):
-            return self._failed(index, loaded)
-        video, bad = loaded
         views = video if video.dim() == 5 else video.unsqueeze(0)  # V x C x (K T) x H x W
-        stacked = torch.stack(views.split(len(clips[0]), dim=2)).flatten(0, 1)  # K V x C x T x H x W
+        stacked = torch.stack(views.split(len(plan[0]), dim=2)).flatten(0, 1)  # K V x C x T x H x W
         return {'clips': stacked, 'label': self.target(index), 'video_id': record.video_id,
-                'segments': [(min(c), max(c) + 1) for c in clips], 'bad_frames': bad, 'views': len(views)}
+                'segments': [(min(c), max(c) + 1) for c in plan], 'bad_frames': bad, 'views': len(views)}
 
 
 def collate(samples: Sequence[Sample]) -> Dict[str, Any]:

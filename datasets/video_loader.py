@@ -6,7 +6,7 @@ frame after the seek is checked against the file's index; where a seek cannot be
 file is decoded from its start (learnt once per file).
 """
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Set, Tuple
+from typing import Dict, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ import torch
 from datasets.formats.video_files import UNREADABLE, FrameTable, UnreadableVideo, frame_table, open_video, video_stream
 from datasets.frame_sizes import Size
 from datasets.loaders import VideoReadError, assemble
+from datasets.planar_clip import PlanarClip, is_planar, pack
 
 
 MAX_SEEK_MARGIN = 2  # keyframes a seek may learn to aim before the wanted one
@@ -80,18 +81,9 @@ class SeekMissed(Exception):
     """A seek landed after the keyframe it aimed at, or the frames after it are not the index's."""
 
 
-def _plane(plane: 'object') -> np.ndarray:
-    """One image plane of a decoded frame as an H x W uint8 array (line padding removed)."""
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
-
-
-def frame_to_tensor(frame: 'object', yuv: bool) -> torch.Tensor:
-    """A decoded frame as C x H x W uint8 (H x W x C in memory): RGB, or YUV 4:4:4 when ``yuv``.
-
-    YUV skips the full-frame colour conversion, which costs more than decoding: the clip is
-    cropped and resized first and ``spatial_transforms.YUVToRGB`` converts only what is left.
-    Frames that are not 4:2:0 are converted to RGB here whatever ``yuv`` says.
-    """
+def frame_to_tensor(frame: 'object', yuv: bool = False) -> torch.Tensor:
+    """A decoded frame as C x H x W uint8 (H x W x C in memory): RGB, or with ``yuv`` a 4:2:0
+    frame's YUV 4:4:4 (chroma repeated per 2 x 2 pixels; other formats stay RGB)."""
     if not yuv or frame.format.name != 'yuv420p':
         return torch.from_numpy(frame.to_ndarray(format='rgb24')).permute(2, 0, 1)
     y, u, v = (_plane(p) for p in frame.planes)
@@ -106,6 +98,10 @@ def frame_to_tensor(frame: 'object', yuv: bool) -> torch.Tensor:
     return torch.from_numpy(out).permute(2, 0, 1)
 
 
+def _plane(plane: 'object') -> np.ndarray:
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+
+
 class VideoLoader:
     """Frames decoded from a video file with PyAV (0-based display-order indices).
 
@@ -118,11 +114,12 @@ class VideoLoader:
     left, or when frames share presentation times, the file is decoded from its start. Each
     lesson is paid once per file and the frames are exact either way.
     The per-video frame index is cached for the life of the loader (of the worker). With
-    ``yuv`` the frames come back as YUV 4:4:4 (see ``frame_to_tensor``).
+    ``planar`` a clip of 4:2:0 frames comes back as a ``planar_clip.PlanarClip``, colour-converted
+    only after its first crop and resize; clips in other formats come back RGB as always.
     """
 
-    def __init__(self, yuv: bool = False, max_cached: int = 100_000, max_open: int = 8):
-        self.yuv = yuv
+    def __init__(self, planar: bool = False, max_cached: int = 100_000, max_open: int = 8):
+        self.planar = planar
         self.index_cache: Dict[Path, VideoIndex] = {}
         self.max_cached = max_cached
         self.open_files: Dict[Path, 'object'] = {}  # opening a container costs ~3 ms: keep a few
@@ -188,7 +185,7 @@ class VideoLoader:
         last = max(need)
         for pos, frame in enumerate(container.decode(video_stream(container))):
             if pos in need:
-                frames[pos] = frame_to_tensor(frame, self.yuv)
+                frames[pos] = self._tensor(frame)
             if pos >= last:
                 break
 
@@ -212,18 +209,31 @@ class VideoLoader:
                 got = 'a frame not in the index' if pos is None else f'frame {pos}'
                 raise SeekMissed(f'seeking to keyframe {start} gave {got} where frame {expected} was due')
             if pos in need:
-                frames[pos] = frame_to_tensor(frame, self.yuv)
+                frames[pos] = self._tensor(frame)
             if pos >= last:
                 return
             expected += 1
         raise SeekMissed(f'decoding from keyframe {start} ended before frame {expected}')
 
-    def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
+    def _tensor(self, frame: 'object') -> torch.Tensor:
+        """RGB C x H x W, or in ``planar`` mode a 4:2:0 frame's packed planes (``planar_clip.pack``)."""
+        return pack(frame) if self.planar and is_planar(frame) else frame_to_tensor(frame)
+
+    def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[Union[torch.Tensor, PlanarClip], int]:
         if not path.is_file():
             raise VideoReadError(f'{path}: video file not found')
         idx = self.index(path)
         frames = self._decode(path, idx, list(dict.fromkeys(indices)))
         read_one = lambda i: self._decode(path, idx, [i])[i]  # noqa: E731
+        size = self.video_size(path)
+        if self.planar and size is not None:
+            packed = [f for f in frames.values() if f is not None and f.shape[0] == 1]
+            if packed and len(packed) == sum(f is not None for f in frames.values()):
+                clip, bad = assemble(indices, frames, read_one, str(path), lambda: None)
+                if clip.shape[1] == 1:
+                    return PlanarClip(clip, *size, bad=bad), bad
+            frames = {i: f if f is None or f.shape[0] == 3 else PlanarClip(f[None], *size).decode_for()[:, 0]
+                      for i, f in frames.items()}  # a clip of mixed formats: all RGB
         return assemble(indices, frames, read_one, str(path), lambda: self.video_size(path))
 
     def video_size(self, path: Path) -> Optional[Size]:

@@ -146,19 +146,18 @@ def annotate_files(paths: Sequence[Path], keys: Dict[Path, str], args: Any, mode
 def strip(loader: Any, record: Any, file_type: str, prep: Any, n_frames: int) -> List[np.ndarray]:
     """``n_frames`` evenly spaced frames of a video (H x W x 3 uint8, about the sheet's thumbnail size)."""
     from datasets.loaders import VideoReadError
-    from datasets.preprocessing import to_rgb
     from datasets.visuals.sheet import THUMB_H, THUMB_W
-    from spatial_transforms import Compose, Resize
+    from spatial_transforms import Resize, is_encoded
     frames = list(record.frames)
     picks = [frames[round(j * (len(frames) - 1) / max(1, n_frames - 1))] for j in range(min(n_frames, len(frames)))]
     try:
-        clip, _ = loader(record.path, picks)  # T x C x H x W
+        clip, _ = loader(record.path, picks)  # T x C x H x W, or C x T x H x W still encoded
     except VideoReadError:
         return []
+    clip = clip if is_encoded(clip) else clip.transpose(0, 1)
     h, w = clip.shape[-2:]
     scale = min(THUMB_W / w, THUMB_H / h)
-    resize = Resize((max(1, round(h * scale)), max(1, round(w * scale))))
-    clip = Compose([resize] + to_rgb(file_type, prep))(clip.transpose(0, 1))
+    clip = Resize((max(1, round(h * scale)), max(1, round(w * scale))))(clip)
     return list(clip.permute(1, 2, 3, 0).contiguous().numpy())
 
 

@@ -62,10 +62,10 @@ def test_inference_py_scores_video_files_exactly_as_main_inference(video_run, ca
 
 def test_inference_windows_follow_the_recorded_stride():
     prep = Preprocessing(sample_size=32, sample_duration=4, sample_t_stride=2)
-    temporal, _ = inference_transforms(prep, 'video', inference_stride=6)
+    temporal, _ = inference_transforms(prep, inference_stride=6)
     clips = temporal(list(range(20)))
     assert clips[0] == [0, 2, 4, 6] and clips[1] == [6, 8, 10, 12]  # 6 video frames = 3 subsampled
-    default, _ = inference_transforms(prep, 'video')
+    default, _ = inference_transforms(prep)
     assert default(list(range(20)))[1][0] == 8  # one clip span of the video: 4 x 2 frames
 
 

@@ -263,15 +263,49 @@ def test_invalid_option_combinations_are_one_line_errors(capsys):
         opts.parse_opts(['--class_fraction', '0'])
 
 
-def test_video_frames_kept_in_yuv_convert_to_the_same_rgb(data):
-    """The video path converts colours after crop and resize; the result matches swscale's RGB."""
+def test_video_frames_kept_as_planes_convert_to_the_same_rgb(data):
+    """4:2:0 clips stay planes until cropped and resized; the result matches swscale's RGB closely."""
     import spatial_transforms as st
+    from datasets.planar_clip import PlanarClip
     path = data['video'][0] / 'jump' / 'jump_0.mp4'
     rgb, _ = VideoLoader()(path, list(range(8)))
-    yuv, _ = VideoLoader(yuv=True)(path, list(range(8)))
-    converted = st.YUVToRGB()(yuv.transpose(0, 1)).transpose(0, 1)
-    assert converted.shape == rgb.shape and converted.dtype == torch.uint8
-    assert (converted.float() - rgb.float()).abs().mean() < 1.5
+    planar, _ = VideoLoader(planar=True)(path, list(range(8)))
+    assert isinstance(planar, PlanarClip) and planar.shape == (3, 8, 48, 64)
+    whole = planar.decode_for()
+    assert whole.shape == rgb.transpose(0, 1).shape and whole.dtype == torch.uint8
+    assert (whole.float() - rgb.transpose(0, 1).float()).abs().mean() < 1.5
+    for box in [(0, 0, 48, 64), (5, 7, 31, 33), (1, 0, 47, 63)]:  # odd corners cut chroma samples in half
+        reference = st.crop_resize(rgb.transpose(0, 1), box, (20, 24))
+        got = st.crop_resize(planar, box, (20, 24))
+        assert got.shape == reference.shape == (3, 8, 20, 24)
+        assert (got.float() - reference.float()).abs().mean() < 2.5, box
+
+
+def test_video_clips_of_any_pixel_format_come_out_rgb(tmp_path):
+    """Full-range MJPEG and 4:4:4 H.264 are not 4:2:0 planes: the loader converts them, and the
+    dataset's colours stay right (they were converted twice when the pipeline assumed YUV)."""
+    from fractions import Fraction
+    import av
+    colour = np.array([216, 162, 130], np.uint8)
+    for name, codec, pix in [('a.avi', 'mjpeg', 'yuvj420p'), ('b.mkv', 'libx264', 'yuv444p'),
+                             ('c.mp4', 'libx264', 'yuv420p')]:
+        with av.open(str(tmp_path / name), 'w') as c:
+            stream = c.add_stream(codec, rate=25)
+            stream.height, stream.width, stream.pix_fmt = 48, 64, pix
+            for i in range(4):
+                image = av.VideoFrame.from_ndarray(np.broadcast_to(colour, (48, 64, 3)).copy(), format='rgb24')
+                image.pts, image.time_base = i, Fraction(1, 25)
+                c.mux(stream.encode(image))
+            c.mux(stream.encode())
+        clip, _ = VideoLoader(planar=True)(tmp_path / name, [0, 1, 2])
+        out = st_compose_resize(clip)
+        assert (out[:, :, 8, 8].float().mean(1) - torch.tensor(colour).float()).abs().max() < 6, name
+
+
+def st_compose_resize(clip):
+    import spatial_transforms as st
+    from spatial_transforms import is_encoded
+    return st.Compose([st.Resize(32)])(clip if is_encoded(clip) else clip.transpose(0, 1))
 
 
 def test_merged_files_with_the_same_name_get_distinct_prefixes(tmp_path):

@@ -38,7 +38,7 @@ def marked_dataset(prep: Preprocessing) -> MultiClipDataset:
 
     def loader(path, indices):
         return video[indices], 0
-    temporal, spatial = inference_transforms(prep, 'jpg')
+    temporal, spatial = inference_transforms(prep)
     record = VideoRecord('v', 0, Path('v'), range(FRAMES), (0, FRAMES))
     return MultiClipDataset(VideoList(['a', 'b', 'c'], [record]), loader, temporal, spatial)
 
@@ -94,7 +94,7 @@ def test_the_video_score_is_the_mean_over_all_views_and_segments_average_their_v
 def test_three_crops_lie_along_the_longer_side(h, w, side, boxes):
     prep = Preprocessing(sample_size=SIZE, sample_duration=1, inference_crop='three', inference_short_side=side)
     frame = torch.randint(0, 255, (3, 2, h, w), dtype=torch.uint8)
-    _, spatial = inference_transforms(prep, 'jpg')
+    _, spatial = inference_transforms(prep)
     views = spatial(frame)
     scaled = st.Resize(side or SIZE)(frame)
     assert [tuple(v.shape) for v in views] == [(3, 2, SIZE, SIZE)] * 3
@@ -107,7 +107,7 @@ def test_old_checkpoints_get_the_original_protocol_and_one_view_is_the_original_
     assert (old.inference_clips, old.inference_crop, old.inference_short_side, old.inference_flip) == \
         (0, 'center', 0, False)
     clip = torch.randint(0, 255, (3, 4, 30, 50), dtype=torch.uint8)
-    _, spatial = inference_transforms(old, 'jpg')
+    _, spatial = inference_transforms(old)
     assert torch.equal(spatial(clip), st.Compose([st.Resize(16), st.CenterCrop(16)])(clip))
     with pytest.raises(ValueError, match='inference_short_side=8 below'):
         Preprocessing.from_checkpoint({'preprocessing': {'sample_size': 16, 'inference_short_side': 8}})

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from datasets.formats import video_files, video_layout
+from datasets.planar_clip import is_planar, pack
 from datasets.video_loader import MAX_SEEK_MARGIN, VideoLoader, frame_to_tensor
 from tests.conversion_tree import run_main
 from tests.video_corpus import CASES, TITLED, build_corpus
@@ -33,10 +34,12 @@ def corpus(tmp_path_factory):
     return root, made, skipped
 
 
-def straight_decode(path, yuv=True):
-    """Every frame of a plain sequential PyAV decode, through the loader's conversion."""
+def straight_decode(path, planar=True):
+    """Every frame of a plain sequential PyAV decode, as the loader gives it: RGB, or in ``planar``
+    mode a 4:2:0 frame's packed planes (``planar_clip.pack``)."""
     with av.open(str(path), metadata_errors='ignore') as container:
-        return [frame_to_tensor(frame, yuv) for frame in container.decode(video=0)]
+        return [pack(frame) if planar and is_planar(frame) else frame_to_tensor(frame)
+                for frame in container.decode(video=0)]
 
 
 def made_or_skip(corpus, name):
@@ -74,10 +77,10 @@ def test_every_path_counts_the_same_frames(corpus, name):
 @pytest.mark.parametrize('name', NAMES)
 def test_loader_frames_equal_a_straight_decode(corpus, name):
     _, path = made_or_skip(corpus, name)
-    for yuv in (True, False):
-        reference = straight_decode(path, yuv)
+    for planar in (True, False):
+        reference = straight_decode(path, planar)
         n = len(reference)
-        loader = VideoLoader(yuv=yuv)
+        loader = VideoLoader(planar=planar)
         keyframes = len(loader.index(path).keyframes)
         clips = [range(0, 8), range(n // 2 - 4, n // 2 + 4), range(n - 8, n), range(n)]
         order = list(range(n))
@@ -85,9 +88,10 @@ def test_loader_frames_equal_a_straight_decode(corpus, name):
         clips += [range(i, i + 1) for i in order]  # seeks back and forth, after the file's lessons
         for clip in clips:
             frames, replaced = loader(path, list(clip))
+            frames = getattr(frames, 'packed', frames)  # a PlanarClip's frames
             assert replaced == 0, (name, clip)
             for k, i in enumerate(clip):
-                assert torch.equal(frames[k], reference[i]), (name, yuv, i)
+                assert torch.equal(frames[k], reference[i]), (name, planar, i)
         assert loader.missed_seeks <= MAX_SEEK_MARGIN + keyframes  # each lesson is paid once
 
 

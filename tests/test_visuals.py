@@ -115,7 +115,7 @@ def test_strips_read_alike_from_every_storage(tmp_path):
     prep = Preprocessing(sample_size=32, sample_duration=8)
     sources = [(JpgLoader(), write_jpg_folder(tmp_path / 'jpg', frames), 'jpg', range(1, 13)),
                (Hdf5Loader(), write_hdf5(tmp_path / 'v.hdf5', frames), 'hdf5', range(12)),
-               (VideoLoader(yuv=True), write_video(tmp_path / 'v.mp4', frames), 'video', range(12))]
+               (VideoLoader(planar=True), write_video(tmp_path / 'v.mp4', frames), 'video', range(12))]
     strips = [visualize.strip(loader, VideoRecord('v', 0, path, span, (0, 12)), kind, prep, 6)
               for loader, path, kind, span in sources]
     assert [len(s) for s in strips] == [6, 6, 6] and strips[0][0].shape == (96, 128, 3)

@@ -28,7 +28,8 @@ not-coded (N-VOP) packet. So the packets are trusted only when the demuxer prove
 (every packet has a presentation time and they are distinct, the first packet is a keyframe
 and no packet is shown before it) and decoding the head of the stream (up to its third
 keyframe, at most ``HEAD_PACKETS`` packets) gives exactly one frame per packet with the
-packet's time; then the count costs a demux and a few decoded frames. Otherwise (a stream
+packet's time; then the count costs a demux and a few decoded frames, in one pass over the file
+opened once. Otherwise (a stream
 cut inside a GOP, packets without or with shared times, a head that decodes to other frames
 or fails) the whole stream is decoded once. A decoding error after the head is not seen by a
 packet count: ``check_dataset`` (without ``--quick``) reports it, and the loader replaces and
@@ -41,7 +42,6 @@ seek indexes use; seeking by presentation time lands after the keyframe in MPEG 
 streams). The loader verifies every seek and falls back to decoding from the start.
 """
 import functools
-import itertools
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -176,19 +176,41 @@ class _Packet:
     key: bool
 
 
-def _demux_all(path: PathLike) -> Tuple[List[_Packet], Fraction, Optional[Fraction], bool]:
-    """(the stream's packets with data, time base, frame rate, whether demuxing reached the end)."""
+def _demux_all(path: PathLike) -> Tuple[List[_Packet], Fraction, Optional[Fraction], bool, Optional[List[Tuple]]]:
+    """(the stream's packets with data, time base, frame rate, whether demuxing reached the end,
+    the (pts, corrupt) frames that decoding the head gave, None if it failed), in one pass over one open file."""
     packets: List[_Packet] = []
+    head: Optional[List[Tuple]] = []
     with open_video(path) as container:
         stream = video_stream(container)
         time_base, rate = Fraction(stream.time_base), frame_rate(stream)
+        keys, in_head = 0, True
         try:
             for p in container.demux(stream):
-                if p.size > 0:
-                    packets.append(_Packet(p.pts, p.dts, bool(p.is_keyframe)))
+                if p.size <= 0:
+                    continue
+                packets.append(_Packet(p.pts, p.dts, bool(p.is_keyframe)))
+                if in_head:
+                    keys += bool(p.is_keyframe)
+                    in_head = keys <= 2 and len(packets) <= HEAD_PACKETS  # _head's rule, as the packets come
+                    head = _decode_head(head, stream, p if in_head else None)
         except UNREADABLE:
-            return packets, time_base, rate, False
-    return packets, time_base, rate, True
+            return packets, time_base, rate, False, head
+        if in_head:
+            head = _decode_head(head, stream, None)
+    return packets, time_base, rate, True, head
+
+
+def _decode_head(head: Optional[List[Tuple]], stream: 'av.video.stream.VideoStream',
+                 packet: Optional['av.Packet']) -> Optional[List[Tuple]]:
+    """``head`` with the frames of ``packet`` (None: the decoder flushed); None once decoding failed."""
+    if head is None:
+        return None
+    try:
+        frames = packet.decode() if packet is not None else stream.codec_context.decode(None)
+    except UNREADABLE:
+        return None
+    return head + [(f.pts, f.is_corrupt) for f in frames]
 
 
 def _head(packets: List[_Packet]) -> int:
@@ -197,25 +219,15 @@ def _head(packets: List[_Packet]) -> int:
     return keys[2] if len(keys) > 2 else min(len(packets), HEAD_PACKETS)
 
 
-def _packets_are_frames(path: PathLike, packets: List[_Packet]) -> bool:
-    """True when the demuxer proves one frame per packet and decoding the head agrees."""
+def _packets_are_frames(packets: List[_Packet], head: Optional[List[Tuple]]) -> bool:
+    """True when the demuxer proves one frame per packet and decoding the head agreed."""
     pts = [p.pts for p in packets]
-    if not packets or None in pts or len(set(pts)) != len(pts):
+    if not packets or None in pts or len(set(pts)) != len(pts) or head is None:
         return False
     if not packets[0].key or min(pts) != pts[0]:
         return False  # starts inside a GOP, or with leading pictures that lost their references
     n = _head(packets)
-    decoded = []
-    try:
-        with open_video(path) as container:
-            stream = video_stream(container)
-            data = (p for p in container.demux(stream) if p.size > 0)
-            for packet in itertools.islice(data, n):
-                decoded += [(f.pts, f.is_corrupt) for f in packet.decode()]
-            decoded += [(f.pts, f.is_corrupt) for f in stream.codec_context.decode(None)]
-    except UNREADABLE:
-        return False
-    return sorted(p for p, _ in decoded) == sorted(pts[:n]) and not any(c for _, c in decoded)
+    return sorted(p for p, _ in head) == sorted(pts[:n]) and not any(c for _, c in head)
 
 
 def _decoded_table(path: PathLike, packets: List[_Packet], time_base: Fraction,
@@ -256,8 +268,8 @@ def _packet_table(packets: List[_Packet], time_base: Fraction, rate: Optional[Fr
 
 @functools.lru_cache(maxsize=256)
 def _cached_table(path: str, size: int, mtime_ns: int) -> FrameTable:
-    packets, time_base, rate, complete = _demux_all(path)
-    if complete and _packets_are_frames(path, packets):
+    packets, time_base, rate, complete, head = _demux_all(path)
+    if complete and _packets_are_frames(packets, head):
         return _packet_table(packets, time_base, rate)
     table = _decoded_table(path, packets, time_base, rate)
     if not table.pts:
