@@ -13,7 +13,7 @@ from typing import Any
 
 _EXPORTS = {
     'AnnotationError': 'annotations', 'VideoList': 'annotations', 'VideoRecord': 'annotations',
-    'load_video_list': 'annotations',
+    'load_video_list': 'annotations', 'RecordTable': 'records',
     'CubicPuzzleDataset': 'cubic_puzzle', 'collate_puzzles': 'cubic_puzzle',
     'Hdf5Loader': 'loaders', 'JpgLoader': 'loaders', 'VideoLoader': 'loaders', 'VideoReadError': 'loaders',
     'decode_image': 'loaders',

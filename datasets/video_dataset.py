@@ -47,7 +47,7 @@ class VideoDataset(Dataset):
         self.multilabel = multilabel
         self.defer_decode = False  # device_decode.defer: hand JPEG bytes over undecoded
         if not multilabel:
-            multi = next((r for r in self.records if len(r.labels) > 1), None)
+            multi = self.records.first_multilabel()
             if multi is not None:
                 raise AnnotationError(f'video {multi.video_id} has {len(multi.labels)} labels: '
                                       'train multi-label data with --multilabel')

@@ -112,13 +112,20 @@ def summarize(faults: Sequence[Fault]) -> List[str]:
     return phrases
 
 
+def subset_key(entry: Any) -> str:
+    """An entry's subset as written, for counting (``no subset`` when it has none)."""
+    subset = entry.get('subset') if isinstance(entry, dict) else None
+    return 'no subset' if subset is None else str(subset)
+
+
+def ordered_counts(counts: Dict[str, int]) -> Dict[str, int]:
+    """Subset counts (from ``subset_key``) most first, ``no subset`` last."""
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] == 'no subset', -kv[1], kv[0])))
+
+
 def subset_counts(database: Dict[str, Any]) -> Dict[str, int]:
     """How many entries each subset name (as written) has, most first; ``no subset`` last."""
-    counts: Dict[str, int] = collections.Counter()
-    for entry in database.values():
-        subset = entry.get('subset') if isinstance(entry, dict) else None
-        counts['no subset' if subset is None else str(subset)] += 1
-    return dict(sorted(counts.items(), key=lambda kv: (kv[0] == 'no subset', -kv[1], kv[0])))
+    return ordered_counts(collections.Counter(subset_key(entry) for entry in database.values()))
 
 
 def wrong_frame_base(records: Sequence[Tuple[str, Path, range]], file_type: str) -> Optional[str]:

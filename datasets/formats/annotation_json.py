@@ -76,7 +76,11 @@ def file_labels(path: PathLike, data: Dict[str, Any]) -> List[str]:
 
 def read_annotation_json(path: PathLike) -> Dict[str, Any]:
     """An annotation file's JSON, or a one-line ``AnnotationError`` naming it (no ``database``: not one)."""
-    text = read_text(path, AnnotationError, 'annotation file')
+    return parse_annotation_json(path, read_text(path, AnnotationError, 'annotation file'))
+
+
+def parse_annotation_json(path: PathLike, text: str) -> Dict[str, Any]:
+    """``read_annotation_json`` of the text of ``path``."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
