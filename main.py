@@ -129,6 +129,8 @@ def build_model(opt, ckpt: Optional[Dict[str, Any]], proc: Process) -> tuple:
         options['n_classes'] = N_PUZZLE_CLASSES
     if ckpt is not None:
         recorded = recorded_model_options(ckpt)
+        if recorded is not None and recorded.get('model') == 'lstm':  # no weight depends on it: the flag's,
+            recorded['lstm_eval'] = opt.lstm_eval                      # as --inference's view flags are
         if recorded is not None:  # ours: the model is what it says
             differ = [f'--{k} {recorded[k]}' for k in recorded if k in options and options[k] != recorded[k]
                       and not (k == 'n_classes' and opt.pretrain_path is not None)]

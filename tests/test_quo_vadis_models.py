@@ -1,5 +1,7 @@
 """C3D and ConvNet+LSTM (issue 17): the paper's sizes, the per-step training contract, fine-tuning,
 ImageNet weights of the 2D network, checkpoints through main.py, export and the cost counts."""
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -205,6 +207,11 @@ def test_lstm_trains_from_imagenet_weights_with_a_frozen_backbone_and_its_checkp
     assert (result / 'val.log').read_text().count('\n') == 2  # header and epoch 1
     model = load_model(result / 'save_latest.pth')
     assert model.eval_output == 'mean' and model(torch.randn(1, 3, 4, 32, 32)).shape == (1, 2)
+    assert load_model(result / 'save_latest.pth', lstm_eval='last').eval_output == 'last'
+    # evaluating the same weights on the last step: main.py takes --lstm_eval from its flags, as the view flags
+    assert run_main(data, result, '--model', 'lstm', '--resume_path', str(result / 'save_latest.pth'),
+                    '--no_train') == 0
+    assert json.loads((result / 'opts_eval.json').read_text())['lstm_eval'] == 'last'
 
 
 def test_c3d_fine_tunes_from_a_checkpoint_with_a_new_fc8(data, tmp_path, narrow_c3d):
