@@ -40,10 +40,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
     flag('model', 'Model family', choices=list(MODEL_DEPTHS))
     flag('model_depth', 'Depth: resnet/resnet2p1d/preresnet 10|18|34|50|101|152|200, '
-         'wideresnet/resnext 50|101|152|200, densenet 121|169|201|264, lstm 22 (GoogLeNet)|18|34|50 (ResNet) '
-         'per frame; i3d and c3d have one depth and take any', type=POSITIVE)
+         'wideresnet/resnext 50|101|152|200, densenet 121|169|201|264, two_stream/fused_two_stream '
+         '22 (Inception-v1)|18|34|50 (ResNet streams), lstm 22 (GoogLeNet)|18|34|50 (ResNet) per frame; '
+         'i3d and c3d have one depth and take any', type=POSITIVE)
     flag('n_classes', 'Number of output classes', type=POSITIVE)
-    flag('n_input_channels', 'Input channels: 3 for RGB, 2 for optical flow', type=POSITIVE)
+    flag('n_input_channels', 'Input channels: 3 for RGB, 2 for optical flow, 5 for RGB + flow', type=POSITIVE)
     flag('conv1_t_size', 'Temporal kernel size of the stem conv', type=POSITIVE)
     flag('conv1_t_stride', 'Temporal stride of the stem conv', type=POSITIVE)
     g.add_argument('--no_max_pool', action='store_true', help='Remove the 3x3x3 stride-2 max pool after the stem')
@@ -59,6 +60,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
          'frames (for weights inflated from 2D networks)', choices=['zeros', 'replicate'])
     flag('lstm_eval', 'lstm: the eval-mode prediction is the last time step\'s (the paper\'s test) or the mean '
          'over the steps; training always uses the cross-entropy of every step', choices=['last', 'mean'])
+    flag('flow_frames', 'two_stream/fused_two_stream: flow frames stacked per snapshot (the flow stream\'s '
+         'first conv takes twice as many channels)', type=POSITIVE)
     return parser
 
 
@@ -84,7 +87,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     flag('instance_fraction', 1.0, 'Keep this seeded fraction of the training videos of each class', type=FRACTION)
     flag('file_type', 'jpg', 'jpg frame folders, hdf5 files, or video files decoded directly',
          choices=['jpg', 'hdf5', 'video'])
-    flag('input_type', 'rgb', 'flow reads video_u/video_v from hdf5 files', choices=['rgb', 'flow'])
+    flag('input_type', 'rgb', 'flow reads video_u/video_v from hdf5 files; rgb_flow: RGB from the --video_path '
+         'hdf5 files and flow from the same-named files under --flow_path, 5 channels',
+         choices=['rgb', 'flow', 'rgb_flow'])
+    g.add_argument('--flow_path', default=None, type=Path, nargs='+',
+                   help='--input_type rgb_flow: root(s) of the flow hdf5 files, one per --video_path root')
     flag('sample_size', 112, 'Crop side', type=POSITIVE)
     flag('sample_duration', 16, 'Frames per clip', type=POSITIVE)
     flag('sample_t_stride', 1, 'Take every n-th frame', type=POSITIVE)
@@ -127,8 +134,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--backbone_weights', default=None, type=Path,
                    help='lstm: a torchvision ImageNet state_dict file of its 2D network (googlenet, resnet18/34/50; '
                         'its classifier and auxiliary heads are left out), loaded into a fresh model, not when '
-                        'resuming or fine-tuning. GoogLeNet\'s expect --mean_dataset 0.5 (torchvision\'s '
-                        'transform_input), the ResNets\' ImageNet normalisation (close to kinetics)')
+                        'resuming or fine-tuning; two_stream/fused_two_stream: into both streams, the flow '
+                        'stream\'s first conv by cross-modality initialisation. GoogLeNet\'s expect --mean_dataset '
+                        '0.5 (torchvision\'s transform_input), the ResNets\' ImageNet normalisation (close to kinetics)')
     g.add_argument('--ft_begin_module', default='', type=str,
                    help='First module to fine-tune (conv1, layer1..4, fc, ...); empty: all')
     g.add_argument('--learning_rate', default=0.1, type=NON_NEGATIVE, help='Initial learning rate')
@@ -228,7 +236,7 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
             parser.error(message)
         raise ValueError(message)
 
-    for name in ('video_path', 'annotation_path', 'result_path', 'resume_path', 'pretrain_path',
+    for name in ('video_path', 'flow_path', 'annotation_path', 'result_path', 'resume_path', 'pretrain_path',
                  'backbone_weights'):
         setattr(opt, name, _join_root(opt.root_path, getattr(opt, name)))
     if opt.input_type == 'flow' and opt.file_type != 'hdf5':
@@ -236,11 +244,16 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
     if opt.decode_device == 'cuda' and (opt.file_type == 'video' or opt.input_type != 'rgb' or opt.pretext):
         fail('--decode_device cuda decodes JPEG frames of clips: it needs --file_type jpg or hdf5, '
              '--input_type rgb and no --pretext')
+    from datasets.paired import check_rgb_flow_options
+    problem = check_rgb_flow_options(opt)
+    if problem:
+        fail(problem)
     if len(MODEL_DEPTHS[opt.model]) > 1 and opt.model_depth not in MODEL_DEPTHS[opt.model]:
         depths = ', '.join(str(d) for d in MODEL_DEPTHS[opt.model])
         fail(f'--model_depth must be one of {depths} for --model {opt.model}, not {opt.model_depth}')
-    if opt.backbone_weights is not None and opt.model != 'lstm':
-        fail(f'--backbone_weights loads a 2D ImageNet network into --model lstm, not --model {opt.model}')
+    if opt.backbone_weights is not None and opt.model not in ('lstm', 'two_stream', 'fused_two_stream'):
+        fail(f'--backbone_weights loads a 2D ImageNet network into --model lstm, two_stream or fused_two_stream, '
+             f'not --model {opt.model}')
     if opt.model == 'lstm' and opt.channels_last:
         fail('--channels_last is a layout of 3D convolutions: --model lstm runs 2D ones on every frame')
     if opt.model == 'lstm' and opt.pretext:
@@ -257,8 +270,12 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
         fail('--inference needs a classifier: fine-tune the --pretext checkpoint first (--pretrain_path)')
     if opt.pretext and opt.pretrain_path is not None:
         fail('--pretext trains from scratch: --pretrain_path is for fine-tuning its checkpoint afterwards')
-    opt.n_input_channels = 2 if opt.input_type == 'flow' else 3
+    from datasets.preprocessing import INPUT_CHANNELS
+    opt.n_input_channels = INPUT_CHANNELS[opt.input_type]
     opt.mean, opt.std = get_mean_std(opt.value_scale, opt.mean_dataset, opt.no_mean_norm, opt.no_std_norm)
+    if opt.input_type == 'rgb_flow':  # the flow channels: zero flow (128) to 0, the clipping bound to 1
+        from datasets.paired import with_flow_mean_std
+        opt.mean, opt.std = with_flow_mean_std(opt.mean, opt.std, opt.value_scale, opt.no_mean_norm, opt.no_std_norm)
     opt.arch = arch_name(opt.model, opt.model_depth)
     opt.begin_epoch = 1
     if opt.pretrain_path is not None:  # the original's fine-tuning semantics of --n_classes

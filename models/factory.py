@@ -11,6 +11,7 @@ from .preresnet import preresnet
 from .resnet import RESNET_LAYERS, resnet
 from .resnet2p1d import resnet2p1d
 from .resnext import RESNEXT_DEPTHS, resnext
+from .two_stream import TWO_STREAM_DEPTHS, two_stream
 from .wide_resnet import WIDE_RESNET_DEPTHS, wide_resnet
 
 # Valid depths per model family, in the order the CLI lists them.
@@ -24,6 +25,9 @@ MODEL_DEPTHS: Dict[str, Tuple[int, ...]] = {
     'i3d': (22,),  # Inception-v1 is 22 layers deep; any --model_depth is accepted for it
     'c3d': (8,),  # 8 convolutions; any --model_depth is accepted for it (as for every one-depth family)
     'lstm': LSTM_DEPTHS,  # the per-frame 2D network: 22 GoogLeNet (the paper's), 18/34/50 ResNet
+    # 2D streams of Inception-v1 (22, the paper's) or ResNet-18/34/50, on --input_type rgb_flow clips
+    'two_stream': TWO_STREAM_DEPTHS,
+    'fused_two_stream': TWO_STREAM_DEPTHS,
 }
 
 # The options that define a model's architecture, with their defaults (= the CLI defaults).
@@ -44,6 +48,7 @@ MODEL_DEFAULTS: Dict[str, Any] = {
     'r2p1d_stem_mid_planes': 0,
     'temporal_padding': 'zeros',
     'lstm_eval': 'last',
+    'flow_frames': 10,
 }
 MODEL_OPTION_NAMES = tuple(MODEL_DEFAULTS)
 
@@ -60,7 +65,7 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
                    resnet_widen_factor: float = 1.0, wide_resnet_k: int = 2,
                    resnext_cardinality: int = 32, r2p1d_mid_planes: str = 'conv',
                    r2p1d_stem_mid_planes: int = 0, temporal_padding: str = 'zeros',
-                   lstm_eval: str = 'last') -> nn.Module:
+                   lstm_eval: str = 'last', flow_frames: int = 10) -> nn.Module:
     """Build a model mapping N x C x T x H x W clips to N x ``n_classes`` logits.
 
     ``r2p1d_mid_planes`` ('conv': per-conv parameter-matching widths as in the original;
@@ -70,6 +75,7 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
     (inflated 2D weights then reproduce the 2D network on a still video); I3D always does.
     ``lstm_eval`` (``lstm`` only): the eval-mode output is the last step's ('last') or the
     mean over the steps ('mean'); in training mode ``lstm`` returns N x ``n_classes`` x T.
+    ``flow_frames`` (the flow frames stacked per snapshot) only affects the two-stream models.
     """
     if model not in MODEL_DEPTHS:
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODEL_DEPTHS)}")
@@ -99,6 +105,8 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
     if model == 'i3d':  # the paper's stem has --conv1_t_stride 2
         return I3D(n_classes=n_classes, n_input_channels=n_input_channels, conv1_t_size=conv1_t_size,
                    conv1_t_stride=conv1_t_stride)
+    if model in ('two_stream', 'fused_two_stream'):
+        return two_stream(model, model_depth, n_classes, n_input_channels, flow_frames)
     trunk = dict(stem, shortcut_type=resnet_shortcut, widen_factor=resnet_widen_factor,
                  temporal_padding=temporal_padding)
     builders: Dict[str, Callable[[], nn.Module]] = {

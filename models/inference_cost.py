@@ -9,7 +9,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
-from datasets.preprocessing import Preprocessing, VIEW_FIELDS, protocol_text, spatial_views, view_size
+from datasets.preprocessing import INPUT_CHANNELS, Preprocessing, VIEW_FIELDS, protocol_text, spatial_views, view_size
 from models.checkpoint import unwrap_model
 from models.summary import forward_gmacs
 
@@ -29,7 +29,7 @@ def view_cost(model: nn.Module, prep: Preprocessing, stride: Optional[int], clip
     ``seconds``, the wall time of the pass, is recorded as given.
     """
     h, w = view_size(prep, *(frame_hw or (prep.sample_size, prep.sample_size)))
-    channels = 2 if prep.input_type == 'flow' else 3
+    channels = INPUT_CHANNELS[prep.input_type]
     gflops = forward_gmacs(unwrap_model(model), (channels, prep.sample_duration, h, w))
     per_clip = len(spatial_views(prep))
     views = per_clip * sum(clips_per_video) / max(1, len(clips_per_video))

@@ -104,13 +104,15 @@ IMAGENET_HEADS = ('fc.', 'aux1.', 'aux2.')  # classifier and GoogLeNet's auxilia
 
 
 def load_imagenet_backbone(model: torch.nn.Module, path: Path, trust: bool = False) -> None:
-    """Load a torchvision ImageNet classification state_dict file into ``model.imagenet_backbone()``.
+    """Load a torchvision ImageNet classification state_dict file into ``model.imagenet_backbone()``,
+    or through ``model.load_imagenet(weights, source)`` (the two-stream models: both streams).
 
     The file is read without running code from it (unless ``trust``); its classifier and
     auxiliary heads are left out and every other weight must fit (``CheckpointError`` otherwise).
     """
     backbone = getattr(model, 'imagenet_backbone', None)
-    if not callable(backbone):
+    streams = getattr(model, 'load_imagenet', None)
+    if not callable(backbone) and not callable(streams):
         raise CheckpointError(f'{path}: {type(model).__name__} has no 2D ImageNet network to load it into')
     obj = load_checkpoint_object(path, trust=trust)
     key = state_dict_key(obj)
@@ -118,4 +120,7 @@ def load_imagenet_backbone(model: torch.nn.Module, path: Path, trust: bool = Fal
         raise CheckpointError(f'{path}: no state_dict found')
     weights = {k: v for k, v in strip_prefixes(obj[key] if key else obj).items()
                if not k.startswith(IMAGENET_HEADS)}
+    if callable(streams):
+        streams(weights, source=str(path))
+        return
     load_state_dict_checked(backbone(), weights, source=f'{path} (ImageNet weights of the 2D network)')

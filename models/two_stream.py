@@ -23,7 +23,7 @@ backbone; 18, 34, 50 are ResNets); the flow stream's first convolution takes 2L 
   not say how its FC sees the pooled grid; averaging it keeps the FC at 512 inputs (and the
   parameter count at the paper's 39M, which a flattened 3x4x4 grid would not).
 """
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -44,18 +44,20 @@ def torchvision_arch(depth: int) -> str:
     return 'googlenet' if depth == 22 else f'resnet{depth}'
 
 
+# model_depth -> the randomly initialised torchvision network (its fc's input: the feature channels)
+BACKBONES: Dict[int, Callable[[], nn.Module]] = {
+    22: lambda: torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=False, init_weights=True),
+    18: lambda: torchvision.models.resnet18(weights=None),
+    34: lambda: torchvision.models.resnet34(weights=None),
+    50: lambda: torchvision.models.resnet50(weights=None),
+}
+
+
 def _torchvision_net(depth: int) -> Tuple[nn.Module, Sequence[str]]:
-    builders: Dict[int, Callable[[], nn.Module]] = {
-        22: lambda: torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=False,
-                                                 init_weights=True),
-        18: lambda: torchvision.models.resnet18(weights=None),
-        34: lambda: torchvision.models.resnet34(weights=None),
-        50: lambda: torchvision.models.resnet50(weights=None),
-    }
-    if depth not in builders:
+    if depth not in BACKBONES:
         raise ValueError(f"two-stream models have no depth {depth!r}: choose one of "
                          f"{', '.join(map(str, TWO_STREAM_DEPTHS))}")
-    return builders[depth](), GOOGLENET_STAGES if depth == 22 else RESNET_STAGES
+    return BACKBONES[depth](), GOOGLENET_STAGES if depth == 22 else RESNET_STAGES
 
 
 class Trunk2d(nn.Module):
@@ -127,7 +129,7 @@ class _Streams(nn.Module):
         super().__init__()
         if int(flow_frames) != flow_frames or flow_frames < 1:
             raise ValueError(f'flow_frames must be a positive integer, not {flow_frames!r}')
-        self.flow_frames = flow_frames
+        self.depth, self.flow_frames = depth, flow_frames
         self.rgb = Trunk2d(depth, 3)
         self.flow = Trunk2d(depth, 2 * flow_frames)
 
@@ -138,6 +140,16 @@ class _Streams(nn.Module):
         rgb_maps = self.rgb(rgb.flatten(0, 1))
         flow_maps = self.flow(flow.flatten(0, 1))
         return rgb_maps.unflatten(0, (n, steps)), flow_maps.unflatten(0, (n, steps))
+
+    def load_imagenet(self, weights: Mapping[str, torch.Tensor], source: str = 'ImageNet weights') -> None:
+        """Both streams from a torchvision ImageNet state_dict (heads left out); the flow stream's first
+        conv by cross-modality initialisation (``models.two_stream_init``). ``source`` names it in errors."""
+        from .checkpoint import CheckpointError
+        from .two_stream_init import imagenet_state_dict
+        try:
+            self.load_state_dict(imagenet_state_dict(self, weights))
+        except CheckpointError as e:
+            raise CheckpointError(f'{source} (for torchvision {torchvision_arch(self.depth)}): {e}') from e
 
     def fine_tune_modules(self) -> List[Tuple[str, nn.Module]]:
         """``--ft_begin_module`` names: the trunk's stages (each both streams' module), then the head's."""

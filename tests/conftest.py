@@ -26,3 +26,17 @@ def randomize_bn_stats(model: torch.nn.Module) -> torch.nn.Module:
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.5, 0.5)
     return model
+
+
+def tiny_resnet_trunk() -> torch.nn.Module:
+    """A 2D network named like torchvision's ResNets (``conv1`` ... ``layer4``, ``fc``) but 8 channels wide:
+    a fast stand-in for the two-stream models' torchvision backbones (``models.two_stream.BACKBONES``)."""
+    nn = torch.nn
+    net = nn.Module()
+    net.conv1, net.bn1 = nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8)
+    net.relu, net.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+    for i in range(1, 5):
+        setattr(net, f'layer{i}', nn.Sequential(nn.Conv2d(8, 8, 3, 2 if i > 1 else 1, 1, bias=False),
+                                                nn.BatchNorm2d(8), nn.ReLU(inplace=True)))
+    net.fc = nn.Linear(8, 1000)
+    return net

@@ -7,11 +7,11 @@ import torch
 import torch.nn as nn
 
 from datasets.preprocessing import Preprocessing
-from models import MODEL_DEPTHS, c3d, generate_model
+from models import MODEL_DEPTHS, c3d, generate_model, two_stream
 from models.densenet import DENSENET_CONFIGS
 from models.checkpoint import save_checkpoint
 from models.export import ExportError, export_metadata, export_model, random_clip, read_metadata, run_onnx
-from tests.conftest import randomize_bn_stats
+from tests.conftest import randomize_bn_stats, tiny_resnet_trunk
 from tests.test_quo_vadis_models import NARROW_C3D
 from util_scripts import export_model as export_cli
 
@@ -26,6 +26,9 @@ TINY = {  # family -> (model options, frames); 32-pixel clips
     'i3d': (dict(), 8),
     'c3d': (dict(), 4),  # narrowed by the fixture below
     'lstm': (dict(model_depth=18), 4),  # eval mode: the last step's logits
+    # RGB + flow clips; streams narrowed by the fixture below (5 snapshots of 2 flow frames in 6 frames)
+    'two_stream': (dict(model_depth=18, n_input_channels=5, flow_frames=2), 4),
+    'fused_two_stream': (dict(model_depth=18, n_input_channels=5, flow_frames=2), 6),
 }
 CLASSES = ['jump', 'wave', 'run']
 TOLERANCE = 1e-4  # of the logits' scale: |logits| reach 100 in the tiny I3D with random BatchNorm statistics
@@ -37,6 +40,7 @@ def short_densenet(monkeypatch):
     monkeypatch.setitem(DENSENET_CONFIGS, 121, SHORT_DENSENET)
     monkeypatch.setattr(c3d, 'C3D_CONVS', NARROW_C3D[0])  # C3D's layers at 4-8 channels, 32-unit fc6/fc7
     monkeypatch.setattr(c3d, 'FC_SIZE', NARROW_C3D[1])
+    monkeypatch.setitem(two_stream.BACKBONES, 18, tiny_resnet_trunk)  # 8-channel ResNet-shaped streams
 
 
 def tiny_checkpoint(family: str) -> dict:
@@ -45,6 +49,9 @@ def tiny_checkpoint(family: str) -> dict:
     options = dict(model=family, n_classes=len(CLASSES), **options)
     model = randomize_bn_stats(generate_model(**options))
     prep = Preprocessing(sample_size=32, sample_duration=frames, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    if options.get('n_input_channels') == 5:
+        prep = Preprocessing(sample_size=32, sample_duration=frames, mean=(0.5, 0.4, 0.3, 0.5, 0.5),
+                             std=(0.2, 0.25, 0.3, 0.5, 0.5), input_type='rgb_flow')
     return {'state_dict': model.state_dict(), 'model_options': options, 'class_names': CLASSES,
             'preprocessing': prep.to_dict(), 'arch': f'{family}-tiny', 'epoch': 7, 'model': model.eval()}
 
@@ -60,14 +67,15 @@ def test_every_family_exports_to_onnx_with_a_dynamic_batch_and_matches_pytorch(f
     out = tmp_path / f'{family}.onnx'
     result = export_model(ckpt['model'], out, metadata, trace_batch=2, check_batch=3)
     assert result.max_abs_diff <= TOLERANCE * max(1, result.max_abs_logit) and result.check_batch == 3
-    clip = random_clip((3, TINY[family][1], 32, 32), 1, seed=5)  # batch 1 too
+    channels = TINY[family][0].get('n_input_channels', 3)
+    clip = random_clip((channels, TINY[family][1], 32, 32), 1, seed=5)  # batch 1 too
     with torch.no_grad():
         expected = ckpt['model'](clip)
     assert (run_onnx(out, clip) - expected).abs().max() <= TOLERANCE * max(1, expected.abs().max())
     back = read_metadata(out)
     assert back['class_names'] == CLASSES and back['epoch'] == 7
     assert back['preprocessing'] == ckpt['preprocessing']
-    assert back['input']['shape'] == ['batch', 3, TINY[family][1], 32, 32]
+    assert back['input']['shape'] == ['batch', channels, TINY[family][1], 32, 32]
     assert list(tmp_path.iterdir()) == [out]  # no temp file left
 
 

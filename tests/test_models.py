@@ -23,6 +23,8 @@ SMALL = [
     dict(model='c3d'),
     dict(model='lstm', model_depth=22),
     dict(model='lstm', model_depth=18),
+    dict(model='two_stream', model_depth=22, n_input_channels=5, flow_frames=4),  # RGB + flow clips
+    dict(model='fused_two_stream', model_depth=18, n_input_channels=5, flow_frames=4),
 ]
 
 
@@ -39,7 +41,8 @@ def meta_model(**kwargs):
 def test_forward_backward_every_family(cfg):
     model = generate_model(n_classes=5, **cfg)
     # DenseNet halves T, H and W in each of its transitions, so it needs a larger clip.
-    x = torch.randn(2, 3, 16, 64, 64) if cfg['model'] == 'densenet' else torch.randn(2, 3, 8, 32, 32)
+    channels = cfg.get('n_input_channels', 3)
+    x = torch.randn(2, 3, 16, 64, 64) if cfg['model'] == 'densenet' else torch.randn(2, channels, 8, 32, 32)
     out = model(x)
     assert out.shape == ((2, 5, 8) if cfg['model'] == 'lstm' else (2, 5))  # lstm trains on every time step
     criterion_for(False)(out, torch.tensor([1, 3])).backward()
