@@ -332,6 +332,9 @@ def predict(argv: Optional[List[str]] = None) -> int:
             from datasets.annotations import file_labels
             from datasets.formats.annotation_json import read_annotation_json
             names = file_labels(args.annotation_path, read_annotation_json(args.annotation_path))
+        if prep.input_type != 'rgb':  # flow is read from hdf5 files made by generate_flow_hdf5, not decoded here
+            raise UserError(f'{args.resume_path}: a --input_type {prep.input_type} model: run main.py --inference on '
+                            'its hdf5 files (video files give RGB frames only)')
         n_out = head_of(model).out_features
         if not names or len(names) != n_out:
             raise UserError(f'{args.resume_path}: no class names for its {n_out} outputs: pass --annotation_path')

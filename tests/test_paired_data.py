@@ -5,7 +5,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torchvision
 
+import inference
 import main as main_module
 import spatial_transforms as st
 from datasets import build, collate
@@ -170,18 +172,23 @@ def tiny_dataset(tmp_path_factory):
     return root, ann
 
 
-def test_main_trains_and_infers_a_two_stream_model_on_rgb_flow_clips(tiny_dataset, tmp_path):
+def test_main_trains_and_infers_a_two_stream_model_on_rgb_flow_clips(tiny_dataset, tmp_path, capsys):
     root, ann = tiny_dataset
     result = tmp_path / 'run'
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / 'resnet18.pth')  # as torchvision's ImageNet file
     argv = ['--video_path', str(root / 'hdf5'), '--flow_path', str(root / 'flow'), '--annotation_path', str(ann),
             '--result_path', str(result), '--file_type', 'hdf5', '--input_type', 'rgb_flow', '--model', 'two_stream',
             '--model_depth', '18', '--flow_frames', '2', '--n_classes', '2', '--sample_size', '32',
             '--sample_duration', '4', '--batch_size', '2', '--n_threads', '0', '--no_progress', '--n_epochs', '1',
             '--learning_rate', '0.01', '--n_val_samples', '1', '--inference', '--inference_flip',
-            '--ft_begin_module', 'layer4']
+            '--ft_begin_module', 'layer4', '--backbone_weights', str(tmp_path / 'resnet18.pth')]
     assert main_module.main(argv) == 0
+    assert '2D network initialised from' in capsys.readouterr().out
     ckpt = load_checkpoint(result / 'save_latest.pth')
     assert ckpt['arch'] == 'two_stream-18' and ckpt['model_options']['flow_frames'] == 2
     assert ckpt['preprocessing']['input_type'] == 'rgb_flow' and len(ckpt['preprocessing']['mean']) == 5
     assert ckpt['ft_begin_module'] == 'layer4'
     assert (result / 'val.json').is_file() and (result / 'val.log').is_file()
+    # video files give RGB frames only: inference.py refuses the model in one line
+    assert inference.predict(['--resume_path', str(result / 'save_latest.pth'), str(tmp_path / 'v.mp4')]) == 2
+    assert 'a --input_type rgb_flow model: run main.py --inference' in capsys.readouterr().err
