@@ -167,9 +167,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print('|---' * (2 + args.workers) + '|')
     for row in rows:
         print(f'| {row[0]} | {row[1]:.0f} | ' + ' | '.join(f'{x:.0f}' for x in row[2:]) + ' |')
-    growth = [rows[-1][2 + w] - rows[0][2 + w] for w in range(args.workers)]
-    print(f'\ngrowth per worker from batch 1 to {rows[-1][0]} (batch {args.batch_size}): '
-          + ', '.join(f'{g:.0f} MB' for g in growth) + f'; {rows[-1][1]:.0f} s')
+    for first in rows[:2]:  # from the first batch, and after the workers' warm-up (their first --every batches)
+        growth = [rows[-1][2 + w] - first[2 + w] for w in range(args.workers)]
+        print(f'\ngrowth per worker from batch {first[0]} to {rows[-1][0]} (batch {args.batch_size}): '
+              + ', '.join(f'{g:.0f} MB' for g in growth) + f'; {rows[-1][1]:.0f} s')
     return 0
 
 
