@@ -40,6 +40,8 @@ def check_rgb_flow_options(opt: Namespace) -> Optional[str]:
         return '--flow_path is only read with --input_type rgb_flow'
     if opt.model in TWO_STREAM_MODELS and not paired:
         return f'--model {opt.model} takes RGB + flow clips: add --input_type rgb_flow --flow_path FLOW_ROOT'
+    if opt.model in TWO_STREAM_MODELS and getattr(opt, 'channels_last', False):
+        return f'--channels_last is a layout of 3D convolutions: --model {opt.model} runs 2D ones on its snapshots'
     if not paired:
         return None
     if opt.file_type != 'hdf5':

@@ -18,7 +18,8 @@ TINY = dict(model='resnet', model_depth=10, n_classes=5)
 
 def clip(cfg=None):
     big = cfg is not None and cfg.get('model') == 'densenet'
-    return torch.randn(2, 3, 16, 64, 64) if big else torch.randn(2, 3, 8, 32, 32)
+    channels = (cfg or {}).get('n_input_channels', 3)  # two-stream models: 5 (RGB + flow)
+    return torch.randn(2, 3, 16, 64, 64) if big else torch.randn(2, channels, 8, 32, 32)
 
 
 def make(**cfg):

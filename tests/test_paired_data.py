@@ -122,18 +122,18 @@ def test_five_channel_normalisation_and_option_errors(paired, capsys):
     assert opt.std == pytest.approx([0.2768, 0.2713, 0.2737, 0.5, 0.5])
     batch = torch.full((1, 5, 1, 1, 1), 128, dtype=torch.uint8)
     assert build.get_normalization(opt)(batch)[0, 3:].flatten().tolist() == pytest.approx([1 / 255] * 2, abs=1e-6)
-    root, ann = paired
-    for argv, words in [([], 'needs --flow_path'), (['--flow_path', 'x', '--file_type', 'jpg'], 'needs --file_type hdf5'),
-                        (['--flow_path', 'x', '--input_type', 'rgb'], 'only read with --input_type rgb_flow'),
-                        (['--flow_path', 'x', '--model', 'two_stream', '--input_type', 'rgb'], '--flow_path'),
+    base = ['--video_path', 'v', '--annotation_path', 'a.json', '--file_type', 'hdf5', '--sample_duration', '4']
+    paired_ts = ['--input_type', 'rgb_flow', '--flow_path', 'f', '--model', 'two_stream', '--model_depth', '22']
+    for argv, words in [(['--input_type', 'rgb_flow'], 'needs --flow_path'),
+                        (['--input_type', 'rgb_flow', '--flow_path', 'f', '--file_type', 'jpg'], 'needs --file_type hdf5'),
+                        (['--flow_path', 'f'], 'only read with --input_type rgb_flow'),
                         (['--model', 'two_stream', '--model_depth', '22'], 'add --input_type rgb_flow'),
-                        (['--flow_path', 'x', '--model', 'two_stream', '--model_depth', '22'], 'shorter than the 10')]:
-        base = ['--video_path', 'v', '--annotation_path', 'a.json', '--file_type', 'hdf5', '--sample_duration', '4']
-        if '--input_type' not in argv and '--model' not in argv or '--flow_path' in argv and '--input_type' not in argv:
-            base += ['--input_type', 'rgb_flow']
+                        (paired_ts, 'shorter than the 10 flow frames'),
+                        (paired_ts + ['--flow_frames', '2', '--channels_last'], '--channels_last is a layout of 3D')]:
         with pytest.raises(SystemExit):
             parse_opts(base + argv)
         assert words in capsys.readouterr().err
+    assert parse_opts(base + paired_ts + ['--flow_frames', '4']).n_input_channels == 5
 
 
 def test_a_flow_file_that_does_not_fit_its_rgb_file_is_a_named_data_fault(paired):
