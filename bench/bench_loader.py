@@ -1,6 +1,6 @@
 """Clip-loading throughput: our jpg, hdf5 and video pipelines against the original's and the floor.
 
-    python bench/bench_loader.py [--videos 8] [--frames 96] [--seconds 4] [--workers 1 2]
+    python bench/bench_loader.py [--videos 8] [--frames 96] [--seconds 4] [--workers 1 2] [--content textured|smooth]
 
 Makes ``--videos`` synthetic 320x240 source videos with textured moving content, converts
 them with the real tools (generate_video_jpgs, generate_video_hdf5, generate_video_mp4
@@ -47,30 +47,50 @@ from util_scripts import folder_json, generate_video_hdf5, generate_video_jpgs, 
 WIDTH, HEIGHT, SIZE, DURATION = 320, 240, 112, 16
 
 
-def make_sources(root: Path, n_videos: int, n_frames: int) -> None:
-    """Textured, moving 320x240 H.264 videos (default GOP) in two class folders."""
+def make_sources(root: Path, n_videos: int, n_frames: int, content: str = 'textured') -> None:
+    """Moving 320x240 H.264 videos (default GOP) in two class folders.
+
+    ``textured``: random detail at every 8 pixels plus per-frame noise (about 25 KB per frame
+    as a quality-90 JPEG, a busy scene); ``smooth``: detail falling off with frequency as in
+    camera footage, octave by octave (about 13 KB per frame).
+    """
     rng = np.random.default_rng(0)
     for v in range(n_videos):
         path = root / f'class{v % 2}' / f'video{v}.mp4'
         path.parent.mkdir(parents=True, exist_ok=True)
-        coarse = rng.integers(0, 255, (HEIGHT // 8 + 2, WIDTH // 8 + 2, 3), dtype=np.uint8)
-        base = np.asarray(Image.fromarray(coarse).resize((WIDTH + 16, HEIGHT + 16), Image.BICUBIC)).astype(np.int16)
-        encode_video(path, _moving(base, n_frames, rng), 'libx264', 25, {'crf': '20'})
+        base = _octaves(rng) if content == 'smooth' else _textured(rng)
+        encode_video(path, _moving(base, n_frames, rng, noise=4 if content == 'textured' else 1),
+                     'libx264', 25, {'crf': '20'})
 
 
-def _moving(base: np.ndarray, n_frames: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def _textured(rng: np.random.Generator) -> np.ndarray:
+    coarse = rng.integers(0, 255, (HEIGHT // 8 + 2, WIDTH // 8 + 2, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((WIDTH + 16, HEIGHT + 16), Image.BICUBIC)).astype(np.int16)
+
+
+def _octaves(rng: np.random.Generator) -> np.ndarray:
+    size = (WIDTH + 16, HEIGHT + 16)
+    image = np.zeros((HEIGHT + 16, WIDTH + 16, 3))
+    for k, cells in enumerate((4, 8, 16, 32, 64)):
+        coarse = rng.normal(0, 1, (max(2, HEIGHT * cells // 256), max(2, WIDTH * cells // 256), 3))
+        scaled = ((coarse - coarse.min()) / np.ptp(coarse) * 255).astype(np.uint8)
+        image += (np.asarray(Image.fromarray(scaled).resize(size, Image.BICUBIC), float) - 128) / (k + 1)
+    return np.clip(image / image.std() * 40 + 128, 0, 255).astype(np.int16)
+
+
+def _moving(base: np.ndarray, n_frames: int, rng: np.random.Generator, noise: int) -> Iterator[np.ndarray]:
     for t in range(n_frames):
         dx, dy = t % 16, (t // 2) % 16
-        frame = base[dy:dy + HEIGHT, dx:dx + WIDTH] + rng.integers(-4, 5, (HEIGHT, WIDTH, 3))
+        frame = base[dy:dy + HEIGHT, dx:dx + WIDTH] + rng.integers(-noise, noise + 1, (HEIGHT, WIDTH, 3))
         yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
 FORMATS = {'jpg': 'jpg', 'jpg128': 'jpg', 'hdf5': 'hdf5', 'video': 'video'}  # storage -> --file_type
 
 
-def prepare(root: Path, n_videos: int, n_frames: int) -> Dict[str, Path]:
+def prepare(root: Path, n_videos: int, n_frames: int, content: str) -> Dict[str, Path]:
     """Convert the sources to every storage format and build one annotation file per format."""
-    make_sources(root / 'src', n_videos, n_frames)
+    make_sources(root / 'src', n_videos, n_frames, content)
     quiet = io.StringIO()
     stdout, sys.stdout = sys.stdout, quiet
     try:
@@ -179,6 +199,38 @@ def decode_floor_clip(folder: Path, n_frames: int) -> None:
         decode_image((folder / f'image_{i:05d}.jpg').read_bytes())
 
 
+def video_breakdown(files: List[Path], n_frames: int, clips: int = 48) -> Dict[str, float]:
+    """Milliseconds of CPU per cold short-GOP mp4 training clip, stage by stage (16 frames, 112 crop).
+
+    Cold as at Kinetics scale: each clip opens its file and builds its frame table (demux +
+    the head decode that proves packets are frames, ``video_files.frame_table``); then the
+    loader seeks and decodes to the clip's last frame, packing 4:2:0 planes; then the crop is
+    resized and colour-converted (``PlanarClip.crop_resized``).
+    """
+    from datasets.formats import video_files
+    from datasets.video_loader import VideoLoader
+    rng = random.Random(0)
+    stages = {'open + probe': 0.0, 'frame table (demux + head decode)': 0.0,
+              'seek + decode + pack planes (open again)': 0.0, 'crop + resize + YUV->RGB': 0.0}
+    crop = st.RandomResizedCrop(SIZE)
+    for k in range(clips):
+        path = files[k % len(files)]
+        video_files._cached_table.cache_clear()
+        t0 = time.process_time()
+        video_files.open_video(path).close()
+        t1 = time.process_time()
+        table = video_files.frame_table(path)
+        t2 = time.process_time()
+        begin = rng.randint(0, min(n_frames, len(table)) - DURATION)
+        clip, _ = VideoLoader(planar=True)(path, list(range(begin, begin + DURATION)))
+        t3 = time.process_time()
+        crop(clip, rng)
+        t4 = time.process_time()
+        for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            stages[name] += 1000 * dt / clips
+    return stages
+
+
 def main(argv=None) -> int:
     """Run the benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -187,6 +239,8 @@ def main(argv=None) -> int:
     parser.add_argument('--seconds', type=float, default=4.0, help='time per measurement')
     parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--data_dir', type=Path, default=None, help='keep the converted data here')
+    parser.add_argument('--content', choices=['textured', 'smooth'], default='textured',
+                        help='what the synthetic videos show (see make_sources); JPEG decoding cost follows it')
     parser.add_argument('--json', type=Path, default=None, help='also write the numbers as JSON')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -194,7 +248,7 @@ def main(argv=None) -> int:
 
     tmp = tempfile.TemporaryDirectory() if args.data_dir is None else None
     root = args.data_dir or Path(tmp.name)
-    roots = prepare(root, args.videos, args.frames) if not (root / 'jpg128.json').exists() else \
+    roots = prepare(root, args.videos, args.frames, args.content) if not (root / 'jpg128.json').exists() else \
         {name: root / name for name in FORMATS}
     folders = frame_folders(roots['jpg'])
     sample_jpg = (folders[0] / 'image_00001.jpg')
@@ -253,11 +307,13 @@ def main(argv=None) -> int:
             scaling[ft][k] = rate(lambda: len(next(stream)['video_id']), args.seconds)
             del stream, loader
 
+    breakdown = video_breakdown(sorted(roots['video'].glob('*/*.mp4')), n_frames)
     ref = results['reference train']
     floor = results['decode floor (16 JPEGs)']
     print(f'# bench_loader  {time.strftime("%Y-%m-%d")}  {platform.processor() or platform.machine()}, '
           f'torch {torch.__version__}, one core')
-    print(f'one 320x240 JPEG decodes in {per_frame_ms:.2f} ms (median)\n')
+    print(f'{args.content} content: one 320x240 JPEG of {len(data) / 1000:.1f} KB decodes in {per_frame_ms:.2f} ms '
+          '(median)\n')
     print('| pipeline (1 core) | clips/s | x reference | % of decode floor |')
     print('|---|---|---|---|')
     for name, value in results.items():
@@ -269,6 +325,10 @@ def main(argv=None) -> int:
     for name, goal in targets:
         base = results['reference val'] if ' val' in name else ref
         print(f'| {name} | {results[name] / base:.2f} | {goal} |')
+    print('\n| cold short-GOP mp4 training clip, stage | CPU ms |\n|---|---|')
+    for name, ms in breakdown.items():
+        print(f'| {name} | {ms:.1f} |')
+    print(f'| total | {sum(breakdown.values()):.1f} |')
     print('\n| storage | disk (MB) |\n|---|---|')
     for name in FORMATS:
         print(f'| {name} | {disk_mb(roots[name]):.1f} |')
@@ -277,7 +337,7 @@ def main(argv=None) -> int:
     for ft, row in scaling.items():
         print(f'| {ft} | ' + ' | '.join(f'{row[k]:.1f}' for k in args.workers) + ' |')
     if args.json:
-        args.json.write_text(json.dumps({'per_core': results, 'workers': scaling,
+        args.json.write_text(json.dumps({'per_core': results, 'workers': scaling, 'video_breakdown_ms': breakdown,
                                          'jpeg_decode_ms': per_frame_ms}, indent=1))
     if tmp is not None:
         tmp.cleanup()
