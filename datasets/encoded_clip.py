@@ -29,6 +29,7 @@ except ImportError:  # scaled decoding needs it; without it every clip is decode
 
 Box = Tuple[int, int, int, int]  # top, left, height, width in full-size pixels
 MAX_REDUCTION = 8
+MAX_CLIP_BYTES = 1 << 30  # one buffer for a clip's frames up to this size; larger clips frame by frame
 
 
 def available() -> bool:
@@ -142,6 +143,8 @@ class EncodedClip:
         if simplejpeg is None or len(self.blobs) != len(self.indices):
             return None
         height, width = scaled_size(self.size, d)
+        if len(self.indices) * height * width * 3 > MAX_CLIP_BYTES:
+            return None  # a header claiming a huge frame: decode frame by frame, where a bad one is only that
         buffer = np.empty((len(self.indices), height, width, 3), np.uint8)
         try:
             for k, i in enumerate(self.indices):

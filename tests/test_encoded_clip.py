@@ -140,3 +140,12 @@ def test_a_clip_of_undecodable_frames_reads_its_neighbours_from_the_closed_file(
     assert isinstance(lazy, EncodedClip)
     out = st.Resize(112)(lazy)
     assert out.shape == (3, 2, 112, 149) and lazy.bad == 2  # both filled from frame 5, read after closing
+
+
+def test_clips_too_big_for_one_buffer_are_decoded_frame_by_frame(folder, monkeypatch):
+    a, _ = JpgLoader(scaled=True)(folder, list(range(1, 9)))
+    whole = st.Resize(112)(a)
+    monkeypatch.setattr(encoded_clip, 'MAX_CLIP_BYTES', 1000)  # as for a header claiming a huge frame
+    b, _ = JpgLoader(scaled=True)(folder, list(range(1, 9)))
+    assert b._straight(2) is None
+    assert torch.equal(st.Resize(112)(b), whole) and b.bad == 0
