@@ -3,10 +3,9 @@
 A decoder gives a 4:2:0 frame as a full-size luma plane and two half-size chroma planes.
 Converting every whole frame to RGB costs more than decoding it; ``PlanarClip`` keeps the
 planes (packed into one single-channel image per frame, ``pack``, half the bytes of RGB) and
-its ``crop_resized`` cuts the box from each plane, resizes luma and chroma straight to the
-output size when the box lies on whole chroma samples (the chroma upsampling folded into that
-resize; otherwise the box's chroma is repeated first) and converts only the result to RGB
-(BT.601 limited range, what libswscale uses for these frames). Any other transform sees the whole clip
+its ``crop_resized`` cuts the box from each plane, repeats the box's chroma samples to full
+size, resizes the box and converts only the result to RGB (BT.601 limited range, what
+libswscale uses for these frames). Any other transform sees the whole clip
 converted (``decode_for``). Frames in other formats (full-range MJPEG, 4:4:4, 10-bit) never
 get here: the loader converts them to RGB itself, so every clip that leaves it is RGB.
 """
@@ -81,24 +80,16 @@ class PlanarClip:
         return luma, torch.stack([chroma[:, y0:y1, x0:x1], chroma[:, y0:y1, cw + x0:cw + x1]])
 
     def crop_resized(self, box: Box, size: Tuple[int, int]) -> torch.Tensor:
-        """uint8 RGB C x T x size: the box of every frame resized to ``size``, colour-converted last.
-
-        A box on even pixels covers whole chroma samples: the chroma planes are resized straight
-        to ``size``. Otherwise the box's chroma is first repeated to full size (a half-sample
-        offset would shift the colours), as ``decode_for`` does.
-        """
-        if all(v % 2 == 0 for v in box[:2]) and all(v % 2 == 0 or box[i] + v == self.shape[2 + i]
-                                                    for i, v in enumerate(box[2:])):
-            luma, chroma = self._planes(box)
-            return yuv_to_rgb(torch.cat([st.resize_clip(luma, size), st.resize_clip(chroma, size)]))
+        """uint8 RGB C x T x size: the box of every frame resized to ``size``, colour-converted last."""
         return yuv_to_rgb(st.resize_clip(self._yuv(box), size))
 
     def _yuv(self, box: Box) -> torch.Tensor:
-        """YUV 4:4:4 C x T x h x w of ``box``, chroma repeated per 2 x 2 pixels."""
+        """YUV 4:4:4 C x T x h x w of ``box`` (T x h x w x C in memory, which the uint8 resize reads
+        fastest), each chroma sample repeated over its 2 x 2 pixels."""
         luma, chroma = self._planes(box)
         top, left, h, w = box
-        up = chroma.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-        return torch.cat([luma, up[..., top % 2:top % 2 + h, left % 2:left % 2 + w]])
+        up = chroma.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., top % 2:top % 2 + h, left % 2:left % 2 + w]
+        return torch.stack([luma[0], up[0], up[1]], dim=-1).permute(3, 0, 1, 2)
 
     def decode_for(self, box: Optional[Box] = None, out: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """uint8 RGB C x T x h x w of ``box`` (None: whole frames) at full size."""
