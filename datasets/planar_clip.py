@@ -3,9 +3,10 @@
 A decoder gives a 4:2:0 frame as a full-size luma plane and two half-size chroma planes.
 Converting every whole frame to RGB costs more than decoding it; ``PlanarClip`` keeps the
 planes (packed into one single-channel image per frame, ``pack``, half the bytes of RGB) and
-its ``crop_resized`` cuts the box from each plane, repeats the box's chroma samples to full
-size, resizes the box and converts only the result to RGB (BT.601 limited range, what
-libswscale uses for these frames). Any other transform sees the whole clip
+its ``crop_resized`` cuts the box from each plane, resizes it (luma and chroma straight to the
+output when the box lies on whole chroma samples, else with the box's chroma repeated to
+full size first) and converts only the result to RGB (BT.601 limited range, what libswscale
+uses for these frames). Any other transform sees the whole clip
 converted (``decode_for``). Frames in other formats (full-range MJPEG, 4:4:4, 10-bit) never
 get here: the loader converts them to RGB itself, so every clip that leaves it is RGB.
 """
@@ -80,7 +81,18 @@ class PlanarClip:
         return luma, torch.stack([chroma[:, y0:y1, x0:x1], chroma[:, y0:y1, cw + x0:cw + x1]])
 
     def crop_resized(self, box: Box, size: Tuple[int, int]) -> torch.Tensor:
-        """uint8 RGB C x T x size: the box of every frame resized to ``size``, colour-converted last."""
+        """uint8 RGB C x T x size: the box of every frame resized to ``size``, colour-converted last.
+
+        A box on whole chroma samples (even corners; validation's whole frames) has its luma and
+        chroma planes resized straight to ``size``, the chroma upsampling folded into the resize;
+        any other box has its chroma repeated to full size first (a half-sample offset would
+        shift the colours).
+        """
+        top, left, h, w = box
+        if top % 2 == 0 and left % 2 == 0 and (h % 2 == 0 or top + h == self.height) and \
+                (w % 2 == 0 or left + w == self.width):
+            luma, chroma = self._planes(box)
+            return yuv_to_rgb(torch.cat([st.resize_clip(luma, size), st.resize_clip(chroma, size)]))
         return yuv_to_rgb(st.resize_clip(self._yuv(box), size))
 
     def _yuv(self, box: Box) -> torch.Tensor:
