@@ -69,7 +69,9 @@ def decode_scaled(data: Optional[bytes], d: int, size: Size) -> Optional[torch.T
     if not data:
         return None
     if simplejpeg is not None:
-        height, width = scaled_size(size, d)  # libjpeg-turbo picks the smallest scale at least this big: 1/d
+        # libjpeg-turbo picks the smallest scale at least this big: 1/d of the frame's own size, so
+        # that a frame of another size stays another size (``assemble`` replaces it, as at full size)
+        height, width = scaled_size(header_size(data) or size, d)
         try:
             array = simplejpeg.decode_jpeg(data, colorspace='RGB', min_height=height, min_width=width)
             return torch.from_numpy(array).permute(2, 0, 1)
@@ -137,7 +139,6 @@ class EncodedClip:
         x1 = min(clip.shape[-1], max(x0 + 1, round((left + width) / d)))
         return clip[..., y0:y1, x0:x1]
 
-
     def _straight(self, d: int) -> Optional[torch.Tensor]:
         """The common case in one buffer, no copy: distinct frames that all decode to the clip's size."""
         if simplejpeg is None or len(self.blobs) != len(self.indices):
@@ -149,7 +150,7 @@ class EncodedClip:
         try:
             for k, i in enumerate(self.indices):
                 data = self.blobs[i]
-                if not data or simplejpeg.decode_jpeg(data, colorspace='RGB', min_height=height, min_width=width,
+                if not data or header_size(data) != self.size or simplejpeg.decode_jpeg(data, colorspace='RGB', min_height=height, min_width=width,
                                                       buffer=buffer[k]).shape != (height, width, 3):
                     return None
         except ValueError:

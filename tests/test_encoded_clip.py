@@ -149,3 +149,14 @@ def test_clips_too_big_for_one_buffer_are_decoded_frame_by_frame(folder, monkeyp
     b, _ = JpgLoader(scaled=True)(folder, list(range(1, 9)))
     assert b._straight(2) is None
     assert torch.equal(st.Resize(112)(b), whole) and b.bad == 0
+
+
+def test_a_frame_of_another_size_is_replaced_at_every_scale(tmp_path):
+    frames = natural_frames(6, seed=4)
+    root = jpg_folder(tmp_path / 'v', frames)
+    big = np.asarray(Image.fromarray(frames[3]).resize((640, 480)))  # a stray frame twice the size
+    (root / 'image_00004.jpg').write_bytes(encode_jpeg(big))
+    for scaled in (False, True):
+        clip, bad = JpgLoader(scaled=scaled)(root, list(range(1, 7)))
+        out = st.Resize(112)(clip if scaled else clip.transpose(0, 1))
+        assert out.shape == (3, 6, 112, 149) and (clip.bad if scaled else bad) == 1, scaled
