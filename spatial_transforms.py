@@ -55,17 +55,15 @@ def resize_clip(clip: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 
 def is_encoded(clip: object) -> bool:
     """Whether ``clip`` is not a tensor yet (``datasets.encoded_clip.EncodedClip``, ``datasets.planar_clip.PlanarClip``):
-    ``decode_for`` makes one of it."""
+    ``crop_resized(box, size)`` makes a tensor of a box of it, ``decode_for()`` of all of it."""
     return hasattr(clip, 'decode_for')
 
 
 def crop_resize(clip: torch.Tensor, box: Tuple[int, int, int, int], size: Tuple[int, int]) -> torch.Tensor:
     """The ``box`` (top, left, h, w) of every frame resized to ``size``; an encoded clip is
     decoded at the smallest scale where the box still covers ``size``."""
-    if hasattr(clip, 'crop_resized'):  # datasets.planar_clip.PlanarClip: resizes its planes itself
-        return clip.crop_resized(box, size)  # type: ignore[attr-defined]
     if is_encoded(clip):
-        return resize_clip(clip.decode_for(box, size), size)  # type: ignore[attr-defined]
+        return clip.crop_resized(box, size)  # type: ignore[attr-defined]
     top, left, h, w = box
     return resize_clip(clip[..., top:top + h, left:left + w], size)
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from datasets.frame_sizes import Size, majority_size
+from spatial_transforms import resize_clip
 from datasets.loaders import assemble, decode_image
 
 try:
@@ -83,7 +84,6 @@ def decode_scaled(data: Optional[bytes], d: int, size: Size) -> Optional[torch.T
         return None
     if d == 1:
         return frame
-    from spatial_transforms import resize_clip
     return resize_clip(frame.unsqueeze(1), scaled_size((frame.shape[1], frame.shape[2]), d)).squeeze(1)
 
 
@@ -122,6 +122,10 @@ class EncodedClip:
     def shape(self) -> Tuple[int, int, int, int]:
         """C x T x H x W of the clip decoded at full size."""
         return 3, len(self.indices), self.size[0], self.size[1]
+
+    def crop_resized(self, box: Box, size: Tuple[int, int]) -> torch.Tensor:
+        """uint8 C x T x ``size``: ``box`` decoded at the smallest scale where it covers ``size``, resized."""
+        return resize_clip(self.decode_for(box, size), size)
 
     def decode_for(self, box: Optional[Box] = None, out: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """uint8 C x T x h x w: ``box`` (None: the whole frame) cut from frames decoded at the

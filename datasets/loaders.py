@@ -197,26 +197,23 @@ class Hdf5Loader:
         try:
             parts = []
             for name in self.datasets:
-                if cache is not None and (name, index) in cache:
-                    data = cache[name, index]
-                elif 0 <= index < len(h5[name]):
-                    data = bytes(h5[name][index])
-                else:
+                data = self._bytes(h5, index, cache, name)
+                if data is None:
                     return None
                 parts.append(decode_image(data, self.mode))
             return parts[0] if len(parts) == 1 else torch.cat(parts)
-        except (OSError, ValueError, KeyError, RuntimeError):
+        except (ValueError, RuntimeError):
             return None
 
-    def _bytes(self, h5: 'object', index: int, cache: Optional[Dict[Tuple[str, int], bytes]] = None
-               ) -> Optional[bytes]:
-        """One RGB frame's JPEG bytes (None if absent or unreadable)."""
-        name = self.datasets[0]
+    def _bytes(self, h5: 'object', index: int, cache: Optional[Dict[Tuple[str, int], bytes]] = None,
+               name: Optional[str] = None) -> Optional[bytes]:
+        """One frame's JPEG bytes from dataset ``name`` (default: the first), None if absent or unreadable."""
+        name = name or self.datasets[0]
         if cache is not None and (name, index) in cache:
             return cache[name, index]
         try:
             return bytes(h5[name][index]) if 0 <= index < len(h5[name]) else None
-        except (OSError, RuntimeError, ValueError):
+        except (OSError, RuntimeError, ValueError, KeyError):  # a damaged chunk
             return None
 
     @staticmethod
@@ -231,14 +228,7 @@ class Hdf5Loader:
 
     def video_size(self, h5: 'object') -> Optional[Size]:
         """The majority frame size of an open file's first dataset (``datasets.frame_sizes``)."""
-        series = h5[self.datasets[0]]
-
-        def read(i: int) -> Optional[bytes]:
-            try:
-                return bytes(series[i])
-            except (OSError, RuntimeError, ValueError):  # a damaged chunk
-                return None
-        return sampled_size(len(series), read)
+        return sampled_size(len(h5[self.datasets[0]]), lambda i: self._bytes(h5, i))
 
     def _prefetch(self, h5: 'object', wanted: Sequence[int]) -> Dict[Tuple[str, int], bytes]:
         """The clip's JPEG bytes in one slice read per dataset (much cheaper than one read per frame)."""

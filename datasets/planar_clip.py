@@ -11,7 +11,7 @@ converted (``decode_for``). Frames in other formats (full-range MJPEG, 4:4:4, 10
 get here: the loader converts them to RGB itself, so every clip that leaves it is RGB.
 """
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -103,6 +103,6 @@ class PlanarClip:
         up = chroma.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., top % 2:top % 2 + h, left % 2:left % 2 + w]
         return torch.stack([luma[0], up[0], up[1]], dim=-1).permute(3, 0, 1, 2)
 
-    def decode_for(self, box: Optional[Box] = None, out: Optional[Tuple[int, int]] = None) -> torch.Tensor:
-        """uint8 RGB C x T x h x w of ``box`` (None: whole frames) at full size."""
-        return yuv_to_rgb(self._yuv(box or (0, 0, self.height, self.width)))
+    def decode_for(self) -> torch.Tensor:
+        """uint8 RGB C x T x H x W: the whole frames."""
+        return yuv_to_rgb(self._yuv((0, 0, self.height, self.width)))

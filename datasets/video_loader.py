@@ -81,25 +81,9 @@ class SeekMissed(Exception):
     """A seek landed after the keyframe it aimed at, or the frames after it are not the index's."""
 
 
-def frame_to_tensor(frame: 'object', yuv: bool = False) -> torch.Tensor:
-    """A decoded frame as C x H x W uint8 (H x W x C in memory): RGB, or with ``yuv`` a 4:2:0
-    frame's YUV 4:4:4 (chroma repeated per 2 x 2 pixels; other formats stay RGB)."""
-    if not yuv or frame.format.name != 'yuv420p':
-        return torch.from_numpy(frame.to_ndarray(format='rgb24')).permute(2, 0, 1)
-    y, u, v = (_plane(p) for p in frame.planes)
-    h, w = y.shape
-    out = np.empty((h, w, 3), np.uint8)
-    out[..., 0] = y
-    for channel, chroma in ((1, u), (2, v)):  # each chroma sample covers 2 x 2 pixels
-        for dy in (0, 1):
-            for dx in (0, 1):
-                target = out[dy::2, dx::2, channel]
-                target[...] = chroma[:target.shape[0], :target.shape[1]]
-    return torch.from_numpy(out).permute(2, 0, 1)
-
-
-def _plane(plane: 'object') -> np.ndarray:
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+def frame_to_tensor(frame: 'object') -> torch.Tensor:
+    """A decoded frame as RGB C x H x W uint8 (H x W x C in memory)."""
+    return torch.from_numpy(frame.to_ndarray(format='rgb24')).permute(2, 0, 1)
 
 
 class VideoLoader:
