@@ -65,14 +65,16 @@ def scaled_size(size: Size, d: int) -> Size:
     return math.ceil(size[0] / d), math.ceil(size[1] / d)
 
 
-def decode_scaled(data: Optional[bytes], d: int, size: Size) -> Optional[torch.Tensor]:
-    """JPEG bytes of a ``size`` image -> uint8 C x H x W at 1/d scale (H x W x C memory); None when undecodable."""
+def decode_scaled(data: Optional[bytes], d: int, size: Optional[Size]) -> Optional[torch.Tensor]:
+    """Image bytes -> uint8 C x H x W at 1/d scale (H x W x C memory); None when undecodable.
+
+    ``size`` is the JPEG header's (``header_size``; None: not a JPEG libjpeg-turbo reads). A frame
+    of another size than its clip's stays another size (``assemble`` replaces it, as at full size).
+    """
     if not data:
         return None
-    if simplejpeg is not None:
-        # libjpeg-turbo picks the smallest scale at least this big: 1/d of the frame's own size, so
-        # that a frame of another size stays another size (``assemble`` replaces it, as at full size)
-        height, width = scaled_size(header_size(data) or size, d)
+    if size is not None:
+        height, width = scaled_size(size, d)  # libjpeg-turbo picks the smallest scale at least this big: 1/d
         try:
             array = simplejpeg.decode_jpeg(data, colorspace='RGB', min_height=height, min_width=width)
             return torch.from_numpy(array).permute(2, 0, 1)
@@ -98,8 +100,9 @@ class EncodedClip:
 
     def __init__(self, blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: str,
                  read_more: Callable[[int], Optional[bytes]],
-                 video_size: Callable[[], Optional[Size]], size: Size):
+                 video_size: Callable[[], Optional[Size]], sizes: Dict[int, Optional[Size]], size: Size):
         self.blobs = blobs
+        self.sizes = sizes  # each frame's header size (None: not a JPEG libjpeg-turbo reads)
         self.indices = list(indices)
         self.source = source
         self.read_more = read_more
@@ -115,8 +118,9 @@ class EncodedClip:
         """An encoded clip, or None when scaled decoding is unavailable or no header can be read."""
         if simplejpeg is None:
             return None
-        size = majority_size(s for s in map(header_size, blobs.values()) if s is not None)
-        return None if size is None else cls(blobs, indices, source, read_more, video_size, size)
+        sizes = {i: header_size(b) for i, b in blobs.items()}
+        size = majority_size(s for s in sizes.values() if s is not None)
+        return None if size is None else cls(blobs, indices, source, read_more, video_size, sizes, size)
 
     @property
     def shape(self) -> Tuple[int, int, int, int]:
@@ -153,23 +157,28 @@ class EncodedClip:
         buffer = np.empty((len(self.indices), height, width, 3), np.uint8)
         try:
             for k, i in enumerate(self.indices):
-                data = self.blobs[i]
-                if not data or header_size(data) != self.size or simplejpeg.decode_jpeg(data, colorspace='RGB', min_height=height, min_width=width,
-                                                      buffer=buffer[k]).shape != (height, width, 3):
+                if self.sizes[i] != self.size:  # missing, not a JPEG, or another size: assemble decides
                     return None
+                simplejpeg.decode_jpeg(self.blobs[i], colorspace='RGB', min_height=height, min_width=width,
+                                       buffer=buffer[k])
         except ValueError:
             return None
         self.bad = 0
         return torch.from_numpy(buffer).permute(3, 0, 1, 2)  # T x H x W x C memory seen as C x T x H x W
 
+    def _read_more(self, i: int, d: int) -> Optional[torch.Tensor]:
+        """Frame ``i``, outside the clip, at 1/d scale."""
+        data = self.read_more(i)
+        return decode_scaled(data, d, header_size(data))
+
     def _assembled(self, d: int) -> torch.Tensor:
         """Frame by frame, bad frames replaced and counted by ``loaders.assemble``."""
-        frames = {i: decode_scaled(b, d, self.size) for i, b in self.blobs.items()}
+        frames = {i: decode_scaled(b, d, self.sizes[i]) for i, b in self.blobs.items()}
 
         def video_size() -> Optional[Size]:
             full = self.video_size()
             return None if full is None else scaled_size(full, d)
-        clip, self.bad = assemble(self.indices, frames, lambda i: decode_scaled(self.read_more(i), d, self.size),
+        clip, self.bad = assemble(self.indices, frames, lambda i: self._read_more(i, d),
                                   self.source, video_size)
         return clip.transpose(0, 1)  # T x C x H x W -> C x T x H x W
 
