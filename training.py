@@ -183,32 +183,32 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
             bad_frames += batch['bad_frames']
             failed += len(batch['failed'])
             done = i
-            if batch['clip'] is not None:  # None: every video of the batch was unusable
+            loss = None  # stays None for a batch whose videos all failed, or that was left with one clip
+            if batch['clip'] is not None:
                 x = to_device(batch['clip'], device, normalize, channels_last)
                 y = batch['label'].to(device, non_blocking=True)
                 with autocast(device, amp_dtype):
                     logits = forward_unless_one_clip(model, x, f'epoch {epoch}, batch {i}')
                     loss = criterion(logits.float(), y) if logits is not None else None
-                if loss is None:  # skipped, and said so
-                    settled = settled if pending else (done, total_loss, correct, seen, bad_frames, failed)
-                    tick = time.perf_counter()
-                    continue
+            if loss is not None:
                 loss_value = loss.item()  # one device sync per batch, reused below
                 if not math.isfinite(loss_value):
                     raise NonFiniteLossError(f'epoch {epoch}, batch {i}: the loss is {loss_value}')
                 scaled = loss / accumulate_steps
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
                 pending = True
-                if i % accumulate_steps == 0 or i == n_batches:
-                    if before_step is not None:  # e.g. the warm-up's learning rate for this iteration
-                        before_step(iter_offset + i)
-                    if scaler is not None:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    pending = False
+            # a step boundary steps whatever the batch held, so gradients never carry past it
+            if pending and (i % accumulate_steps == 0 or i == n_batches):
+                if before_step is not None:  # e.g. the warm-up's learning rate for this iteration
+                    before_step(iter_offset + i)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                pending = False
+            if loss is not None:
                 n = y.shape[0]
                 batch_correct = count_hits(logits, y)
                 total_loss += loss_value * n

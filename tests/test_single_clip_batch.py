@@ -83,3 +83,26 @@ def test_cpu_threads_follow_the_workers_on_the_cpu_and_come_back(monkeypatch):
     with cpu_threads(torch.device('cpu'), 0, workers=0, processes=2):
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize('skipped', ['one clip', 'all failed'])
+def test_a_skipped_batch_on_a_step_boundary_still_steps_and_asks_to_stop(skipped):
+    """accumulate 2: batch 1 trains, batch 2 (the boundary) is skipped; the gradient of batch 1 is
+    stepped there, not carried into batch 3's step, and the stop check (a collective) is asked."""
+    import torch
+    import torch.nn as nn
+    from training import train_epoch
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 2 * 2, 4), nn.BatchNorm1d(4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    steps, asked = [], []
+    original = optimizer.step
+    optimizer.step = lambda *a, **k: (steps.append(1), original(*a, **k))[1]
+
+    def batch(n):
+        return {'clip': torch.randint(0, 255, (n, 3, 2, 2, 2), dtype=torch.uint8) if n else None,
+                'label': torch.arange(n) % 4, 'bad_frames': 0, 'failed': [('v', 'unreadable')] if n < 2 else []}
+    loader = [batch(2), batch(1 if skipped == 'one clip' else 0), batch(2), batch(2)]
+    out = train_epoch(1, loader, model, nn.CrossEntropyLoss(), optimizer, torch.device('cpu'), lambda x: x.float(),
+                      accumulate_steps=2, should_stop=lambda: asked.append(1) or False, show_progress=False)
+    assert len(steps) == 2 and len(asked) == 2  # at batches 2 and 4
+    assert out['clips'] == 6 and out['failed_videos'] == 1
