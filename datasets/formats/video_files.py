@@ -176,29 +176,39 @@ class _Packet:
     key: bool
 
 
-def _demux_all(path: PathLike) -> Tuple[List[_Packet], Fraction, Optional[Fraction], bool, Optional[List[Tuple]]]:
-    """(the stream's packets with data, time base, frame rate, whether demuxing reached the end,
-    the (pts, corrupt) frames that decoding the head gave, None if it failed), in one pass over one open file."""
-    packets: List[_Packet] = []
-    head: Optional[List[Tuple]] = []
+@dataclass
+class _Demuxed:
+    """One pass over a file: its video packets and the frames that decoding the head of the stream gave."""
+    packets: List[_Packet]
+    time_base: Fraction
+    rate: Optional[Fraction]
+    complete: bool                 # demuxing reached the end
+    head: Optional[List[Tuple]]    # (pts, corrupt) of the head's frames; None if decoding them failed
+    head_packets: int = 0          # the packets decoded for the head: up to the third keyframe, at most HEAD_PACKETS
+
+
+def _demux_all(path: PathLike) -> _Demuxed:
+    """Every packet of the video stream, decoding the head of the stream on the way (one open file)."""
     with open_video(path) as container:
         stream = video_stream(container)
-        time_base, rate = Fraction(stream.time_base), frame_rate(stream)
+        out = _Demuxed([], Fraction(stream.time_base), frame_rate(stream), False, [])
         keys, in_head = 0, True
         try:
             for p in container.demux(stream):
                 if p.size <= 0:
                     continue
-                packets.append(_Packet(p.pts, p.dts, bool(p.is_keyframe)))
+                out.packets.append(_Packet(p.pts, p.dts, bool(p.is_keyframe)))
                 if in_head:
                     keys += bool(p.is_keyframe)
-                    in_head = keys <= 2 and len(packets) <= HEAD_PACKETS  # _head's rule, as the packets come
-                    head = _decode_head(head, stream, p if in_head else None)
+                    in_head = keys <= 2 and len(out.packets) <= HEAD_PACKETS
+                    out.head = _decode_head(out.head, stream, p if in_head else None)
+                    out.head_packets += in_head
         except UNREADABLE:
-            return packets, time_base, rate, False, head
+            return out
         if in_head:
-            head = _decode_head(head, stream, None)
-    return packets, time_base, rate, True, head
+            out.head = _decode_head(out.head, stream, None)
+    out.complete = True
+    return out
 
 
 def _decode_head(head: Optional[List[Tuple]], stream: 'av.video.stream.VideoStream',
@@ -213,21 +223,15 @@ def _decode_head(head: Optional[List[Tuple]], stream: 'av.video.stream.VideoStre
     return head + [(f.pts, f.is_corrupt) for f in frames]
 
 
-def _head(packets: List[_Packet]) -> int:
-    """How many packets make the head of the stream: up to its third keyframe, at most HEAD_PACKETS."""
-    keys = [i for i, p in enumerate(packets[:HEAD_PACKETS + 1]) if p.key]
-    return keys[2] if len(keys) > 2 else min(len(packets), HEAD_PACKETS)
-
-
-def _packets_are_frames(packets: List[_Packet], head: Optional[List[Tuple]]) -> bool:
+def _packets_are_frames(demuxed: _Demuxed) -> bool:
     """True when the demuxer proves one frame per packet and decoding the head agreed."""
+    packets, head = demuxed.packets, demuxed.head
     pts = [p.pts for p in packets]
     if not packets or None in pts or len(set(pts)) != len(pts) or head is None:
         return False
     if not packets[0].key or min(pts) != pts[0]:
         return False  # starts inside a GOP, or with leading pictures that lost their references
-    n = _head(packets)
-    return sorted(p for p, _ in head) == sorted(pts[:n]) and not any(c for _, c in head)
+    return sorted(p for p, _ in head) == sorted(pts[:demuxed.head_packets]) and not any(c for _, c in head)
 
 
 def _decoded_table(path: PathLike, packets: List[_Packet], time_base: Fraction,
@@ -268,10 +272,10 @@ def _packet_table(packets: List[_Packet], time_base: Fraction, rate: Optional[Fr
 
 @functools.lru_cache(maxsize=256)
 def _cached_table(path: str, size: int, mtime_ns: int) -> FrameTable:
-    packets, time_base, rate, complete, head = _demux_all(path)
-    if complete and _packets_are_frames(packets, head):
-        return _packet_table(packets, time_base, rate)
-    table = _decoded_table(path, packets, time_base, rate)
+    demuxed = _demux_all(path)
+    if demuxed.complete and _packets_are_frames(demuxed):
+        return _packet_table(demuxed.packets, demuxed.time_base, demuxed.rate)
+    table = _decoded_table(path, demuxed.packets, demuxed.time_base, demuxed.rate)
     if not table.pts:
         raise UnreadableVideo(table.error or 'no decodable frame')
     return table
