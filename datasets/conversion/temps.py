@@ -18,7 +18,7 @@ import socket
 from pathlib import Path
 from typing import Iterable
 
-from datasets.formats.run_lock import pid_alive, process_start_ticks
+from datasets.formats.run_lock import process_ended, process_start_ticks
 
 TEMP_NAME = re.compile(r'\.(?P<name>.*)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-(?P<start>[0-9]+)-[0-9a-f]{8}',
                        re.DOTALL)
@@ -48,11 +48,7 @@ def owner_gone(name: str) -> bool:
         return OWNERLESS.fullmatch(name) is not None
     if match['host'] != host_tag():
         return False
-    pid, start = int(match['pid']), int(match['start'])
-    if not pid_alive(pid):
-        return True
-    now = process_start_ticks(pid)
-    return start != 0 and now is not None and now != start
+    return process_ended(int(match['pid']), int(match['start']) or None)  # start 0: unknown
 
 
 def remove(path: Path) -> None:

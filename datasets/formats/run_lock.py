@@ -117,6 +117,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_ended(pid: int, start_ticks: Optional[int]) -> bool:
+    """Whether process ``pid`` of this host, started at ``start_ticks`` (None: unknown), has certainly ended."""
+    if not pid_alive(pid):
+        return True
+    ticks = process_start_ticks(pid)  # a live PID with another start time: reused by a new process
+    return start_ticks is not None and ticks is not None and ticks != start_ticks
+
+
 def holder_gone(holder: Holder) -> bool:
     """Whether the record's process has certainly ended: same host, and no such process any more."""
     if holder.host != socket.gethostname():
@@ -124,10 +132,7 @@ def holder_gone(holder: Holder) -> bool:
     now_boot = boot_id()
     if holder.boot_id and now_boot and holder.boot_id != now_boot:
         return True
-    if not pid_alive(holder.pid):
-        return True
-    ticks = process_start_ticks(holder.pid)
-    return holder.start_ticks is not None and ticks is not None and ticks != holder.start_ticks
+    return process_ended(holder.pid, holder.start_ticks)
 
 
 def _flock(fd: int, wait_s: float = 0.0) -> Optional[bool]:
