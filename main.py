@@ -67,9 +67,10 @@ class Data:
 def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: int = 1) -> int:
     """Everything a ``main.py`` invocation does, on one process (``local_world`` processes per node)."""
     proc = setup(opt, rank, world, local_rank, local_world)
-    with run_lock.hold(opt.result_path, sys.argv, take=proc.master, any_failed=lambda f: any_rank(f, proc.device)):
+    command = ['main.py', *opt.command_line]  # what was asked, also when main.main(argv) is called in-process
+    with run_lock.hold(opt.result_path, command, take=proc.master, any_failed=lambda f: any_rank(f, proc.device)):
         if proc.master:
-            append_history(opt.result_path, ['main.py', *getattr(opt, 'command_line', sys.argv[1:])])
+            append_history(opt.result_path, command)
         ckpt = resume_checkpoint(opt, say=proc.master)
         model, options, ft_begin_module = build_model(opt, ckpt, proc)
         prep = resumed_preprocessing(opt, ckpt, say=proc.master)
@@ -151,7 +152,7 @@ def build_model(opt, ckpt: Optional[Dict[str, Any]], proc: Process) -> tuple:
             print(f'fine-tuning from {opt.pretrain_path}: new {opt.n_finetune_classes}-class head')
     else:
         model = generate_model(**options)
-        if getattr(opt, 'backbone_weights', None) is not None:  # ImageNet weights of lstm's 2D network
+        if opt.backbone_weights is not None:  # ImageNet weights of a 2D network (lstm, two-stream)
             load_imagenet_backbone(model, opt.backbone_weights, trust=opt.trust_checkpoint)
             if proc.master:
                 print(f'2D network initialised from {opt.backbone_weights}')
