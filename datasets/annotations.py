@@ -43,7 +43,8 @@ class VideoList:
     empty: List[str] = field(default_factory=list)     # ids with no frames
     dropped: List[Fault] = field(default_factory=list)  # entries of this subset, or of none, left out
     subset: str = ''
-    # file name -> {subset as written: entries}, for the files without an entry of ``subset``
+    # file name (with its folder when names repeat) -> {subset as written: entries}, for the files without
+    # an entry of ``subset``
     other_subsets: Dict[str, Dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,13 +66,17 @@ class VideoList:
                          for name, counts in self.other_subsets.items())
 
 
+def _distinct(paths: Sequence[Path], names: List[str]) -> List[str]:
+    """``names`` as they are, or ``<folder>/<name>`` (``<n>/<name>`` failing that) when they repeat."""
+    if len(set(names)) == len(names):
+        return names
+    longer = [f'{p.parent.name}/{name}' for p, name in zip(paths, names)]
+    return longer if len(set(longer)) == len(longer) else [f'{i + 1}/{name}' for i, name in enumerate(names)]
+
+
 def file_prefixes(paths: Sequence[Path]) -> List[str]:
     """Names that tell the files apart: their stems, or ``<folder>/<stem>`` when stems repeat."""
-    stems = [p.stem for p in paths]
-    if len(set(stems)) == len(stems):
-        return stems
-    longer = [f'{p.parent.name}/{p.stem}' for p in paths]
-    return longer if len(set(longer)) == len(longer) else [f'{i + 1}/{p.stem}' for i, p in enumerate(paths)]
+    return _distinct(paths, [p.stem for p in paths])
 
 
 def merge_labels(per_file: Sequence[Tuple[str, List[str]]]) -> List[List[str]]:
@@ -130,12 +135,12 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
     merged = merge_labels([(prefix, part.own) for prefix, part in zip(file_prefixes(paths), parts)])
     labels = [name for names in merged for name in names]
     out = VideoList(labels, [], subset=subset)
-    for part in parts:
+    for name, part in zip(_distinct(paths, [p.name for p in paths]), parts):
         out.missing += part.missing
         out.empty += part.empty
         out.dropped += part.dropped
         if not part.seen:
-            out.other_subsets[part.path.name] = ordered_counts(part.counts)
+            out.other_subsets[name] = ordered_counts(part.counts)
     out.labels, out.records = _apply_fractions(labels, RecordTable.concat(tables), subset, class_fraction,
                                                instance_fraction, seed)
     return out

@@ -67,6 +67,14 @@ def test_a_subset_without_entries_names_the_subsets_of_the_file(tmp_path):
         require_videos('validation', Data(missing))
 
 
+def test_same_named_files_without_the_subset_are_each_named(tmp_path):
+    x = write_annotation(tmp_path / 'x' / 'a.json', ['a'], {'v': entry('validation', 'a', (1, 3))})
+    y = write_annotation(tmp_path / 'y' / 'a.json', ['b'], {'w': entry('testing'), 'u': entry('testing')})
+    videos = load_video_list([x, y], [tmp_path], 'training')
+    assert videos.subset_note() == ('x/a.json has no training entry; its subsets are: validation (1); '
+                                    'y/a.json has no training entry; its subsets are: testing (2)')
+
+
 def test_check_dataset_reports_dropped_entries_once(tmp_path, capsys):
     assert check_dataset.main([str(faulty_dataset(tmp_path)), str(tmp_path), '--sample_duration', '2']) == 1
     out = capsys.readouterr().out
