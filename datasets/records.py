@@ -12,7 +12,7 @@ slicing, iteration, ``==`` with another table or a list of records, ``+``, and `
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -75,10 +75,6 @@ class StringArray:
     def take(self, rows: np.ndarray) -> 'StringArray':
         """The strings at ``rows``, in that order."""
         return StringArray(*_gather(self.buffer, self.offsets, rows))
-
-    def tolist(self) -> List[str]:
-        """Every string (one Python object each: for small arrays or one-off passes)."""
-        return [self[i] for i in range(len(self))]
 
     @staticmethod
     def concat(arrays: Sequence['StringArray']) -> 'StringArray':

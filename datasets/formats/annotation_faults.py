@@ -123,11 +123,6 @@ def ordered_counts(counts: Dict[str, int]) -> Dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (kv[0] == 'no subset', -kv[1], kv[0])))
 
 
-def subset_counts(database: Dict[str, Any]) -> Dict[str, int]:
-    """How many entries each subset name (as written) has, most first; ``no subset`` last."""
-    return ordered_counts(collections.Counter(subset_key(entry) for entry in database.values()))
-
-
 def wrong_frame_base(records: Sequence[Tuple[str, Path, range]], file_type: str) -> Optional[str]:
     """Why segments were built for another file type (None: they fit ``file_type``).
 
