@@ -160,3 +160,36 @@ def test_usage_mistakes_are_one_line(argv, words, tmp_path, capsys, monkeypatch)
     assert export_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and words in err, err
+
+
+def off_by_one(monkeypatch, suffix: str) -> None:
+    """Make the loaded-back model's logits differ from PyTorch's by exactly 1."""
+    import models.export as export
+    runner = 'run_onnx' if suffix == '.onnx' else 'run_pt2'
+    real = getattr(export, runner)
+    monkeypatch.setattr(export, runner, lambda path, clip: real(path, clip) + 1)
+
+
+@pytest.mark.parametrize('suffix', ['.onnx', '.pt2'])
+def test_logits_beyond_the_tolerance_write_nothing(suffix, tmp_path, monkeypatch):
+    ckpt = tiny_checkpoint('resnet')
+    off_by_one(monkeypatch, suffix)
+    with pytest.raises(ExportError) as error:
+        export_model(ckpt['model'], tmp_path / f'm{suffix}', export_metadata(ckpt, 'tiny.pth'))
+    message = str(error.value)
+    assert '\n' not in message and 'differs from PyTorch by up to 1 ' in message, message
+    assert message.endswith(': not written'), message
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temp
+
+
+def test_the_command_exits_2_when_the_check_fails_and_passes_within_tolerance(tmp_path, capsys, monkeypatch):
+    path = saved(tmp_path)
+    off_by_one(monkeypatch, '.pt2')
+    assert export_cli.main([str(path), str(tmp_path / 'out' / 'm.pt2')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: the exported model differs from PyTorch'), err
+    assert not (tmp_path / 'out').exists() or list((tmp_path / 'out').iterdir()) == []
+    # the same difference within --tolerance (relative to the largest |logit|, at least 1) is written
+    assert export_cli.main([str(path), str(tmp_path / 'out' / 'm.pt2'), '--tolerance', '1.01']) == 0
+    assert 'max |logits - PyTorch| = 1 ' in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / 'out').iterdir()] == ['m.pt2']
