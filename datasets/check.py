@@ -17,7 +17,7 @@ from datasets.conversion.pool import worker_pool
 from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.progress import progress
-from datasets.formats.video_files import UNREADABLE, open_video, video_stream
+from datasets.formats.video_files import UNREADABLE, declared_size, open_video, video_stream
 from datasets.frame_sizes import Size, odd_sized
 from datasets.loaders import IMAGE_TEMPLATE, Hdf5Loader, JpgLoader, VideoReadError, build_video_index, decode_image
 
@@ -103,9 +103,9 @@ def check_video(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
     decoded, sizes = 0, []
     try:
         with open_video(record.path) as container:
-            context = video_stream(container).codec_context
-            reference = (context.height, context.width) if context.width and context.height else None
-            for frame in container.decode(video_stream(container)):
+            stream = video_stream(container)
+            reference = declared_size(stream)
+            for frame in container.decode(stream):
                 decoded += 1
                 sizes.append((f'frame {decoded - 1}', (frame.height, frame.width)))
     except UNREADABLE as e:

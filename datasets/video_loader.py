@@ -11,7 +11,8 @@ from typing import Dict, Optional, Sequence, Set, Tuple, Union
 import numpy as np
 import torch
 
-from datasets.formats.video_files import UNREADABLE, FrameTable, UnreadableVideo, frame_table, open_video, video_stream
+from datasets.formats.video_files import (UNREADABLE, FrameTable, UnreadableVideo, declared_size, frame_table,
+                                          open_video, video_stream)
 from datasets.frame_sizes import Size
 from datasets.loaders import VideoReadError, assemble
 from datasets.planar_clip import PlanarClip, is_planar, pack
@@ -223,7 +224,6 @@ class VideoLoader:
     def video_size(self, path: Path) -> Optional[Size]:
         """The frame size the video's header declares (None if it cannot be read)."""
         try:
-            context = video_stream(self._container(path)).codec_context
-            return (context.height, context.width) if context.width and context.height else None
+            return declared_size(video_stream(self._container(path)))
         except UNREADABLE:
             return None

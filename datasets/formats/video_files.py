@@ -134,6 +134,12 @@ def video_stream(container: 'av.container.InputContainer') -> 'av.video.stream.V
     raise UnreadableVideo('no video stream')
 
 
+def declared_size(stream: 'av.video.stream.VideoStream') -> Optional[Tuple[int, int]]:
+    """(height, width) the stream's header declares (None if it declares none)."""
+    context = stream.codec_context
+    return (context.height, context.width) if context.width and context.height else None
+
+
 def frame_rate(stream: 'av.video.stream.VideoStream') -> Optional[Fraction]:
     """The stream's average frame rate, else its guessed, else its base rate (None if unknown)."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
