@@ -197,10 +197,11 @@ def _read(path: Path, header: Dict[str, Any], entries: Iterable[Tuple[str, Any]]
         counts[subset_key(entry)] += 1
         entry_subset = file_subset(entry)
         part.seen = part.seen or entry_subset == subset
+        if entry_subset not in (None, subset):  # another known subset's entry: its faults are not this one's
+            continue
         faults = entry_faults(video_id, entry, known)
         if faults:
-            if entry_subset in (None, subset):
-                part.dropped += faults
+            part.dropped += faults
         elif entry_subset == subset:
             part.add(video_id, entry, root_text, file_type, activitynet, whole_videos, listings)
     return part
