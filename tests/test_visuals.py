@@ -86,6 +86,22 @@ def test_annotated_video_has_every_frame_and_the_heat_map_with_cam(tmp_path):
     assert np.abs(cam[5][centre].astype(int) - plain[5][centre]).mean() > 10
 
 
+
+def test_several_videos_annotate_into_a_folder_under_their_keys(tmp_path, capsys):
+    cfg = dict(model='resnet', model_depth=10, n_classes=2, resnet_widen_factor=0.25)
+    ckpt = save_checkpoint(tmp_path / 'm.pth', generate_model(**cfg).eval(), cfg, class_names=['a', 'b'],
+                           mean=[0.5] * 3, std=[0.5] * 3, sample_size=32, sample_duration=8)
+    videos = [write_video(tmp_path / 'videos' / 'jump' / 'v1.avi', moving_frames(9, 32, 32), codec='mpeg4'),
+              write_video(tmp_path / 'videos' / 'wave' / 'v2.mp4', moving_frames(11, 32, 32))]
+    out = tmp_path / 'annotated'
+    assert inference.predict([*map(str, videos), '--resume_path', str(ckpt), '--no_cuda', '--annotate', f'{out}/']) == 0
+    written = {'jump/v1.avi.mp4': 9, 'wave/v2.mp4.mp4': 11}  # the key (path under the common folder) + .mp4
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file()) == sorted(written)
+    for name, frames in written.items():
+        assert len(_decoded(out / name)[2]) == frames
+    stdout = capsys.readouterr().out
+    assert f'{videos[0]}: 9 frames annotated -> {out / "jump" / "v1.avi.mp4"}' in stdout
+
 def test_cam_needs_annotate(tmp_path, capsys):
     cfg = dict(model='resnet', model_depth=10, n_classes=2, resnet_widen_factor=0.25)
     ckpt = save_checkpoint(tmp_path / 'm.pth', generate_model(**cfg).eval(), cfg, class_names=['a', 'b'],
