@@ -18,6 +18,7 @@ from datasets.formats import video_layout
 from datasets.formats.annotation_faults import Fault, entry_faults, file_subset, subset_key
 from datasets.formats.annotation_json import AnnotationError, entry_labels, file_labels
 from datasets.formats.annotation_stream import RepeatedId, read_entries, whole_entries
+from datasets.formats.errors import read_text
 from datasets.records import RecordTable
 from datasets.video_paths import FolderListings, confine
 
@@ -183,10 +184,11 @@ class FileRecords:
 def read_file(path: Path, root: Path, subset: str, file_type: str, activitynet: bool, whole_videos: bool,
               listings: FolderListings) -> FileRecords:
     """One annotation file's records of ``subset``, entry by entry (parsed whole when an id repeats)."""
+    text = read_text(path, AnnotationError, 'annotation file')
     try:
-        return _read(path, *read_entries(path), root, subset, file_type, activitynet, whole_videos, listings)
-    except RepeatedId:
-        return _read(path, *whole_entries(path), root, subset, file_type, activitynet, whole_videos, listings)
+        return _read(path, *read_entries(path, text), root, subset, file_type, activitynet, whole_videos, listings)
+    except RepeatedId:  # parsed again from the text in hand, not read again
+        return _read(path, *whole_entries(path, text), root, subset, file_type, activitynet, whole_videos, listings)
 
 
 def _read(path: Path, header: Dict[str, Any], entries: Iterable[Tuple[str, Any]], root: Path, subset: str,

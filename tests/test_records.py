@@ -135,6 +135,21 @@ def test_streamed_annotation_reads_as_json_does(tmp_path):
     assert len(load_video_list([tmp_path / 'twice.json'], [root], 'training').records) == 0
 
 
+def test_a_repeated_id_reads_the_file_once(tmp_path, monkeypatch):
+    from datasets import annotation_entries
+    from datasets.formats import annotation_stream
+    folders(tmp_path / 'jpg', 'a/v1')
+    path = tmp_path / 'repeated.json'
+    path.write_text('{"labels": ["a"], "database": {"v1": {"subset": "training", "annotations": {"label": "a"}}, '
+                    '"v1": {"subset": "training", "annotations": {"label": "a", "segment": [2, 3]}}}}')
+    reads = []
+    for module in (annotation_entries, annotation_stream):
+        read = module.read_text
+        monkeypatch.setattr(module, 'read_text', lambda *a, read=read: reads.append(a[0]) or read(*a))
+    videos = load_video_list([path], [tmp_path / 'jpg'], 'training')
+    assert [(r.video_id, r.frames) for r in videos.records] == [('v1', range(2, 3))] and reads == [path]
+
+
 def test_class_fraction_remaps_the_table_as_record_by_record():
     rng = random.Random(0)
     records = [VideoRecord(f'v{i}', rng.randrange(-1, 6), Path(f'r/v{i}'), range(1, 3), (1, 3),

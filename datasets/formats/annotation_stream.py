@@ -10,7 +10,8 @@ twice the time, most of it garbage collection passes over the growing heap.
 A file that does not have the usual shape (not an object, no ``database`` object, the labels
 after the database) is read whole, so its errors are ``read_annotation_json``'s. A repeated
 video id raises ``RepeatedId`` from the iterator: read such a file whole with ``whole_entries``,
-where the later entry replaces the earlier one at its place, as a JSON object's keys do.
+where the later entry replaces the earlier one at its place, as a JSON object's keys do (both
+functions take the file's text when it has been read).
 Standard library only.
 """
 import json
@@ -139,9 +140,9 @@ def whole_entries(path: PathLike, text: Optional[str] = None) -> Tuple[Dict[str,
     return {k: v for k, v in data.items() if k != 'database'}, iter(data['database'].items())
 
 
-def read_entries(path: PathLike) -> Tuple[Dict[str, Any], Entries]:
+def read_entries(path: PathLike, text: Optional[str] = None) -> Tuple[Dict[str, Any], Entries]:
     """The file's members before ``database``, and its entries one at a time (see the module's note)."""
-    text = read_text(path, AnnotationError, 'annotation file')
+    text = read_text(path, AnnotationError, 'annotation file') if text is None else text
     found = _header(text)
     if found is None:
         return whole_entries(path, text)
