@@ -26,7 +26,7 @@ import numpy as np
 
 from datasets.annotation_entries import OUTSIDE, count_jpg_frames, read_file
 from datasets.formats.annotation_faults import Fault, ordered_counts, summarize, wrong_frame_base
-from datasets.formats.annotation_json import AnnotationError, canonical_subset, file_labels
+from datasets.formats.annotation_json import AnnotationError, canonical_subset, file_labels, first_ids
 from datasets.records import RecordTable, VideoRecord
 from datasets.video_paths import FolderListings
 
@@ -55,8 +55,7 @@ class VideoList:
         line = f'{len(self.records)} videos, {len(self.labels)} classes'
         for name, ids in (('missing on disk', self.missing), ('with no frames', self.empty)):
             if ids:
-                shown = ', '.join(ids[:5]) + (', ...' if len(ids) > 5 else '')
-                line += f'; {len(ids)} {name} ({shown})'
+                line += f'; {len(ids)} {name} ({first_ids(ids)})'
         return '; '.join([line] + summarize(self.dropped))
 
     def subset_note(self) -> str:

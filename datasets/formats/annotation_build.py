@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
-from datasets.formats.annotation_json import (SUBSETS, Row, build_database, entry_labels,
-                                              segment_for, write_annotation_json)
+from datasets.formats.annotation_json import (SHOWN, SUBSETS, Row, build_database, entry_labels,
+                                              first_ids, segment_for, write_annotation_json)
 from datasets.formats.video_layout import count_frames, unreadable_errors, video_path_for
 from .progress import progress
 
 PathLike = Union[str, os.PathLike]
-PREVIEW = 5  # ids shown in a report line
 
 
 @dataclass
@@ -62,12 +61,9 @@ def add_segments(database: Dict[str, Dict[str, Any]], video_root: PathLike, file
     return findings
 
 
-def preview(ids: Sequence[str], k: int = PREVIEW) -> str:
+def preview(ids: Sequence[str], k: int = SHOWN) -> str:
     """``count (id1, id2, ...)`` or ``0``."""
-    if not ids:
-        return '0'
-    shown = ', '.join(ids[:k]) + (', ...' if len(ids) > k else '')
-    return f'{len(ids)} ({shown})'
+    return f'{len(ids)} ({first_ids(ids, k)})' if ids else '0'
 
 
 def subset_counts(database: Dict[str, Dict[str, Any]]) -> str:

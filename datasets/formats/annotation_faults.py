@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from datasets.formats.annotation_json import SUBSET_ALIASES, SUBSETS, entry_labels, segment_for
+from datasets.formats.annotation_json import SUBSET_ALIASES, SUBSETS, entry_labels, first_ids, segment_for
 from datasets.formats.video_layout import count_frames, unreadable_errors
 
 # the keys the loader reads (a misspelling of one loses the entry) and others the formats hold
@@ -23,7 +23,6 @@ ANNOTATION_KEYS = ('label', 'segment', 'video_path')
 OTHER_KEYS = ('duration', 'resolution', 'url', 'fps', 'n_frames')  # ActivityNet's
 _ENTRY, _ANNOTATION = frozenset(ENTRY_KEYS + OTHER_KEYS), frozenset(ANNOTATION_KEYS)
 NO_SUBSET = '-'  # the subset column of an entry without a usable one
-SHOWN = 5  # ids named in a summary
 
 
 @dataclass(frozen=True)
@@ -105,11 +104,7 @@ def summarize(faults: Sequence[Fault]) -> List[str]:
     groups: Dict[Tuple[str, str], List[str]] = collections.OrderedDict()
     for fault in faults:
         groups.setdefault((fault.problem, fault.detail), []).append(fault.video_id)
-    phrases = []
-    for (problem, detail), ids in groups.items():
-        shown = ', '.join(ids[:SHOWN]) + (', ...' if len(ids) > SHOWN else '')
-        phrases.append(f'{len(ids)} dropped ({problem}: {detail}): {shown}')
-    return phrases
+    return [f'{len(ids)} dropped ({problem}: {detail}): {first_ids(ids)}' for (problem, detail), ids in groups.items()]
 
 
 def subset_key(entry: Any) -> str:

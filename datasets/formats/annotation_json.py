@@ -15,7 +15,7 @@ entries carry no label. Standard library only.
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Tuple, Union
+from typing import Any, Dict, Iterable, List, Sequence, Tuple, Union
 
 from datasets.formats.atomic import atomic_write_json
 from datasets.formats.errors import UserError, read_text
@@ -27,6 +27,8 @@ SUBSETS = ('training', 'validation', 'testing')
 SUBSET_ALIASES = {'training': 'training', 'train': 'training',
                   'validation': 'validation', 'val': 'validation',
                   'testing': 'testing', 'test': 'testing'}
+
+SHOWN = 5  # ids named in a summary or a report line
 
 # (video_id, subset, label or None for testing; a list of labels for multi-label data)
 Row = Tuple[str, str, Union[None, str, List[str]]]
@@ -96,6 +98,11 @@ def write_annotation_json(path: PathLike, data: Any) -> Path:
         return atomic_write_json(path, data)
     except OSError as e:
         raise AnnotationError(f'cannot write {path}: {e.strerror or e}') from None
+
+
+def first_ids(ids: Sequence[str], k: int = SHOWN) -> str:
+    """The first ``k`` of ``ids``, comma-separated, with ``, ...`` when there are more."""
+    return ', '.join(ids[:k]) + (', ...' if len(ids) > k else '')
 
 
 def segment_for(n_frames: int, file_type: str) -> List[int]:
