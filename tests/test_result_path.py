@@ -121,15 +121,16 @@ def test_a_killed_holder_with_a_live_forked_child_leaves_a_lock_that_is_taken_ov
         os.kill(child, signal.SIGKILL)
 
 
-def test_sigterm_outside_training_releases_the_lock(tmp_path):
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP], ids=['SIGTERM', 'SIGHUP'])
+def test_sigterm_or_sighup_outside_training_releases_the_lock(tmp_path, sig):
     script = ('import sys, time\nfrom pathlib import Path\nfrom datasets.formats import run_lock\n'
               'with run_lock.hold(Path(sys.argv[1]), ["holder"]):\n    print("held", flush=True)\n'
               '    time.sleep(60)\n')
     proc = subprocess.Popen([sys.executable, '-c', script, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout.readline().strip() == 'held'
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 128 + sig
     assert not (tmp_path / '.lock').exists()
 
 
@@ -157,6 +158,16 @@ def test_the_holder_removes_only_temp_files_of_the_atomic_naming_scheme(tmp_path
     assert all((tmp_path / name).exists() or (tmp_path / name).is_symlink() for name in keep)
 
 
+def test_both_makers_of_atomic_temp_names_write_names_the_holder_removes(tmp_path, monkeypatch):
+    from datasets.formats import atomic
+    made = []
+    real_replace = os.replace
+    monkeypatch.setattr(atomic.os, 'replace', lambda src, dst: (made.append(Path(src).name), real_replace(src, dst)))
+    atomic.atomic_write_bytes(tmp_path / ('n' * 250), b'x')
+    made.append(atomic.temp_name(tmp_path / 'save_latest.pth').name)
+    assert all(atomic.TEMP_NAME.fullmatch(name) for name in made), made
+
+
 def test_logs_refuse_a_symbolic_link(tmp_path):
     target = tmp_path / 'someone_elses_file'
     target.write_text('precious\n')
@@ -164,6 +175,22 @@ def test_logs_refuse_a_symbolic_link(tmp_path):
     with pytest.raises(UserError, match=r'train.log is a symbolic link .*remove the link'):
         TsvLog(tmp_path / 'train.log', ['epoch', 'loss'])
     assert target.read_text() == 'precious\n'
+
+
+@pytest.mark.parametrize('name', ['train.log', 'train_batch.log', 'val.log', 'history.log'])
+def test_every_log_the_run_opens_refuses_a_symbolic_link(tmp_path, name):
+    """Each log through the code that opens it in a run: ``RunLogs`` (the TSV logs), ``append_history``."""
+    from datasets.formats.history import append_history
+    target = tmp_path / 'someone_elses_file'
+    target.write_text('precious\n')
+    (tmp_path / name).symlink_to(target)
+    with pytest.raises(UserError, match=rf'{name} is a symbolic link .*remove the link'):
+        if name == 'history.log':
+            append_history(tmp_path, ['main.py'])
+        else:
+            with RunLogs(tmp_path, train=True, val=True, multilabel=False, since=(1, 0), tensorboard=False):
+                pass
+    assert target.read_text() == 'precious\n' and (tmp_path / name).is_symlink()
 
 
 def test_opening_the_logs_drops_rows_after_the_resumed_position(tmp_path):

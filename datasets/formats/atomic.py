@@ -10,14 +10,19 @@ file and the cause (``ENOSPC: no space left on device``) and exit with code 2.
 import errno
 import json
 import os
+import re
+import secrets
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Tuple, Union
 
 from datasets.formats.errors import UserError
 
 PathLike = Union[str, os.PathLike]
+# temp names: '.<target's name, cut to 200 characters>.<8 of [a-z0-9_]>.tmp' beside the target
+# (mkstemp's random part, or temp_name's hex); run_lock removes the ones a kill left
+TEMP_NAME = re.compile(r'\.(?P<name>.{1,200})\.[a-z0-9_]{8}\.tmp', re.DOTALL)
 
 
 class WriteError(UserError):
@@ -60,6 +65,18 @@ def _remove(path: str) -> None:
         pass
 
 
+def _temp_affixes(target: Path) -> Tuple[str, str]:
+    """The prefix and suffix of ``target``'s temp names (its name cut to keep them within 255 bytes)."""
+    return f'.{target.name[:200]}.', '.tmp'
+
+
+def temp_name(target: PathLike) -> Path:
+    """A fresh temp name beside ``target`` (not created; a name of ``TEMP_NAME``'s scheme)."""
+    target = Path(target)
+    prefix, suffix = _temp_affixes(target)
+    return target.parent / f'{prefix}{secrets.token_hex(4)}{suffix}'
+
+
 @contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """A temp path beside ``path`` for the block to write (and close); renamed onto ``path`` after it.
@@ -71,7 +88,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name[:200]}.', suffix='.tmp', dir=path.parent)
+        prefix, suffix = _temp_affixes(path)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
         os.close(fd)
         yield Path(tmp)
         with open(tmp, 'rb') as f:

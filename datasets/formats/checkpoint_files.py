@@ -15,12 +15,11 @@ called by the run holding the result path's lock. Standard library only.
 import errno
 import os
 import re
-import secrets
 import shutil
 from pathlib import Path
 from typing import List, Tuple
 
-from datasets.formats.atomic import WriteError, atomic_path, os_error_text
+from datasets.formats.atomic import WriteError, atomic_path, os_error_text, temp_name
 from datasets.formats.atomic import _sync_directory  # the same durability as atomic_path's renames
 
 NUMBERED = re.compile(r'save_(\d+)\.pth')
@@ -38,7 +37,7 @@ def numbered(result_path: Path) -> List[Tuple[int, Path]]:
 
 
 def _link_atomically(source: Path, target: Path) -> None:
-    tmp = target.parent / f'.{target.name[:200]}.{secrets.token_hex(4)}.tmp'  # atomic_path's temp names
+    tmp = temp_name(target)
     os.link(source, tmp)
     try:
         os.replace(tmp, target)

@@ -23,7 +23,6 @@ taking over the same stale lock at the same instant could both succeed.
 """
 import json
 import os
-import re
 import signal
 import socket
 import sys
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Set, Tuple
 
+from datasets.formats.atomic import TEMP_NAME  # the temp names of atomic writes
 from datasets.formats.errors import UserError
 
 try:
@@ -42,8 +42,6 @@ except ImportError:  # Windows: the lock file alone
     fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = '.lock'
-# atomic.atomic_path's temp names: tempfile.mkstemp(prefix=f'.{name[:200]}.', suffix='.tmp')
-TEMP_NAME = re.compile(r'\.(?P<name>.{1,200})\.[a-z0-9_]{8}\.tmp', re.DOTALL)
 NO_FOLLOW = getattr(os, 'O_NOFOLLOW', 0)
 _HELD: Set[int] = set()  # lock file descriptors of this process; a forked child closes its copies
 
