@@ -10,7 +10,7 @@ Standard library only.
 """
 import os
 import re
-from typing import Dict, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 # a relative path already in normal form: names that are not '.' or '..', joined by single separators
 _NAME = r'(?!\.\.?(?:/|\Z))[^/]+'
@@ -50,11 +50,12 @@ class FolderListings:
 
     def __init__(self) -> None:
         self._names: Dict[str, Set[str]] = {}
-        self._stems: Dict[str, Dict[str, str]] = {}
+        self._files: Dict[str, List[str]] = {}  # the names of files, in listing order
+        self._stems: Dict[str, Dict[str, str]] = {}  # built on first use: only video files are found by stem
 
     def _scan(self, folder: str) -> None:
         names: Set[str] = set()
-        stems: Dict[str, str] = {}
+        files: List[str] = []
         try:
             with os.scandir(folder or os.curdir) as entries:
                 for entry in entries:
@@ -62,10 +63,10 @@ class FolderListings:
                         continue
                     names.add(entry.name)
                     if entry.is_file():
-                        stems[os.path.splitext(entry.name)[0]] = os.path.join(folder, entry.name)
+                        files.append(entry.name)
         except OSError:
             pass
-        self._names[folder], self._stems[folder] = names, stems
+        self._names[folder], self._files[folder] = names, files
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` is an entry of its folder's listing."""
@@ -77,9 +78,12 @@ class FolderListings:
     def video_file(self, base: str) -> Optional[str]:
         """A file ``<base>.<any extension>`` (the last one listed when several share the stem), or None."""
         folder, name = _split(base)
-        if folder not in self._stems:
-            self._scan(folder)
-        return self._stems[folder].get(name)
+        stems = self._stems.get(folder)
+        if stems is None:
+            if folder not in self._files:
+                self._scan(folder)
+            stems = self._stems[folder] = {os.path.splitext(n)[0]: os.path.join(folder, n) for n in self._files.pop(folder)}
+        return stems.get(name)
 
     def resolve(self, base: str, file_type: str) -> Optional[str]:
         """Where the video at ``base`` (no suffix) is for ``file_type``, or None when it is not there."""

@@ -103,6 +103,19 @@ def test_a_video_path_cannot_leave_its_root(tmp_path):
     assert video_paths.confine('r', '/') is None and video_paths.confine('r', '.') is None
 
 
+def test_video_files_are_found_by_stem_from_the_one_listing(tmp_path, monkeypatch):
+    (tmp_path / 'v.mp4').write_bytes(b'')
+    (tmp_path / 'd').mkdir()
+    listed = []
+    scandir = os.scandir
+    monkeypatch.setattr(video_paths.os, 'scandir', lambda path='.': listed.append(path) or scandir(path))
+    listings, folder = video_paths.FolderListings(), str(tmp_path)
+    assert listings.exists(os.path.join(folder, 'd')) and not listings.exists(os.path.join(folder, 'v'))
+    assert listings.resolve(os.path.join(folder, 'v'), 'video') == os.path.join(folder, 'v.mp4')
+    assert listings.video_file(os.path.join(folder, 'd')) is None  # a folder is no video file
+    assert listed == [folder]
+
+
 def test_records_pickle_small():
     n = 10_000
     ids = [f'vid{i:07d}_000010_000020' for i in range(n)]
