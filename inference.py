@@ -299,7 +299,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from datasets import collate
     from datasets.formats.errors import UserError
     from datasets.preprocessing import Preprocessing, add_view_arguments, normalization, views_from
-    from datasets.formats.cli import OneLineParser, int_in
+    from datasets.formats.cli import NATURAL, POSITIVE, OneLineParser
     from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from models import load_checkpoint
     from models.checkpoint import model_from_checkpoint
@@ -313,9 +313,9 @@ def predict(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--output', type=Path, default=None,
                         help="write the results JSON (main.py --inference's format) to this file")
     parser.add_argument('--output_topk', type=int, default=5, help='labels per video; <= 0: all')
-    parser.add_argument('--inference_stride', type=int_in(0), default=0,
+    parser.add_argument('--inference_stride', type=NATURAL, default=0,
                         help='window stride in frames of the video; 0: one clip span (sample_duration x sample_t_stride)')
-    parser.add_argument('--batch_size', type=int_in(1), default=16, help='clips per forward pass')
+    parser.add_argument('--batch_size', type=POSITIVE, default=16, help='clips per forward pass')
     add_view_arguments(parser, recorded=True)
     parser.add_argument('--annotation_path', type=Path, default=None,
                         help='class names from this annotation file, for checkpoints that carry none')

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from datasets.formats.cli import OneLineParser, float_in, int_in
+from datasets.formats.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in
 from datasets.formats.errors import UserError
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
 from models.safe_load import TRUST_HELP
 
 # Types of the numeric flags: each checks its range as the flag is parsed (``error: --flag must be ...``).
-POSITIVE, NATURAL, ANY_INT = int_in(1), int_in(0), int_in()
+ANY_INT = int_in()  # POSITIVE and NATURAL: datasets.formats.cli's
 FRACTION = float_in(0, 1, open_lo=True)  # (0, 1]
 NON_NEGATIVE = float_in(0)
 SEED = int_in(0, 2 ** 32 - 1)  # what numpy.random.seed accepts

@@ -25,9 +25,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     cli.add_paths(parser, checkpoint='A checkpoint of this framework (save_<epoch>.pth)',
                   out='The file to write: .onnx (ONNX) or .pt2 (torch.export)')
     parser.add_argument('--trust_checkpoint', action='store_true', help=TRUST_HELP)
-    parser.add_argument('--trace_batch', type=cli.int_in(1), default=2,
+    parser.add_argument('--trace_batch', type=cli.POSITIVE, default=2,
                         help='Batch size of the example clip traced (default: %(default)s)')
-    parser.add_argument('--check_batch', type=cli.int_in(1), default=3,
+    parser.add_argument('--check_batch', type=cli.POSITIVE, default=3,
                         help='Batch size of the check, different from --trace_batch (default: %(default)s)')
     parser.add_argument('--tolerance', type=cli.float_in(0, open_lo=True), default=1e-3,
                         help='Largest difference of the logits accepted, relative to the largest logit '

@@ -115,7 +115,8 @@ def float_in(lo: Optional[float] = None, hi: Optional[float] = None, open_lo: bo
     return _number_type('a number', float, lo, hi, open_lo, open_hi, ())
 
 
-positive_int = int_in(1)  # an argparse type: an integer >= 1
+POSITIVE, NATURAL = int_in(1), int_in(0)  # argparse types: an integer >= 1, an integer >= 0
+positive_int = POSITIVE  # the older name, used by the conversion scripts
 
 
 def closest(word: str, candidates: Iterable[str]) -> Optional[str]:
