@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from datasets.conversion import runner
+from datasets.conversion.sources import find_sources
 from datasets.conversion.writers import write_jpgs
 from tests.conversion_tree import (BAD, GOOD, LANDSCAPE, REPO, SIZE, copy_videos,  # noqa: F401
                                    frame_dir, jpg_names, jpg_run, make_video, run_main, src,
@@ -195,7 +196,7 @@ def test_a_dying_worker_fails_only_its_video(src, tmp_path):
     tree.mkdir(parents=True)
     for name in names:
         shutil.copy(src / 'walk/h264.mp4', tree / name)
-    videos = runner.find_videos(tmp_path / 'src', tmp_path / 'dst', 'kinetics')
+    videos = find_sources(tmp_path / 'src', tmp_path / 'dst', 'kinetics').videos
     writer = functools.partial(crash_on_purpose, size=SIZE)
     outcomes = {o.video.src.name: o for o in runner.convert_all(videos, writer, n_jobs=2)}
     assert sorted(outcomes) == sorted(names)

@@ -24,7 +24,7 @@ from datasets.formats.errors import UserError
 from datasets.formats.progress import progress
 
 __all__ = ['DATASETS', 'FLAT_DATASETS', 'Outcome', 'Video', 'available_cpus', 'convert_all', 'convert_video',
-           'find_videos', 'print_summary', 'remove_stale_temps', 'run_conversion', 'temp_path']
+           'print_summary', 'remove_stale_temps', 'run_conversion', 'temp_path']
 
 DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet')
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # errors of the output disk, not of one video
@@ -42,13 +42,6 @@ class Outcome:
     reason: str = ''
     warning: str = ''
     fatal: bool = False  # the output disk failed: every other video would fail the same way
-
-
-# ----------------------------------------------------------------------------- finding videos
-
-def find_videos(src_root: Path, dst_root: Path, dataset: str, suffix: str = '') -> List[Video]:
-    """The videos of a dataset layout with the output path of each, sorted (``sources.find_sources``)."""
-    return find_sources(Path(src_root), Path(dst_root), dataset, suffix).videos
 
 
 def _fsync(path: Path) -> None:
