@@ -86,6 +86,16 @@ def _score_batch(batch: Dict[str, Any], model: nn.Module, criterion: nn.Module, 
     return loss_sum, correct, seen
 
 
+def _n_classes(videos: VideoScores) -> int:
+    """The number of classes the videos' scores have (0: no videos)."""
+    return next(iter(videos.values()))[0].shape[-1] if videos else 0
+
+
+def _top_k(value: float, k: int, n_classes: int) -> Optional[float]:
+    """``value``, or None where a top-k metric means nothing: k classes or fewer (every class is in the top k)."""
+    return value if n_classes > k else None
+
+
 def video_metrics(videos: VideoScores) -> Dict[str, Any]:
     """Video top-1/top-5 accuracy and mean class accuracy from per-video softmax sums.
 
@@ -93,16 +103,16 @@ def video_metrics(videos: VideoScores) -> Dict[str, Any]:
     best classes become its ranking. ``video_top5`` is None with 5 classes or fewer.
     """
     truth = {vid: label for vid, (_, _, label) in videos.items() if label >= 0}
-    n_classes = next(iter(videos.values()))[0].shape[-1] if videos else 0
+    n_classes = _n_classes(videos)
     if not truth:
-        return {'video_top1': 0.0, 'video_top5': 0.0 if n_classes > 5 else None, 'mean_class_acc': 0.0,
+        return {'video_top1': 0.0, 'video_top5': _top_k(0.0, 5, n_classes), 'mean_class_acc': 0.0,
                 'videos': 0, 'classes': n_classes}
     scores = torch.stack([videos[vid][0] for vid in truth])
     top = scores.topk(min(5, n_classes), dim=1)
     rankings = {vid: list(zip(indices, values))
                 for vid, indices, values in zip(truth, top.indices.tolist(), top.values.tolist())}
     summary = accuracy_summary(truth, rankings)
-    return {'video_top1': summary['top1'], 'video_top5': summary['top5'] if n_classes > 5 else None,
+    return {'video_top1': summary['top1'], 'video_top5': _top_k(summary['top5'], 5, n_classes),
             'mean_class_acc': summary['mean_class'], 'videos': len(truth), 'classes': n_classes}
 
 
@@ -127,8 +137,8 @@ def multilabel_metrics(videos: VideoScores, ks: Sequence[int] = (1, 5)) -> Dict[
     ``recall_at_k`` is None when the model has k classes or fewer (every label is in the top k).
     """
     labelled = [(total / count, label) for total, count, label in videos.values() if label]
-    n_classes = next(iter(videos.values()))[0].shape[-1] if videos else 0
-    out: Dict[str, Any] = {'mAP': 0.0, **{f'recall_at_{k}': 0.0 if n_classes > k else None for k in ks},
+    n_classes = _n_classes(videos)
+    out: Dict[str, Any] = {'mAP': 0.0, **{f'recall_at_{k}': _top_k(0.0, k, n_classes) for k in ks},
                            'videos': len(labelled), 'classes': n_classes}
     if not labelled:
         return out
