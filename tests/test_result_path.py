@@ -254,3 +254,14 @@ def test_resuming_from_an_earlier_checkpoint_drops_the_later_log_rows(data, tmp_
     _, rows = read_tsv(tmp_path / 'train_batch.log')
     assert [(r[0], r[1], r[2]) for r in rows] == [('1', '1', '1'), ('1', '2', '2'), ('2', '1', '3'), ('2', '2', '4')]
     assert outside.read_text() == 'a user file' and not (tmp_path / 'opts.json').is_symlink()
+
+
+def test_logs_opened_before_one_that_is_refused_are_closed(tmp_path, monkeypatch):
+    from datasets.formats import run_logs
+    closed = []
+    original = run_logs.TsvLog.close
+    monkeypatch.setattr(run_logs.TsvLog, 'close', lambda self: (closed.append(self), original(self))[1])
+    (tmp_path / 'val.log').symlink_to(tmp_path / 'elsewhere')
+    with pytest.raises(UserError, match='val.log is a symbolic link'):
+        RunLogs(tmp_path, train=True, val=True, multilabel=False, since=(1, 0), tensorboard=False)
+    assert len(closed) == 2  # train.log and train_batch.log, opened before val.log was refused

@@ -134,14 +134,18 @@ class RunLogs:
         self.writer: Optional[Any] = None
         if not enabled:
             return
-        if train:
-            self.files['train'] = TsvLog(result_path / 'train.log', TRAIN_COLUMNS, epochs_before(since[0]))
-            self.files['batch'] = TsvLog(result_path / 'train_batch.log', BATCH_COLUMNS, batches_up_to(*since))
-        if val:
-            self.files['val'] = TsvLog(result_path / 'val.log', self.val_columns, epochs_before(since[0]))
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(log_dir=str(result_path), purge_step=since[0])
+        try:
+            if train:
+                self.files['train'] = TsvLog(result_path / 'train.log', TRAIN_COLUMNS, epochs_before(since[0]))
+                self.files['batch'] = TsvLog(result_path / 'train_batch.log', BATCH_COLUMNS, batches_up_to(*since))
+            if val:
+                self.files['val'] = TsvLog(result_path / 'val.log', self.val_columns, epochs_before(since[0]))
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(log_dir=str(result_path), purge_step=since[0])
+        except BaseException:
+            self.close()  # a later log refused (a symbolic link, a full disk): the ones opened are closed
+            raise
 
     def __enter__(self) -> 'RunLogs':
         return self
