@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from datasets.formats.atomic import atomic_path
 from datasets.formats.errors import UserError
-from datasets.preprocessing import Preprocessing
+from datasets.preprocessing import INPUT_CHANNELS, Preprocessing
 
 from .checkpoint import FRAMEWORK_VERSION, model_from_checkpoint
 from .export_diagnosis import described, failed_node, first_line, innermost, node_module, traced_module
@@ -58,7 +58,7 @@ def export_metadata(ckpt: Mapping[str, Any], source: str) -> Dict[str, Any]:
     """The metadata of a checkpoint's model: classes, preprocessing contract, model, input and output."""
     model = ckpt.get('model_options') or {}
     prep = Preprocessing.from_checkpoint(ckpt, source).to_dict()
-    channels = model.get('n_input_channels', 2 if prep['input_type'] == 'flow' else 3)
+    channels = model.get('n_input_channels', INPUT_CHANNELS[prep['input_type']])
     multilabel = bool(ckpt.get('multilabel'))
     return {
         'arch': ckpt.get('arch'),

@@ -91,6 +91,15 @@ def test_pt2_export_is_checked_and_records_the_same_metadata(tmp_path):
     assert read_metadata(tmp_path / 'm.pt2') == json.loads(json.dumps(metadata))
 
 
+@pytest.mark.parametrize('input_type, channels', [('rgb', 3), ('flow', 2), ('rgb_flow', 5)])
+def test_metadata_without_recorded_channels_takes_them_from_the_input_type(input_type, channels):
+    prep = Preprocessing(sample_size=32, sample_duration=4, mean=(0.5,) * channels, std=(0.5,) * channels,
+                         input_type=input_type)
+    ckpt = {'model_options': {'model': 'resnet', 'n_classes': 3}, 'class_names': CLASSES,
+            'preprocessing': prep.to_dict()}
+    assert export_metadata(ckpt, 'old.pth')['input']['shape'] == ['batch', channels, 4, 32, 32]
+
+
 class Cummax(nn.Module):
     """An operator with no ONNX translation."""
 
