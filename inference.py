@@ -133,11 +133,6 @@ def top_rankings(means: Dict[str, torch.Tensor], class_names: Sequence[str], vid
     return {vid: [(r['label'], r['score']) for r in _ranked(means[vid], class_names, k)] for vid in videos}
 
 
-def write_json(path: Path, data: Any) -> Path:
-    """Write JSON atomically (temp file beside it, fsync, rename)."""
-    return atomic_write_json(path, data)
-
-
 # ----------------------------------------------------------------------------- an annotated subset
 
 def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], stop: StopSignals) -> bool:
@@ -180,7 +175,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     scores, faults = gather_dict(scores), reduce_sums(faults, proc.device)
     if proc.master:
         results = results_json(scores, names, opt.output_topk, not opt.inference_no_average)
-        out = write_json(opt.result_path / f'{opt.inference_subset}.json', results)
+        out = atomic_write_json(opt.result_path / f'{opt.inference_subset}.json', results)
         line, m = f'inference: {len(scores)} videos -> {out}', {}
         cost = view_cost(state.model, prep, opt.inference_stride, [len(c) for c in scores.values()],
                          first_frame_size(infer_data) if prep.inference_crop == 'nocrop' else None,
@@ -197,7 +192,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
                                     if r.label >= 0 and r.video_id in ranked}, ranked, names)
                 from models.visualize import write_examples
                 write_examples(infer_data, means, names, opt.file_type, prep, out.with_name(f'{out.stem}_examples.png'))
-        write_json(summary_path(out), {**cost, 'metrics': m})
+        atomic_write_json(summary_path(out), {**cost, 'metrics': m})
         print(line + fault_text(faults) + '\n' + cost_text(cost))
     return True
 
@@ -368,10 +363,10 @@ def predict(argv: Optional[List[str]] = None) -> int:
     try:
         if args.output is not None:
             print(f'results of {len(scores)} videos -> '
-                  f'{write_json(args.output, results_json(scores, names, args.output_topk))}')
+                  f'{atomic_write_json(args.output, results_json(scores, names, args.output_topk))}')
             cost = view_cost(model, prep, args.inference_stride or None, [len(c) for c in scores.values()],
                              first_frame_size(data) if prep.inference_crop == 'nocrop' and scores else None)
-            print(f'{cost_text(cost)} -> {write_json(summary_path(args.output), cost)}')
+            print(f'{cost_text(cost)} -> {atomic_write_json(summary_path(args.output), cost)}')
         if args.features and features:
             save_features(args.features, features)
             print(f'features of {len(features)} videos saved to {args.features}')

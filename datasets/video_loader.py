@@ -33,8 +33,6 @@ class VideoIndex:
         self.pts = table.pts            # frame i has presentation time pts[i]
         self.seek_to = table.seek_points  # keyframe number -> timestamp that seeks to it
         self.keyframes = sorted(table.seek_points)
-        self.time_base = table.time_base
-        self.fps = float(table.rate or 0)
         self.seekable = table.distinct  # frames after a seek are known by their (distinct) pts
         self.position = {p: i for i, p in enumerate(self.pts)} if table.distinct else {}
         self.margin = 0  # how many keyframes before the wanted one a seek has to aim (learnt)

@@ -58,7 +58,7 @@ def _features():
 
 WRITERS = {
     'checkpoint': lambda p: save_checkpoint(p / 'save_1.pth', generate_model(**CFG), CFG),
-    'results json': lambda p: inference.write_json(p / 'val.json', {'results': {'v': list(range(100))}}),
+    'results json': lambda p: inference.atomic_write_json(p / 'val.json', {'results': {'v': list(range(100))}}),
     'annotation json': lambda p: write_annotation_json(p / 'ann.json', {'database': {str(i): {} for i in range(50)}}),
     'report': lambda p: write_reports(p / 'val.json', {'v': 'a'}, {'v': [('a', 0.9), ('b', 0.1)]}),
     'features hdf5': lambda p: inference.save_features(p / 'f.hdf5', _features()),
