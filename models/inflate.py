@@ -6,7 +6,7 @@ on that image. BatchNorm parameters and statistics are copied; the classifier is
 the class counts agree and freshly initialised otherwise.
 """
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Mapping, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -18,6 +18,23 @@ from models.factory import generate_model
 ARCHS = ['googlenet', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152']
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def read_state_dict(path: Path, trust: bool = False) -> Mapping[str, torch.Tensor]:
+    """The state_dict in the file at ``path``, without wrapper prefixes (``trust``: full unpickling allowed)."""
+    obj = load_checkpoint_object(path, trust=trust)
+    key = state_dict_key(obj)
+    if key is None:
+        raise CheckpointError(f'{path}: no state_dict found')
+    return strip_prefixes(obj[key] if key else obj)
+
+
+def misfit_error(unexpected: Sequence[str], mismatched: Sequence[str], missing: Sequence[str]) -> CheckpointError:
+    """'the 2D weights do not fit: unexpected: ...; shape mismatch: ...; missing: ...' (the first 4 of each)."""
+    parts = [f'{name}: {", ".join(keys[:4])}' + (' ...' if len(keys) > 4 else '')
+             for name, keys in (('unexpected', unexpected), ('shape mismatch', mismatched),
+                                ('missing', missing)) if keys]
+    return CheckpointError('the 2D weights do not fit: ' + '; '.join(parts))
 
 
 def inflate_state_dict(state_2d: Dict[str, torch.Tensor], model_3d: nn.Module,
@@ -47,20 +64,14 @@ def inflate_state_dict(state_2d: Dict[str, torch.Tensor], model_3d: nn.Module,
         out[key] = value.to(target[key].dtype)
     missing = [k for k in target if k not in out and not k.startswith('fc.')]
     if unexpected or mismatched or missing:
-        parts = [f'{name}: {", ".join(keys[:4])}' + (' ...' if len(keys) > 4 else '')
-                 for name, keys in (('unexpected', unexpected), ('shape mismatch', mismatched),
-                                    ('missing', missing)) if keys]
-        raise CheckpointError('the 2D weights do not fit: ' + '; '.join(parts))
+        raise misfit_error(unexpected, mismatched, missing)
     return {**target, **out}
 
 
 def inflate(src: Path, dst: Path, arch: str, n_classes: int = 1000, conv1_t_size: int = 7,
             conv1_t_stride: int = 2, trust: bool = False) -> Path:
     """Inflate the 2D weights in ``src`` into a checkpoint at ``dst`` (``trust``: full unpickling allowed)."""
-    obj = load_checkpoint_object(src, trust=trust)
-    key = state_dict_key(obj)
-    if key is None:
-        raise CheckpointError(f'{src}: no state_dict found')
+    state_2d = read_state_dict(src, trust=trust)
     options = dict(model='i3d', model_depth=22, n_classes=n_classes, conv1_t_size=conv1_t_size,
                    conv1_t_stride=conv1_t_stride)
     if arch.startswith('resnet'):
@@ -69,7 +80,7 @@ def inflate(src: Path, dst: Path, arch: str, n_classes: int = 1000, conv1_t_size
                        temporal_padding='replicate')
     model = generate_model(**options)
     try:
-        model.load_state_dict(inflate_state_dict(obj[key] if key else obj, model))
+        model.load_state_dict(inflate_state_dict(state_2d, model))
     except CheckpointError as e:
         raise CheckpointError(f'{src}: {e}') from e
     return save_checkpoint(dst, model, options, mean=IMAGENET_MEAN, std=IMAGENET_STD, value_scale=1,

@@ -6,9 +6,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from models.checkpoint import (CheckpointError, load_checkpoint_object, load_state_dict_checked,
-                               save_checkpoint, state_dict_key, strip_prefixes)
+from models.checkpoint import CheckpointError, load_state_dict_checked, save_checkpoint, strip_prefixes
 from models.factory import generate_model
+from models.inflate import read_state_dict
 
 TORCHVISION_MEAN = (0.43216, 0.394666, 0.37645)
 TORCHVISION_STD = (0.22803, 0.22145, 0.216989)
@@ -83,11 +83,7 @@ def convert(src: Path, dst: Path, arch: str, trust: bool = False) -> Path:
 
     ``trust`` allows full unpickling of ``src``.
     """
-    obj = load_checkpoint_object(src, trust=trust)
-    key = state_dict_key(obj)
-    if key is None:
-        raise CheckpointError(f'{src}: no state_dict found')
-    state_dict = obj[key] if key else obj
+    state_dict = read_state_dict(src, trust=trust)
     try:
         ours, options = convert_state_dict(state_dict, arch)
     except CheckpointError as e:
@@ -114,12 +110,7 @@ def load_imagenet_backbone(model: torch.nn.Module, path: Path, trust: bool = Fal
     streams = getattr(model, 'load_imagenet', None)
     if not callable(backbone) and not callable(streams):
         raise CheckpointError(f'{path}: {type(model).__name__} has no 2D ImageNet network to load it into')
-    obj = load_checkpoint_object(path, trust=trust)
-    key = state_dict_key(obj)
-    if key is None:
-        raise CheckpointError(f'{path}: no state_dict found')
-    weights = {k: v for k, v in strip_prefixes(obj[key] if key else obj).items()
-               if not k.startswith(IMAGENET_HEADS)}
+    weights = {k: v for k, v in read_state_dict(path, trust=trust).items() if not k.startswith(IMAGENET_HEADS)}
     if callable(streams):
         streams(weights, source=str(path))
         return

@@ -14,9 +14,10 @@ from typing import Dict, List, Mapping
 import torch
 import torch.nn as nn
 
-from models.checkpoint import CheckpointError, strip_prefixes
+from models.checkpoint import strip_prefixes
+from models.inflate import misfit_error
+from models.torchvision_weights import IMAGENET_HEADS
 
-SKIPPED = ('aux1.', 'aux2.', 'fc.')
 STREAMS = ('rgb', 'flow')
 
 
@@ -35,7 +36,7 @@ def imagenet_state_dict(model: nn.Module, state_2d: Mapping[str, torch.Tensor]) 
     Raises ``CheckpointError`` listing the keys that are missing, unexpected or of another shape.
     """
     target = model.state_dict()
-    source = {k: v for k, v in strip_prefixes(state_2d).items() if not k.startswith(SKIPPED)}
+    source = {k: v for k, v in strip_prefixes(state_2d).items() if not k.startswith(IMAGENET_HEADS)}
     first = _first_conv_key(model.flow)
     out = dict(target)
     missing: List[str] = []
@@ -56,8 +57,5 @@ def imagenet_state_dict(model: nn.Module, state_2d: Mapping[str, torch.Tensor]) 
             out[prefix + key] = value.to(want.dtype)
     unexpected = [k for k in source if f'rgb.{k}' not in target]
     if missing or unexpected or mismatched:
-        parts = [f'{name}: {", ".join(keys[:4])}' + (' ...' if len(keys) > 4 else '')
-                 for name, keys in (('unexpected', unexpected), ('shape mismatch', mismatched),
-                                    ('missing', sorted(set(missing)))) if keys]
-        raise CheckpointError('the 2D weights do not fit: ' + '; '.join(parts))
+        raise misfit_error(unexpected, mismatched, sorted(set(missing)))
     return out
