@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -121,12 +121,6 @@ def fetch_batches(loader: Iterable[Any]) -> Iterator[Any]:
                 raise
             raise WorkerDied(died) from e
         yield batch
-
-
-def nonfinite_entries(tensors: Mapping[str, Any]) -> List[str]:
-    """The names of the floating-point tensors that hold a NaN or an infinity."""
-    return [name for name, t in tensors.items()
-            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
 def set_frozen_eval(modules: Iterable[nn.Module]) -> None:

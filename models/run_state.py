@@ -52,6 +52,12 @@ def rng_state() -> Dict[str, Any]:
     return state
 
 
+def nonfinite_entries(tensors: Mapping[str, Any]) -> List[str]:
+    """The names of the floating-point tensors that hold a NaN or an infinity."""
+    return [name for name, t in tensors.items()
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 def set_rng_state(state: Mapping[str, Any]) -> None:
     """Restore what ``rng_state`` saved."""
     random.setstate(state['python'])
@@ -137,7 +143,6 @@ class RunState:
 
     def nonfinite(self) -> List[str]:
         """The names of the weights, BatchNorm statistics and optimizer states holding a NaN or an infinity."""
-        from training import nonfinite_entries
         entries: Dict[str, Any] = dict(self.model.state_dict())
         for name, p in self.model.named_parameters():
             entries.update({f'{name} ({key})': v for key, v in self.optimizer.state.get(p, {}).items()})
