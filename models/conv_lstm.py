@@ -13,7 +13,7 @@ mean over the steps (``'mean'``). ``forward_features`` gives the matching N x 51
 (the classifier is linear, so the mean of the logits is the classifier of the mean state).
 The paper samples 1 frame in 5 of 25 fps video: ``--sample_t_stride 5``.
 """
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -88,8 +88,3 @@ class ConvLSTM(nn.Module):
         if self.training:
             return self.fc(self.step_features(x)).transpose(1, 2)  # N x n_classes x T
         return self.fc(self.forward_features(x))
-
-
-def conv_lstm(**kwargs: Any) -> ConvLSTM:
-    """ConvNet+LSTM; kwargs go to ``ConvLSTM``."""
-    return ConvLSTM(**kwargs)

@@ -8,14 +8,13 @@ it, by full unpickling, and says so with a warning. Files that are not checkpoin
 JSON file, an image, a video) get a one-line error saying what they look like.
 """
 import collections
-import contextlib
 import os
 import pickle
 import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, ContextManager, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 
@@ -80,11 +79,6 @@ def _zip_problem(path: PathLike) -> Optional[str]:
     return None
 
 
-def _allowing_safe_globals() -> ContextManager[Any]:
-    allow = getattr(torch.serialization, 'safe_globals', None)  # torch >= 2.5
-    return allow(list(SAFE_GLOBALS)) if allow is not None else contextlib.nullcontext()
-
-
 def refusal(message: str) -> str:
     """What the weights-only unpickler refused, as ``needs the Python global 'x.y'``, from its error message."""
     found = (re.search(r'GLOBAL (\S+) was not an allowed global', message)
@@ -98,7 +92,7 @@ def refusal(message: str) -> str:
 
 
 def _weights_only(path: Path) -> Any:
-    with _allowing_safe_globals(), warnings.catch_warnings():
+    with torch.serialization.safe_globals(list(SAFE_GLOBALS)), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='Detected pickle protocol')  # torch's noise; refusal says it
         return torch.load(path, map_location='cpu', weights_only=True)
 

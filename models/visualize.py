@@ -103,7 +103,7 @@ def annotate_video(src: Path, out: Path, model: nn.Module, prep: Any, names: Seq
 
     crop = prep.inference_crop if prep.inference_crop in ('center', 'nocrop') else 'center'
     one_view = dict(inference_crop=crop, inference_clips=0, inference_short_side=0, inference_flip=False)
-    prep = replace(prep, **{k: v for k, v in one_view.items() if hasattr(prep, k)})  # the sliding window
+    prep = replace(prep, **one_view)  # the sliding window
     data, failed = file_dataset([src], {src: src.name}, prep, stride, multilabel)
     sample = data[0] if not failed else {'failed': failed[0][1]}
     if 'failed' in sample:
