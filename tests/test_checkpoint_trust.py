@@ -22,11 +22,11 @@ from models.checkpoint import load_checkpoint_object
 from models.dataparallel import strip_checkpoint_file
 from models.inflate import inflate
 from models.safe_load import SAFE_GLOBALS
-from models.torchvision_weights import convert
+from models.torchvision_weights import convert, load_imagenet_backbone
 from tests.test_checkpoint import TINY as TINY_MODEL, _original_style
 from tests.test_main import TINY
 from tests.video_fixtures import make_dataset
-from util_scripts import convert_torchvision_weights, inflate_2d_weights, remove_dataparallel
+from util_scripts import convert_torchvision_weights, export_model, inflate_2d_weights, remove_dataparallel
 
 
 class Touch:
@@ -57,6 +57,17 @@ class System:
 
     def __reduce__(self):
         return os.system, (f'touch {self.marker}',)
+
+
+class TwoD(torch.nn.Module):
+    """A model with a 2D ImageNet network (as ``--model lstm``), for ``load_imagenet_backbone``."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Conv2d(3, 4, 3)
+
+    def imagenet_backbone(self) -> torch.nn.Module:
+        return self.net
 
 
 def crafted(path, marker, payload=Eval, base=None, **save_args):
@@ -113,7 +124,8 @@ def test_weight_tool_functions_refuse(tmp_path, evil):
     path, _ = evil
     for tool in (lambda: strip_checkpoint_file(path, tmp_path / 'o.pth'),
                  lambda: inflate(path, tmp_path / 'o.pth', 'resnet18'),
-                 lambda: convert(path, tmp_path / 'o.pth', 'r3d_18')):
+                 lambda: convert(path, tmp_path / 'o.pth', 'r3d_18'),
+                 lambda: load_imagenet_backbone(TwoD(), path)):
         with pytest.raises(CheckpointError) as e:
             tool()
         assert_refused(str(e.value), path)
@@ -130,8 +142,10 @@ def test_weight_tools_refuse(tmp_path, evil, capsys):
     stderr_error(capsys, path)
     assert convert_torchvision_weights.main([str(path), str(tmp_path / 'c.pth'), '--arch', 'r3d_18']) == 2
     stderr_error(capsys, path)
+    assert export_model.main([str(path), str(tmp_path / 'e.onnx')]) == 2
+    stderr_error(capsys, path)
     assert path.read_bytes() == before
-    assert not {'out.pth', 'i.pth', 'c.pth'} & set(os.listdir(tmp_path))
+    assert not {'out.pth', 'i.pth', 'c.pth', 'e.onnx'} & set(os.listdir(tmp_path))
 
 
 def test_inference_refuses(tmp_path, evil, capsys):
@@ -208,6 +222,20 @@ def test_trust_is_the_only_door(tmp_path):
         assert remove_dataparallel.main([str(path), '--dst_file_path', str(tmp_path / 'o.pth'),
                                          '--trust_checkpoint']) == 0
     assert marker.exists()
+
+
+def test_imagenet_backbone_loads_a_trusted_file(tmp_path):
+    marker = tmp_path / 'MARKER'
+    weights = {f'module.{k}': v for k, v in TwoD().net.state_dict().items()}  # a DataParallel prefix: stripped
+    weights['fc.weight'] = torch.zeros(10, 4)  # the ImageNet classifier: left out
+    path = crafted(tmp_path / 'evil.pth', marker, base={'state_dict': weights})
+    model = TwoD()
+    with pytest.raises(CheckpointError):
+        load_imagenet_backbone(model, path)
+    assert not marker.exists()
+    with pytest.warns(UserWarning, match="full unpickling.*'builtins.eval'"):
+        load_imagenet_backbone(model, path, trust=True)
+    assert marker.exists() and torch.equal(model.net.weight, weights['module.weight'])
 
 
 def test_main_resumes_a_trusted_file(tmp_path, data, own):
