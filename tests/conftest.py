@@ -17,6 +17,18 @@ def _seed():
     torch.manual_seed(0)
 
 
+NARROW_C3D = (((('conv1a', 0, 4),), (('conv2a', 4, 8),), (('conv3a', 8, 8), ('conv3b', 8, 8)),
+               (('conv4a', 8, 8), ('conv4b', 8, 8)), (('conv5a', 8, 8), ('conv5b', 8, 8))), 32)
+
+
+@pytest.fixture
+def narrow_c3d(monkeypatch):
+    """C3D with the paper's layers at a few channels and 32-unit fc6/fc7 (the full one is 79M parameters)."""
+    from models import c3d
+    monkeypatch.setattr(c3d, 'C3D_CONVS', NARROW_C3D[0])
+    monkeypatch.setattr(c3d, 'FC_SIZE', NARROW_C3D[1])
+
+
 def randomize_bn_stats(model: torch.nn.Module) -> torch.nn.Module:
     """Give every BatchNorm non-trivial running statistics so eval outputs depend on them."""
     for m in model.modules():

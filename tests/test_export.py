@@ -7,12 +7,11 @@ import torch
 import torch.nn as nn
 
 from datasets.preprocessing import Preprocessing
-from models import MODEL_DEPTHS, c3d, generate_model, two_stream
+from models import MODEL_DEPTHS, generate_model, two_stream
 from models.densenet import DENSENET_CONFIGS
 from models.checkpoint import save_checkpoint
 from models.export import ExportError, export_metadata, export_model, random_clip, read_metadata, run_onnx
 from tests.conftest import randomize_bn_stats, tiny_resnet_trunk
-from tests.test_quo_vadis_models import NARROW_C3D
 from util_scripts import export_model as export_cli
 
 NARROW = dict(resnet_widen_factor=0.25)
@@ -36,10 +35,8 @@ SHORT_DENSENET = (2, 2, 2, 2)  # the same modules as DenseNet-121's (6, 12, 24, 
 
 
 @pytest.fixture(autouse=True)
-def short_densenet(monkeypatch):
+def short_densenet(monkeypatch, narrow_c3d):  # and C3D's layers at 4-8 channels, 32-unit fc6/fc7
     monkeypatch.setitem(DENSENET_CONFIGS, 121, SHORT_DENSENET)
-    monkeypatch.setattr(c3d, 'C3D_CONVS', NARROW_C3D[0])  # C3D's layers at 4-8 channels, 32-unit fc6/fc7
-    monkeypatch.setattr(c3d, 'FC_SIZE', NARROW_C3D[1])
     monkeypatch.setitem(two_stream.BACKBONES, 18, tiny_resnet_trunk)  # 8-channel ResNet-shaped streams
 
 

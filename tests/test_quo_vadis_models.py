@@ -22,17 +22,6 @@ from tests.video_fixtures import make_dataset
 from training import count_hits, criterion_for
 from util_scripts import model_summary
 
-NARROW_C3D = (((('conv1a', 0, 4),), (('conv2a', 4, 8),), (('conv3a', 8, 8), ('conv3b', 8, 8)),
-               (('conv4a', 8, 8), ('conv4b', 8, 8)), (('conv5a', 8, 8), ('conv5b', 8, 8))), 32)
-
-
-@pytest.fixture
-def narrow_c3d(monkeypatch):
-    """C3D with the paper's layers at a few channels and 32-unit fc6/fc7 (the full one is 79M parameters)."""
-    monkeypatch.setattr(c3d, 'C3D_CONVS', NARROW_C3D[0])
-    monkeypatch.setattr(c3d, 'FC_SIZE', NARROW_C3D[1])
-
-
 def meta(**options):
     with torch.device('meta'):
         return generate_model(**options)
