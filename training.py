@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from datasets.formats.faults import report_fault
 from datasets.formats.progress import progress
+from models.cpu_bf16 import Bf16ConvGuard
 
 
 class NonFiniteLossError(RuntimeError):
@@ -46,9 +47,17 @@ class MultiLabelLoss(nn.Module):
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:
-    """Mixed precision for ``dtype`` (bf16/fp16) on ``device``, or nothing for fp32."""
+    """Mixed precision for ``dtype`` (bf16/fp16) on ``device``, or nothing for fp32.
+
+    CPU bf16 also routes the Conv3d calls whose bf16 weight gradient oneDNN gets wrong to fp32
+    (``models.cpu_bf16``)."""
     if dtype is None:
         return contextlib.nullcontext()
+    if device.type == 'cpu' and dtype == torch.bfloat16:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(device_type='cpu', dtype=dtype))
+        stack.enter_context(Bf16ConvGuard())
+        return stack
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
