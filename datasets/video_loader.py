@@ -46,9 +46,12 @@ class VideoIndex:
         return self.keyframes[k] if k >= 0 else 0
 
     def seek_target(self, frame: int) -> Optional[int]:
-        """The timestamp to seek to for decoding ``frame`` (None: decode from the start)."""
+        """The timestamp to seek to for decoding ``frame`` (None: decode from the start of a fresh open).
+
+        Keyframe 0 is a target like any other: the open file is reused and every frame after the
+        seek is verified all the same."""
         k = self._target(frame)
-        return self.seek_to[self.keyframes[k]] if k > 0 else None
+        return self.seek_to[self.keyframes[k]] if k >= 0 else None
 
     def _target(self, frame: int) -> int:
         if not self.seekable:
@@ -62,7 +65,7 @@ class VideoIndex:
             self.margin += 1
         else:
             k = self._target(frame)
-            if k > 0:
+            if k >= 0:
                 del self.keyframes[k]
 
 

@@ -153,3 +153,24 @@ def test_inference_reads_every_frame_of_program_streams_and_cut_files(corpus, tm
     with h5py.File(features) as f:
         for name in names:
             assert f[f'{name}/segments'][()][-1][1] == len(straight_decode(made[name])), name
+
+
+@pytest.mark.parametrize('name', ['mpeg4_bframes_mp4.mp4', 'h264_open_gop_mkv.mkv', 'mpeg2_ps.mpg'])
+def test_clips_in_the_first_gop_seek_like_any_other(corpus, name, monkeypatch):
+    """A clip before the second keyframe seeks to keyframe 0 in the open file (verified like every
+    seek) instead of reopening the file to decode from its start; a program stream whose seeks land
+    late still gives the right frames (the last test) and is opened again only while learning."""
+    from datasets import video_loader
+    _, path = made_or_skip(corpus, name)
+    reference = straight_decode(path)
+    n = len(reference)
+    opened = []
+    real_open = video_loader.open_video
+    monkeypatch.setattr(video_loader, 'open_video', lambda p: opened.append(p) or real_open(p))
+    loader = VideoLoader(planar=True)
+    for _ in range(3):
+        for clip in (range(0, 4), range(n - 4, n), range(1, 3)):
+            frames, _ = loader(path, list(clip))
+            assert all(torch.equal(getattr(frames, 'packed', frames)[k], reference[i]) for k, i in enumerate(clip))
+    if name != 'mpeg2_ps.mpg':
+        assert loader.missed_seeks == 0 and len(opened) == 1
