@@ -11,15 +11,19 @@ x264's ``fastdecode`` tune (CAVLC, no deblocking) is the default: it decodes abo
 fast for about a quarter more bytes, the right trade for a training copy of a dataset.
 One output frame per decoded source frame, at a constant rate equal to the source's average
 rate (variable-frame-rate sources keep their frames, not their timing). Resume, summary and
-exit codes are those of generate_video_jpgs.
+exit codes are those of generate_video_jpgs. Each video's frame table is then stored beside it
+(``<stem>.mp4.frames.json``, ``write_frame_tables``), so a loader reading the video for the first
+time does not have to build it; ``--no_frame_tables`` leaves them out.
 """
 import functools
 import sys
 from typing import List, Optional
 
 from datasets.conversion.writers import write_mp4
+from datasets.formats import cli
 from datasets.formats.cli import positive_int
 from util_scripts.video_conversion import base_parser, convert
+from util_scripts.write_frame_tables import store_tables
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -30,9 +34,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--tune', default='fastdecode',
                         help='x264 tune; fastdecode (no CABAC or deblocking) decodes about 2x faster '
                              'for about 25%% more bytes; none for x264 defaults (default: %(default)s)')
+    parser.add_argument('--no_frame_tables', action='store_true',
+                        help='Do not store the frame table of each video beside it (write_frame_tables)')
     args = parser.parse_args(argv)
-    return convert(args, '.mp4', functools.partial(write_mp4, size=args.size, gop=args.gop,
+    code = convert(args, '.mp4', functools.partial(write_mp4, size=args.size, gop=args.gop,
                                                    crf=args.crf, tune=args.tune))
+    if code == cli.USAGE_ERROR or args.no_frame_tables or not args.dst.is_dir():
+        return code
+    return max(code, cli.run(lambda: store_tables(args.dst, args.n_jobs, allow_none=True)))
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Counter, List, Tuple
 
 from datasets.formats.errors import UserError
+from datasets.formats.frame_table_file import SUFFIX as TABLE_SUFFIX
 from datasets.formats.video_files import has_video_extension
 
 FLAT_DATASETS = ('activitynet',)
@@ -70,6 +71,8 @@ def _split(directory: Path) -> Tuple[List[Path], List[Path], List[Path]]:
             folders.append(path)
         elif path.is_file() and has_video_extension(path.name):
             videos.append(path)
+        elif path.name.endswith(TABLE_SUFFIX) and has_video_extension(path.name[:-len(TABLE_SUFFIX)]):
+            continue  # a video's stored frame table (frame_table_file) belongs to the video
         else:
             others.append(path)
     return videos, folders, others

@@ -34,7 +34,9 @@ cut inside a GOP, packets without or with shared times, a head that decodes to o
 or fails) the whole stream is decoded once. A decoding error after the head is not seen by a
 packet count: ``check_dataset`` (without ``--quick``) reports it, and the loader replaces and
 counts the frames that do not decode. The table is cached per file (path, size and modification time), and
-``datasets.loaders`` caches the index it builds from it.
+``datasets.loaders`` caches the index it builds from it. A table stored beside the video
+(``frame_table_file``; ``store_frame_table``, run by ``generate_video_mp4`` and
+``write_frame_tables``) is read instead of built when it is that video's.
 
 The table also says where a decoder may start: the keyframes with a distinct presentation
 time, each with the timestamp to seek to (its packet's decoding time, which the demuxers'
@@ -48,6 +50,8 @@ from fractions import Fraction
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import av
+
+from datasets.formats import frame_table_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -278,6 +282,11 @@ def _packet_table(packets: List[_Packet], time_base: Fraction, rate: Optional[Fr
 
 @functools.lru_cache(maxsize=256)
 def _cached_table(path: str, size: int, mtime_ns: int) -> FrameTable:
+    stored = frame_table_file.read(path)
+    return FrameTable(**stored) if stored is not None else _built_table(path)
+
+
+def _built_table(path: PathLike) -> FrameTable:
     demuxed = _demux_all(path)
     if demuxed.complete and _packets_are_frames(demuxed):
         return _packet_table(demuxed.packets, demuxed.time_base, demuxed.rate)
@@ -291,6 +300,14 @@ def frame_table(path: PathLike) -> FrameTable:
     """The frames of the video (see the module docstring); UNREADABLE errors if there is none."""
     info = os.stat(path)
     return _cached_table(os.fspath(path), info.st_size, info.st_mtime_ns)
+
+
+def store_frame_table(path: PathLike) -> FrameTable:
+    """Build the video's table from the file and store it beside it (``frame_table_file``)."""
+    table = _built_table(path)
+    frame_table_file.write(path, {name: getattr(table, name) for name in
+                                  ('pts', 'seek_points', 'time_base', 'rate', 'counted_by', 'error')})
+    return table
 
 
 def count_frames(path: PathLike) -> int:
