@@ -9,8 +9,8 @@ layer3 conv (T=2, kernel 3). The forward pass and the input gradient are right; 
 are right; so is T=1 and any T >= kernel_t.
 
 ``Bf16ConvGuard`` is a torch function mode that runs those convolutions, and only those, in
-fp32 inside a CPU bf16 autocast region: their forward and backward are then computed exactly
-as in an fp32 run. ``training.autocast`` enters it whenever bf16 autocast runs on the CPU.
+fp32 inside a CPU bf16 autocast region when their weight gradient will be computed (grad mode
+on, weight not frozen): their forward and backward are then computed exactly as in an fp32 run. ``training.autocast`` enters it whenever bf16 autocast runs on the CPU.
 """
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -42,7 +42,9 @@ class Bf16ConvGuard(TorchFunctionMode):
         if func is torch.conv3d and torch.is_autocast_enabled('cpu') \
                 and torch.get_autocast_dtype('cpu') == torch.bfloat16:
             x, weight = _at(args, kwargs, 0, 'input', None), _at(args, kwargs, 1, 'weight', None)
-            if x.device.type == 'cpu' and shorter_than_kernel(x, weight, _at(args, kwargs, 5, 'dilation', 1)):
+            # only a weight gradient is wrong: inference and frozen layers keep bf16
+            if weight.requires_grad and torch.is_grad_enabled() and x.device.type == 'cpu' \
+                    and shorter_than_kernel(x, weight, _at(args, kwargs, 5, 'dilation', 1)):
                 self.rerouted += 1
                 args = [a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
                 kwargs = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v

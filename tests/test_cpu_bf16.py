@@ -44,6 +44,11 @@ def test_only_the_affected_convolutions_leave_bf16():
     assert guard.rerouted == 2
     with guard:  # outside autocast nothing changes
         assert conv(torch.randn(2, 8, 2, 5, 5)).dtype == torch.float32
+    with torch.autocast('cpu', dtype=torch.bfloat16), guard:
+        with torch.no_grad():  # no weight gradient to get wrong: inference keeps bf16
+            assert conv(torch.randn(2, 8, 2, 5, 5)).dtype == torch.bfloat16
+        conv.requires_grad_(False)  # a frozen layer (--ft_begin_module) neither
+        assert conv(torch.randn(2, 8, 2, 5, 5)).dtype == torch.bfloat16
     assert guard.rerouted == 2
 
 
