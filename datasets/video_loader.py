@@ -5,6 +5,8 @@ Frame ``i`` of a file is the i-th frame of a sequential decode from its start
 frame after the seek is checked against the file's index; where a seek cannot be trusted the
 file is decoded from its start (learnt once per file).
 """
+import array
+import bisect
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Set, Tuple, Union
 
@@ -30,15 +32,28 @@ class VideoIndex:
     """
 
     def __init__(self, table: FrameTable):
-        self.pts = table.pts            # frame i has presentation time pts[i]
-        self.seek_to = table.seek_points  # keyframe number -> timestamp that seeks to it
+        self.n_frames = len(table.pts)
+        self.seek_to = dict(table.seek_points)  # keyframe number -> timestamp that seeks to it
         self.keyframes = sorted(table.seek_points)
         self.seekable = table.distinct  # frames after a seek are known by their (distinct) pts
-        self.position = {p: i for i, p in enumerate(self.pts)} if table.distinct else {}
+        # frame numbers by presentation time, in flat arrays: a worker caches thousands of these
+        order = sorted(range(self.n_frames), key=table.pts.__getitem__) if table.distinct else []
+        self._times = array.array('q', (table.pts[i] for i in order))
+        self._frames = array.array('l', order)
         self.margin = 0  # how many keyframes before the wanted one a seek has to aim (learnt)
 
     def __len__(self) -> int:
-        return len(self.pts)
+        return self.n_frames
+
+    def position(self, pts: Optional[int]) -> Optional[int]:
+        """The number of the frame shown at ``pts`` (None: no frame of the index is)."""
+        i = bisect.bisect_left(self._times, pts) if pts is not None else len(self._times)
+        return self._frames[i] if i < len(self._times) and self._times[i] == pts else None
+
+    @property
+    def nbytes(self) -> int:
+        """About the memory the index holds (what the loader's cache counts)."""
+        return self._times.itemsize * len(self._times) * 2 + 100 * (len(self.seek_to) + 4)
 
     def keyframe_before(self, frame: int) -> int:
         """The last keyframe at or before ``frame`` that a seek may aim at (0 if none)."""
@@ -99,15 +114,19 @@ class VideoLoader:
     ``MAX_SEEK_MARGIN``), then drops the keyframe that missed as a seek target; with no target
     left, or when frames share presentation times, the file is decoded from its start. Each
     lesson is paid once per file and the frames are exact either way.
-    The per-video frame index is cached for the life of the loader (of the worker). With
+    The per-video frame indexes are cached in the loader (the worker), up to ``max_cached_bytes``
+    (least recently used out first; about 5 KB for a 10-second video), so a worker's memory stays
+    flat over an epoch of a Kinetics-sized dataset; a video read again after its index left
+    rebuilds it from the stored or cached frame table (``video_files``). With
     ``planar`` a clip of 4:2:0 frames comes back as a ``planar_clip.PlanarClip``, colour-converted
     only after its first crop and resize; clips in other formats come back RGB as always.
     """
 
-    def __init__(self, planar: bool = False, max_cached: int = 100_000, max_open: int = 8):
+    def __init__(self, planar: bool = False, max_cached_bytes: int = 32 << 20, max_open: int = 8):
         self.planar = planar
-        self.index_cache: Dict[Path, VideoIndex] = {}
-        self.max_cached = max_cached
+        self.index_cache: Dict[Path, VideoIndex] = {}  # least recently used first
+        self.max_cached_bytes = max_cached_bytes  # bounds a worker's memory over a Kinetics epoch
+        self.cached_bytes = 0
         self.open_files: Dict[Path, 'object'] = {}  # opening a container costs ~3 ms: keep a few
         self.max_open = max_open
         self.missed_seeks = 0  # seeks that landed elsewhere than their index promised
@@ -137,12 +156,13 @@ class VideoLoader:
 
     def index(self, path: Path) -> VideoIndex:
         """The (cached) frame index of ``path``."""
-        idx = self.index_cache.get(path)
+        idx = self.index_cache.pop(path, None)
         if idx is None:
             idx = build_video_index(path)
-            if len(self.index_cache) >= self.max_cached:
-                self.index_cache.pop(next(iter(self.index_cache)))
-            self.index_cache[path] = idx
+            self.cached_bytes += idx.nbytes
+            while self.index_cache and self.cached_bytes > self.max_cached_bytes:
+                self.cached_bytes -= self.index_cache.pop(next(iter(self.index_cache))).nbytes
+        self.index_cache[path] = idx
         return idx
 
     def _decode(self, path: Path, idx: VideoIndex, wanted: Sequence[int]) -> Dict[int, Optional[torch.Tensor]]:
@@ -188,7 +208,7 @@ class VideoLoader:
         container.seek(idx.seek_target(start), stream=stream, backward=True, any_frame=False)
         expected, last = start, max(need)
         for frame in container.decode(stream):
-            pos = idx.position.get(frame.pts)
+            pos = idx.position(frame.pts)
             if pos is not None and pos < start and expected == start:
                 continue
             if pos != expected or (pos == start and not frame.key_frame):

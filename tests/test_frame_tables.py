@@ -124,3 +124,18 @@ def test_generate_video_mp4_stores_tables_and_converters_do_not_count_them(video
     assert rc == 0 and 'ignored' not in out  # the tables belong to their videos
     rc, out = run_main(generate_video_mp4, [root, tmp_path / 'mp4b', 'kinetics', '--no_frame_tables', '--n_jobs', 1])
     assert rc == 0 and not list((tmp_path / 'mp4b').rglob('*.frames.json'))
+
+
+def test_a_workers_index_cache_is_bounded_in_bytes_least_recently_used_out(videos):
+    """At Kinetics scale a worker meets tens of thousands of videos in an epoch: its cached
+    indexes (flat arrays, a few bytes a frame) stay under ``max_cached_bytes``."""
+    root, a, b = videos
+    c = write_video(root / 'run' / 'c.mp4', moving_frames(9, seed=4), gop=3)
+    sizes = {p: VideoLoader().index(p).nbytes for p in (a, b, c)}
+    assert sizes[a] <= 16 * 20 + 100 * (5 + 4)  # 20 frames (two 8-byte numbers each), 5 keyframes
+    loader = VideoLoader(max_cached_bytes=sizes[a] + sizes[b])
+    for p in (a, b, a, c):  # a read again, so b is the one that leaves for c
+        loader.index(p)
+    assert list(loader.index_cache) == [a, c] and loader.cached_bytes == sizes[a] + sizes[c]
+    assert loader.index(b).position(None) is None and len(loader.index(b)) == 13  # rebuilt when needed
+    assert loader.cached_bytes <= sizes[a] + sizes[b]
