@@ -3,7 +3,9 @@
 Checks every video of every subset: missing on disk, empty (no frames on record), unreadable
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
 says), bad frames (cannot be decoded), odd-size frames (another size than the video's
-majority size, ``datasets.frame_sizes``: the loader replaces them as bad frames), too short (fewer frames than a clip: it will be
+majority size, ``datasets.frame_sizes``: the loader replaces them as bad frames), uncounted
+frames (a video decodes to more frames than its frame table lists, as a wrong stored table
+would make it: the loader never reads them), too short (fewer frames than a clip: it will be
 loop-padded). ``too short`` is harmless (the clip is loop-padded); the others lose data. Entries the
 loader drops (``annotation_faults``: unknown subset, misspelled key, label not in ``labels``) are
 problems too, and a file built for another ``--file_type`` is a one-line error.
@@ -17,6 +19,7 @@ from datasets.conversion.pool import worker_pool
 from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.progress import progress
+from datasets.formats.frame_table_file import table_path
 from datasets.formats.video_files import UNREADABLE, declared_size, open_video, video_stream
 from datasets.frame_sizes import Size, odd_sized
 from datasets.loaders import IMAGE_TEMPLATE, Hdf5Loader, JpgLoader, VideoReadError, build_video_index, decode_image
@@ -113,6 +116,11 @@ def check_video(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
         return out
     if decoded < len(index):
         out.append(('bad frames', f'{len(index) - decoded} of {len(index)} frames do not decode'))
+    elif decoded > len(index):  # frames the loader never reads
+        stored = table_path(record.path)
+        out.append(('uncounted frames', f'{decoded} frames decode, the frame table lists {len(index)}' +
+                    (f' (its stored table {stored.name} is wrong: rewrite it with write_frame_tables)'
+                     if stored.is_file() else '')))
     return out + _odd_sizes(sizes, reference)
 
 

@@ -139,3 +139,20 @@ def test_a_workers_index_cache_is_bounded_in_bytes_least_recently_used_out(video
     assert list(loader.index_cache) == [a, c] and loader.cached_bytes == sizes[a] + sizes[c]
     assert loader.index(b).position(None) is None and len(loader.index(b)) == 13  # rebuilt when needed
     assert loader.cached_bytes <= sizes[a] + sizes[b]
+
+
+def test_check_dataset_finds_frames_a_wrong_stored_table_hides(videos, tmp_path, capsys):
+    from tests.video_fixtures import entry, write_annotation
+    from util_scripts import check_dataset
+    root, a, _ = videos
+    video_files.store_frame_table(a)
+    record = json.loads(frame_table_file.table_path(a).read_text())
+    # fingerprint intact and every value in range: only decoding the whole file shows it
+    tampered(a, pts=record['pts'][:15], seek_points=[p for p in record['seek_points'] if p[0] < 15])
+    ann = write_annotation(tmp_path / 'a.json', ['run'], {'a': entry('training', 'run', (0, 15))})
+    argv = [str(ann), str(root), '--file_type', 'video', '--sample_duration', '4', '--n_jobs', '1']
+    assert check_dataset.main(argv + ['--quick']) == 0
+    assert check_dataset.main(argv) == 1
+    out = capsys.readouterr().out
+    assert 'uncounted frames' in out and '20 frames decode, the frame table lists 15' in out
+    assert 'a.mp4.frames.json is wrong: rewrite it with write_frame_tables' in out
