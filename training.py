@@ -46,19 +46,21 @@ class MultiLabelLoss(nn.Module):
         return nn.functional.binary_cross_entropy_with_logits(logits, target)
 
 
-def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> Iterator[None]:
     """Mixed precision for ``dtype`` (bf16/fp16) on ``device``, or nothing for fp32.
 
     CPU bf16 also routes the Conv3d calls whose bf16 weight gradient oneDNN gets wrong to fp32
     (``models.cpu_bf16``)."""
     if dtype is None:
-        return contextlib.nullcontext()
-    if device.type == 'cpu' and dtype == torch.bfloat16:
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.autocast(device_type='cpu', dtype=dtype))
-        stack.enter_context(Bf16ConvGuard())
-        return stack
-    return torch.autocast(device_type=device.type, dtype=dtype)
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        if device.type == 'cpu' and dtype == torch.bfloat16:
+            with Bf16ConvGuard():
+                yield
+        else:
+            yield
 
 
 def to_device(clips: torch.Tensor, device: torch.device, normalize: Callable,

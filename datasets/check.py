@@ -4,8 +4,9 @@ Checks every video of every subset: missing on disk, empty (no frames on record)
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
 says), bad frames (cannot be decoded), odd-size frames (another size than the video's
 majority size, ``datasets.frame_sizes``: the loader replaces them as bad frames), uncounted
-frames (a video decodes to more frames than its frame table lists, as a wrong stored table
-would make it: the loader never reads them), too short (fewer frames than a clip: it will be
+or misnumbered frames (a video decodes to more frames than its frame table lists, or to frames
+at other times, as a wrong stored table would make it: the loader would miss or misnumber
+them), too short (fewer frames than a clip: it will be
 loop-padded). ``too short`` is harmless (the clip is loop-padded); the others lose data. Entries the
 loader drops (``annotation_faults``: unknown subset, misspelled key, label not in ``labels``) are
 problems too, and a file built for another ``--file_type`` is a one-line error.
@@ -20,7 +21,7 @@ from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.progress import progress
 from datasets.formats.frame_table_file import table_path
-from datasets.formats.video_files import UNREADABLE, declared_size, open_video, video_stream
+from datasets.formats.video_files import UNREADABLE, declared_size, frame_table, open_video, video_stream
 from datasets.frame_sizes import Size, odd_sized
 from datasets.loaders import IMAGE_TEMPLATE, Hdf5Loader, JpgLoader, VideoReadError, build_video_index, decode_image
 
@@ -103,24 +104,29 @@ def check_video(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
         out.append(('missing frames', f'{record.frames.stop - len(index)} beyond the {len(index)} in the file'))
     if quick:
         return out
-    decoded, sizes = 0, []
+    table = frame_table(record.path)  # what the index was built from (cached)
+    decoded, sizes, misnumbered = 0, [], None
     try:
         with open_video(record.path) as container:
             stream = video_stream(container)
             reference = declared_size(stream)
             for frame in container.decode(stream):
+                expected = table.pts[decoded] if decoded < len(table) else None
+                if misnumbered is None and expected is not None and frame.pts != expected:
+                    misnumbered = f'frame {decoded} decodes at time {frame.pts}, the frame table says {expected}'
                 decoded += 1
                 sizes.append((f'frame {decoded - 1}', (frame.height, frame.width)))
     except UNREADABLE as e:
         out.append(('bad frames', f'decoding stops after {decoded} of {len(index)} frames ({str(e).splitlines()[0]})'))
         return out
+    hint = (f' (its stored table {table_path(record.path).name} is wrong: rewrite it with '
+            'write_frame_tables --force)') if table.stored else ''
+    if misnumbered:  # the loader would number the frames otherwise than the converters do
+        out.append(('misnumbered frames', misnumbered + hint))
     if decoded < len(index):
         out.append(('bad frames', f'{len(index) - decoded} of {len(index)} frames do not decode'))
     elif decoded > len(index):  # frames the loader never reads
-        stored = table_path(record.path)
-        out.append(('uncounted frames', f'{decoded} frames decode, the frame table lists {len(index)}' +
-                    (f' (its stored table {stored.name} is wrong: rewrite it with write_frame_tables)'
-                     if stored.is_file() else '')))
+        out.append(('uncounted frames', f'{decoded} frames decode, the frame table lists {len(index)}' + hint))
     return out + _odd_sizes(sizes, reference)
 
 

@@ -35,7 +35,7 @@ def planes_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Te
 
     Channel by channel rather than one 3 x 3 matrix product: the product needs the channels
     contiguous, and a resize leaves them interleaved; this reads any layout in one pass."""
-    y, u, v = y.float(), u.float(), v.float()
+    y, u, v = (p.to(torch.float32, copy=True) for p in (y, u, v))  # the arithmetic below is in place
     y.sub_(_YUV_OFFSET[0]).mul_(_YUV_TO_RGB[0, 0].item())
     u.sub_(_YUV_OFFSET[1])
     v.sub_(_YUV_OFFSET[2])

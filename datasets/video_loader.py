@@ -75,8 +75,11 @@ class VideoIndex:
 
     def missed(self, frame: int) -> None:
         """A seek for ``frame`` missed: aim one keyframe earlier from now on, or (after
-        ``MAX_SEEK_MARGIN`` times) never aim at the keyframe that missed again."""
-        if self.margin < MAX_SEEK_MARGIN:
+        ``MAX_SEEK_MARGIN`` times, or when it aimed at the first keyframe, which has none before
+        it) never aim at the keyframe that missed again."""
+        if self._target(frame) == 0:
+            del self.keyframes[0]
+        elif self.margin < MAX_SEEK_MARGIN:
             self.margin += 1
         else:
             k = self._target(frame)

@@ -52,14 +52,38 @@ def test_only_the_affected_convolutions_leave_bf16():
     assert guard.rerouted == 2
 
 
-def test_the_rule_follows_the_kernels_temporal_extent():
+def test_the_rule_follows_the_kernels_temporal_extent_and_padding():
     w = torch.empty(4, 4, 3, 3, 3)
-    assert [shorter_than_kernel(torch.empty(1, 4, t, 5, 5), w) for t in (1, 2, 3)] == [False, True, False]
+    assert [shorter_than_kernel(torch.empty(1, 4, t, 5, 5), w, padding=1) for t in (1, 2, 3)] == [False, True, False]
     assert shorter_than_kernel(torch.empty(1, 4, 4, 5, 5), w, dilation=(2, 1, 1))  # extent 5
     assert not shorter_than_kernel(torch.empty(4, 3, 5, 5), torch.empty(4, 4, 1, 3, 3))
+    # one frame is wrong too when padded by more than half the kernel (not the usual padding)
+    assert shorter_than_kernel(torch.empty(1, 4, 1, 5, 5), w, padding=(2, 1, 1))
+    assert not shorter_than_kernel(torch.empty(1, 4, 1, 5, 5), w, padding='same')
 
 
-def test_other_precisions_and_fp32_use_plain_autocast():
-    assert not isinstance(autocast(CPU, torch.float16), Bf16ConvGuard)
+def test_one_frame_padded_by_more_than_half_the_kernel_gets_right_gradients():
+    torch.manual_seed(1)
+    conv = torch.nn.Conv3d(32, 32, (3, 3, 3), padding=(2, 1, 1), bias=False)
+    x = torch.randn(4, 32, 1, 7, 7)
+    with autocast(CPU, torch.bfloat16):
+        out = conv(x)
+    grad = torch.randn(out.shape)
+    out.backward(grad)
+    ref = torch.nn.grad.conv3d_weight(x.double(), conv.weight.shape, grad.double(), padding=(2, 1, 1))
+    assert torch.isfinite(conv.weight.grad).all() and relative_error(conv.weight.grad, ref) < 0.02
+
+
+def test_autocast_starts_at_with_and_ends_with_it():
+    context = autocast(CPU, torch.bfloat16)
+    assert not torch.is_autocast_enabled('cpu')  # made, not entered: nothing changed yet
+    with context:
+        assert torch.is_autocast_enabled('cpu') and torch.get_autocast_dtype('cpu') == torch.bfloat16
+        assert torch.conv3d(torch.randn(1, 2, 2, 4, 4), torch.randn(2, 2, 3, 3, 3, requires_grad=True),
+                            padding=1).dtype == torch.float32  # the guard is on
+    assert not torch.is_autocast_enabled('cpu')
     with autocast(CPU, None):
         assert not torch.is_autocast_enabled('cpu')
+    with autocast(CPU, torch.float16):  # no guard: fp16 is right
+        assert torch.conv3d(torch.randn(1, 2, 2, 4, 4), torch.randn(2, 2, 3, 3, 3, requires_grad=True),
+                            padding=1).dtype == torch.float16

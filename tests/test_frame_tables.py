@@ -155,4 +155,47 @@ def test_check_dataset_finds_frames_a_wrong_stored_table_hides(videos, tmp_path,
     assert check_dataset.main(argv) == 1
     out = capsys.readouterr().out
     assert 'uncounted frames' in out and '20 frames decode, the frame table lists 15' in out
-    assert 'a.mp4.frames.json is wrong: rewrite it with write_frame_tables' in out
+    assert 'a.mp4.frames.json is wrong: rewrite it with write_frame_tables --force' in out
+
+
+def test_a_table_crafted_to_shift_the_frames_is_found_by_the_full_scan_and_rewritten(videos, tmp_path, capsys):
+    """A table with the video's fingerprint that numbers its frames one off (made on purpose: the
+    fingerprint catches mistakes) is data of the dataset like its annotation; check_dataset names
+    it and write_frame_tables --force rewrites it."""
+    from tests.video_fixtures import entry, write_annotation
+    from util_scripts import check_dataset
+    root, a, _ = videos
+    video_files.store_frame_table(a)
+    record = json.loads(frame_table_file.table_path(a).read_text())
+    pts = record['pts']
+    tampered(a, pts=pts[1:] + [pts[-1] + 1], seek_points=[[k - 1, t] for k, t in record['seek_points'] if k > 0])
+    ann = write_annotation(tmp_path / 'a.json', ['run'], {'a': entry('training', 'run', (0, 20))})
+    argv = [str(ann), str(root), '--file_type', 'video', '--sample_duration', '4', '--n_jobs', '1']
+    assert check_dataset.main(argv) == 1
+    out = capsys.readouterr().out
+    assert 'misnumbered frames' in out and f'frame 0 decodes at time {pts[0]}, the frame table says {pts[1]}' in out
+    assert 'stored 1, already current 1' in run_main(write_frame_tables, [root, '--n_jobs', 1])[1]  # a's looks fine
+    rc, out = run_main(write_frame_tables, [root, '--n_jobs', 1, '--force'])
+    assert rc == 0 and 'stored 2, already current 0' in out
+    video_files._cached_table.cache_clear()
+    assert check_dataset.main(argv) == 0
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'device'])
+def test_a_table_name_that_is_not_a_regular_file_neither_blocks_nor_reads_forever(videos, kind):
+    import os
+    import signal
+    _, a, _ = videos
+    target = frame_table_file.table_path(a)
+    if kind == 'fifo':
+        os.mkfifo(target)  # open() would wait for a writer
+    else:
+        target.symlink_to('/dev/zero')  # size 0, endless bytes
+    previous = signal.signal(signal.SIGALRM, lambda *_: pytest.fail(f'reading a {kind} blocked'))
+    signal.alarm(20)
+    try:
+        with pytest.warns(DataFault, match='not a regular file'):
+            assert len(video_files.frame_table(a)) == 20
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

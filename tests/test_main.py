@@ -177,7 +177,8 @@ def test_warmup_raises_the_learning_rate_per_iteration(data, tmp_path):
     assert lrs == pytest.approx([0.005, 0.01, 0.01, 0.01])  # 2 batches an epoch: 1/2, 2/2, then the base
 
 
-# bf16 on this CPU meets oneDNN's bf16 Conv3d weight-gradient defect in layer2 (T=2, kernel 3): without
+# bf16 on this CPU meets oneDNN's bf16 Conv3d weight-gradient defect in layer2 (T=2, kernel 3, for these
+# 8-frame clips; layer3 for 16 frames): without
 # models/cpu_bf16.py's guard about 1 run in 7 stopped on non-finite weights (tests/test_cpu_bf16.py).
 @pytest.mark.parametrize('extra', [['--precision', 'bf16'], ['--precision', 'fp16'],
                                    ['--channels_last'],

@@ -29,6 +29,8 @@ def test_conversion_is_bt601_limited_range_rounded_and_clamped_in_any_layout():
     assert (got.double() - expected).abs().max() <= 1  # float32 against float64: a rounding tie at most
     assert (got.double() != expected).float().mean() < 1e-3
     assert torch.equal(planes_to_rgb(*yuv.unbind(0)), got)
+    as_float = yuv.float()
+    assert torch.equal(yuv_to_rgb(as_float), got) and torch.equal(as_float, yuv.float())  # input left as it was
 
 
 @pytest.mark.parametrize('box', [(0, 0, 48, 64), (6, 4, 30, 40), (5, 7, 31, 33), (1, 0, 47, 63), (0, 0, 47, 64),

@@ -174,3 +174,16 @@ def test_clips_in_the_first_gop_seek_like_any_other(corpus, name, monkeypatch):
             assert all(torch.equal(getattr(frames, 'packed', frames)[k], reference[i]) for k, i in enumerate(clip))
     if name != 'mpeg2_ps.mpg':
         assert loader.missed_seeks == 0 and len(opened) == 1
+
+
+def test_a_seek_that_misses_the_first_keyframe_drops_it_without_aiming_earlier_elsewhere():
+    from fractions import Fraction
+
+    from datasets.video_loader import VideoIndex
+    table = video_files.FrameTable(list(range(0, 24 * 10, 10)), {0: 0, 8: 80, 16: 160}, Fraction(1, 100), None,
+                                   'packets')
+    index = VideoIndex(table)
+    assert index.seek_target(3) == 0 and index.position(80) == 8 and index.position(85) is None
+    index.missed(3)  # no keyframe before the first: stop aiming at it, and only at it
+    assert index.margin == 0 and index.keyframes == [8, 16]
+    assert index.seek_target(3) is None and index.seek_target(20) == 160

@@ -10,11 +10,13 @@ a first read costs about what a repeated one does (BENCHMARKS.md). ``generate_vi
 runs this on its output; run it yourself on video folders you made otherwise.
 
 Every file under VIDEO_ROOT with a video extension gets a table; one that already has its own
-table is left as it is, and a table whose video changed since is rewritten. A stored table is
+table is left as it is (``--force``: rebuilt too), and a table whose video changed since is
+rewritten. A stored table is
 used only while it matches its video (``datasets/formats/frame_table_file.py``). Unreadable
 videos are named and counted; the exit code is then 1.
 """
 import concurrent.futures
+import functools
 import os
 import sys
 from pathlib import Path
@@ -24,9 +26,9 @@ from datasets.formats import cli, frame_table_file, video_files
 from datasets.formats.errors import UserError
 
 
-def _store(path: Path) -> Tuple[str, str]:
+def _store(path: Path, force: bool = False) -> Tuple[str, str]:
     """('stored' | 'current' | 'failed', why) for one video."""
-    if frame_table_file.table_path(path).exists() and frame_table_file.read(path) is not None:
+    if not force and frame_table_file.table_path(path).exists() and frame_table_file.read(path) is not None:
         return 'current', ''
     try:
         video_files.store_frame_table(path)
@@ -35,7 +37,7 @@ def _store(path: Path) -> Tuple[str, str]:
     return 'stored', ''
 
 
-def store_tables(root: Path, n_jobs: Optional[int] = None, allow_none: bool = False) -> int:
+def store_tables(root: Path, n_jobs: Optional[int] = None, allow_none: bool = False, force: bool = False) -> int:
     """Store the missing or stale tables of the videos under ``root``; print a summary; the exit code."""
     if not root.is_dir():
         raise UserError(f'video folder {root} does not exist')
@@ -44,10 +46,10 @@ def store_tables(root: Path, n_jobs: Optional[int] = None, allow_none: bool = Fa
         raise UserError(f'{root}: no video files (names ending in .mp4, .avi, .mkv, ...)')
     jobs = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
     if jobs == 1 or len(videos) < 2:
-        outcomes: List[Tuple[str, str]] = [_store(p) for p in videos]
+        outcomes: List[Tuple[str, str]] = [_store(p, force) for p in videos]
     else:
         with concurrent.futures.ProcessPoolExecutor(min(jobs, len(videos))) as pool:
-            outcomes = list(pool.map(_store, videos, chunksize=16))
+            outcomes = list(pool.map(functools.partial(_store, force=force), videos, chunksize=16))
     counts = {status: sum(o[0] == status for o in outcomes) for status in ('stored', 'current', 'failed')}
     print(f"frame tables under {root}: stored {counts['stored']}, already current {counts['current']}, "
           f"failed {counts['failed']}")
@@ -62,8 +64,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = cli.parser('write_frame_tables', __doc__)
     parser.add_argument('video_root', type=Path, metavar='VIDEO_ROOT', help='Folder of video files (searched recursively)')
     parser.add_argument('--n_jobs', type=int, default=None, help='Processes (default: all CPUs; 1: no pool)')
+    parser.add_argument('--force', action='store_true',
+                        help='Rebuild every table, also those that look current (what check_dataset asks '
+                             'for when a stored table does not describe its video)')
     args = parser.parse_args(argv)
-    return cli.run(lambda: store_tables(args.video_root, args.n_jobs))
+    return cli.run(lambda: store_tables(args.video_root, args.n_jobs, force=args.force))
 
 
 if __name__ == '__main__':

@@ -14,15 +14,20 @@ The format (one JSON object)::
      "error": "", "pts": [0, 512, ...], "seek_points": [[0, -1024], [16, 7168], ...]}
 
 A table is used only when its ``video`` fingerprint matches the file beside it (so a copy of a
-dataset keeps its tables and a re-encoded video does not) and every value passes its range
-check; otherwise ``read`` warns in one line and the caller builds the table from the video.
-The loader checks every frame it decodes against the table, so even a wrong table that
-passes these checks cannot give wrong frames: its seeks miss and it falls back to decoding
-from the start, counting what it cannot find. Standard library only.
+dataset keeps its tables and a re-encoded video does not), it is a regular file of at most
+``MAX_FILE_BYTES`` and every value passes its range check; otherwise ``read`` warns in one line
+and the caller builds the table from the video. The fingerprint catches mistakes, not intent:
+a stored table is data of the dataset, trusted like the videos and annotation files beside it
+(whoever can write it can write those). A table that is not the video's slips through only if
+it was made so on purpose; then frames are numbered as it says, and the full scan of
+``check_dataset`` reports it (each decoded frame's time against the table), after which
+``write_frame_tables --force`` rewrites it. It can never make the loader read outside the
+video. Standard library only.
 """
 import hashlib
 import json
 import os
+import stat
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -34,8 +39,8 @@ PathLike = Union[str, os.PathLike]
 SUFFIX = '.frames.json'
 FORMAT, VERSION = 'frame-table', 1
 EDGE = 64 * 1024          # bytes hashed at each end of the video
-MAX_FILE_BYTES = 256 << 20
-MAX_FRAMES = 10_000_000   # 4.6 days at 25 fps
+MAX_FILE_BYTES = 16 << 20  # a 30 fps video of about 18 hours; a longer one's table is built
+MAX_FRAMES = 2_000_000     # 18.5 hours at 30 fps
 MAX_TIME = 1 << 62
 COUNTED_BY = ('packets', 'decoding')
 
@@ -78,15 +83,26 @@ def read(video: PathLike) -> Optional[Dict[str, Any]]:
     cannot be used (then with a one-line warning naming the file and why)."""
     path = table_path(video)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise BadTable(f'larger than {MAX_FILE_BYTES >> 20} MB')
-        record = json.loads(path.read_bytes())
+        record = json.loads(_read_regular_file(path, MAX_FILE_BYTES))
         return _checked(record, video)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and BadTable are ValueErrors
+    except (OSError, ValueError, RecursionError, MemoryError) as e:  # JSONDecodeError and BadTable are ValueErrors
         report_fault(f'{path}: frame table not used ({e}); building it from the video')
         return None
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes (a FIFO or a
+    device such as /dev/zero behind the name would block or never end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, 'rb') as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadTable('not a regular file')
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BadTable(f'larger than {limit >> 20} MB')
+    return data
 
 
 def _fraction(value: Any, name: str, optional: bool = False) -> Optional[Fraction]:

@@ -170,6 +170,7 @@ class FrameTable:
     rate: Optional[Fraction]
     counted_by: str                 # 'packets' (proven by demuxing) or 'decoding'
     error: str = ''                 # why decoding stopped before the end ('' if it did not)
+    stored: bool = False            # read from the file beside the video (frame_table_file)
     distinct: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -280,10 +281,10 @@ def _packet_table(packets: List[_Packet], time_base: Fraction, rate: Optional[Fr
     return FrameTable([packets[i].pts for i in order], points, time_base, rate, 'packets')
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=16)  # the loader keeps its own compact indexes; long videos' tables are large
 def _cached_table(path: str, size: int, mtime_ns: int) -> FrameTable:
     stored = frame_table_file.read(path)
-    return FrameTable(**stored) if stored is not None else _built_table(path)
+    return FrameTable(**stored, stored=True) if stored is not None else _built_table(path)
 
 
 def _built_table(path: PathLike) -> FrameTable:
