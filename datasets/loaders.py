@@ -244,6 +244,12 @@ class Hdf5Loader:
                 return {}  # a damaged chunk: fall back to per-frame reads, which isolate it
         return cache
 
+    def frames(self, h5: 'object', wanted: Sequence[int],
+               cache: Optional[Dict[Tuple[str, int], bytes]] = None) -> Dict[int, Optional[torch.Tensor]]:
+        """Each wanted frame of an open file decoded (C x H x W), None where it cannot be read."""
+        cache = self._prefetch(h5, wanted) if cache is None else cache
+        return {i: self._read(h5, i, cache) for i in wanted}
+
     def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
         import h5py
         try:
@@ -258,8 +264,7 @@ class Hdf5Loader:
                                                lambda: self._reopened(path, self.video_size))
                 if lazy:
                     return lazy  # type: ignore[return-value]
-                frames = {i: self._read(h5, i, cache) for i in wanted}
-                return assemble(indices, frames, lambda i: self._read(h5, i), str(path),
+                return assemble(indices, self.frames(h5, wanted, cache), lambda i: self._read(h5, i), str(path),
                                 lambda: self.video_size(h5))
         except VideoReadError:
             raise

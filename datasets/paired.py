@@ -7,7 +7,9 @@ from the ``video`` dataset of an HDF5 file under ``--video_path`` and flow u, v 
 name), at the same frame indices. Being one tensor, the clip goes through the usual
 transforms (one crop, one resize, one flip for all five channels; a flip also reverses u,
 ``spatial_transforms.hflip``), batches, device normalisation (5 means and stds), checkpoints
-and export unchanged. A flow file that is missing, or whose frame count or frame size
+and export unchanged. A frame that cannot be read in either file is one bad 5-channel frame:
+both halves are replaced from the same neighbour (counted once), so RGB and flow never fall
+out of step. A flow file that is missing, or whose frame count or frame size
 differs from its RGB file's, is a data fault: the video leaves the batch with a one-line
 warning naming both files, and is counted with the other failed videos.
 """
@@ -17,7 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .loaders import Hdf5Loader, VideoReadError
+from .frame_sizes import majority_size
+from .loaders import Hdf5Loader, VideoReadError, assemble
 
 RGB_DATASET = 'video'
 FLOW_DATASETS = ('video_u', 'video_v')
@@ -110,14 +113,49 @@ class PairedLoader:
         self.checked[path] = flow
 
     def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
+        import h5py
         flow_path = self.flow_file(path)
         self.check_pair(path, flow_path)
-        rgb, bad_rgb = self.rgb(path, indices)
-        flow, bad_flow = self.flow(flow_path, indices)
-        if rgb.shape[-2:] != flow.shape[-2:]:
-            raise VideoReadError(f'{flow_path}: flow frames of {flow.shape[-1]}x{flow.shape[-2]} but {path} has '
-                                 f"{rgb.shape[-1]}x{rgb.shape[-2]}; make the flow with the RGB conversion's --size")
-        return torch.cat([rgb, flow], 1), bad_rgb + bad_flow
+        wanted = list(dict.fromkeys(indices))
+        files = {}
+        try:
+            for file, loader in ((path, self.rgb), (flow_path, self.flow)):
+                files[file] = h5 = h5py.File(file, 'r')
+                missing = [n for n in loader.datasets if n not in h5]
+                if missing:
+                    raise VideoReadError(f"{file}: no dataset {', '.join(missing)} in the file")
+            rgb_h5, flow_h5 = files[path], files[flow_path]
+            rgb, flow = self.rgb.frames(rgb_h5, wanted), self.flow.frames(flow_h5, wanted)
+            self._check_sizes(path, flow_path, rgb, flow)
+            # a frame is good only where both its RGB and its flow are: a replaced frame takes both
+            # from the same neighbour, so the streams never fall out of step
+            both = {i: _joined(rgb[i], flow[i]) for i in wanted}
+            return assemble(indices, both, lambda i: _joined(self.rgb._read(rgb_h5, i), self.flow._read(flow_h5, i)),
+                            f'{path} (with {flow_path})', lambda: self.rgb.video_size(rgb_h5))
+        except VideoReadError:
+            raise
+        except (OSError, RuntimeError, ValueError) as e:  # missing, truncated or corrupt file
+            raise VideoReadError(f'{file}: unreadable hdf5 ({str(e).splitlines()[0]})') from e
+        finally:
+            for h5 in files.values():
+                h5.close()
+
+    @staticmethod
+    def _check_sizes(path: Path, flow_path: Path, rgb: Dict[int, Optional[torch.Tensor]],
+                     flow: Dict[int, Optional[torch.Tensor]]) -> None:
+        """Raise ``VideoReadError`` when the clip's RGB and flow frames have different majority sizes."""
+        sizes = [majority_size(tuple(f.shape[-2:]) for f in frames.values() if f is not None) for frames in (rgb, flow)]
+        if None not in sizes and sizes[0] != sizes[1]:
+            (h, w), (fh, fw) = sizes
+            raise VideoReadError(f"{flow_path}: flow frames of {fw}x{fh} but {path} has {w}x{h}; make the flow "
+                                 "with the RGB conversion's --size")
+
+
+def _joined(rgb: Optional[torch.Tensor], flow: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """One 5-channel frame, or None unless both halves were read at one size."""
+    if rgb is None or flow is None or rgb.shape[-2:] != flow.shape[-2:]:
+        return None
+    return torch.cat([rgb, flow])
 
 
 def paired_loader(opt: Namespace) -> PairedLoader:

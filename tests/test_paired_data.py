@@ -192,3 +192,21 @@ def test_main_trains_and_infers_a_two_stream_model_on_rgb_flow_clips(tiny_datase
     # video files give RGB frames only: inference.py refuses the model in one line
     assert inference.predict(['--resume_path', str(result / 'save_latest.pth'), str(tmp_path / 'v.mp4')]) == 2
     assert 'a --input_type rgb_flow model: run main.py --inference' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('broken', ['rgb', 'flow'])
+def test_a_frame_unreadable_in_one_stream_is_replaced_in_both_from_one_neighbour(tmp_path, broken):
+    """RGB and flow stay in step: a frame bad in either is a bad 5-channel frame, replaced whole."""
+    import h5py
+    rgb, flow = VIDEOS['index']
+    write_hdf5(tmp_path / 'rgb' / 'a' / 'v.hdf5', rgb)
+    write_hdf5(tmp_path / 'flow' / 'a' / 'v.hdf5', flow, ('video_u', 'video_v'))
+    with h5py.File(tmp_path / broken / 'a' / 'v.hdf5', 'r+') as f:
+        f['video' if broken == 'rgb' else 'video_u'][5] = np.frombuffer(b'not a jpeg', np.uint8)
+    clip, bad = PairedLoader([(tmp_path / 'rgb', tmp_path / 'flow')])(tmp_path / 'rgb' / 'a' / 'v.hdf5', [3, 4, 5, 6])
+    level = clip.float().mean((2, 3))  # T x 5: every frame is constant
+    from_rgb = ((level[:, 0] - 20) / 10).round()
+    from_v = ((200 - level[:, 4]) / 10).round()
+    from_u = ((level[:, 3] - 30) / 10).round()
+    assert bad == 1 and torch.equal(from_rgb, from_v) and torch.equal(from_rgb, from_u)
+    assert from_rgb.tolist()[:2] == [3, 4] and from_rgb[2] in (4, 6) and from_rgb[3] == 6
