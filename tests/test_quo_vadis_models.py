@@ -222,3 +222,10 @@ def test_model_summary_counts_both(capsys):
     assert model_summary.main(['--model', 'lstm', '--model_depth', '22', '--sample_size', '224',
                                '--sample_duration', '25']) == 0
     assert 'lstm-22: 8,954,928 parameters, 37.51 GMACs per clip' in capsys.readouterr().out
+
+
+def test_model_summary_gives_two_stream_models_their_5_channel_clips(capsys):
+    assert model_summary.main(['--model', 'two_stream', '--model_depth', '22']) == 0
+    assert 'two_stream-22: 12,072,720 parameters' in capsys.readouterr().out  # no --n_input_channels needed
+    assert model_summary.main(['--model', 'fused_two_stream', '--model_depth', '22', '--n_input_channels', '3']) == 2
+    assert 'n_input_channels must be 5' in capsys.readouterr().err  # a 3 given on purpose is still refused

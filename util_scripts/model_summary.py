@@ -2,6 +2,7 @@
 
     python -m util_scripts.model_summary --model resnet --model_depth 50 --n_classes 700
     python -m util_scripts.model_summary --model resnet2p1d --sample_duration 32 --sample_size 160
+    python -m util_scripts.model_summary --model two_stream --model_depth 22   # 5-channel RGB + flow clips
 
 GMACs are counted by ``torch.utils.flop_counter`` (convolutions and linear layers; BN,
 ReLU and pooling excluded) for one clip of C x T x H x W, on the ``meta`` device so that
@@ -11,6 +12,7 @@ import sys
 from typing import List, Optional
 
 from datasets.formats import cli
+from datasets.paired import TWO_STREAM_MODELS
 from models import arch_name
 from models.summary import summarize
 from opts import add_model_arguments, model_options
@@ -23,7 +25,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--sample_size', default=112, type=int, help='Crop side (default: %(default)s)')
     parser.add_argument('--sample_duration', default=16, type=int,
                         help='Frames per clip (default: %(default)s)')
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(given)
+    if args.model in TWO_STREAM_MODELS and not any(a.startswith('--n_input_channels') for a in given):
+        args.n_input_channels = 5  # they take RGB + flow clips; the flag's default is RGB's 3
     options = model_options(args)
     try:
         s = summarize(options, args.sample_size, args.sample_duration)
