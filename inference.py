@@ -298,6 +298,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from models import load_checkpoint
     from models.checkpoint import model_from_checkpoint
+    from models.conv_lstm import LSTM_EVAL_OUTPUTS, ConvLSTM
     from models.safe_load import TRUST_HELP
     from models.visualize import add_annotate_args, annotate_files
 
@@ -316,11 +317,18 @@ def predict(argv: Optional[List[str]] = None) -> int:
                         help='class names from this annotation file, for checkpoints that carry none')
     parser.add_argument('--features', type=Path, default=None, help='save features to OUT.hdf5 or a folder')
     parser.add_argument('--no_cuda', action='store_true')
+    parser.add_argument('--lstm_eval', choices=LSTM_EVAL_OUTPUTS, default=None,
+                        help="--model lstm checkpoints: predict with the last time step's logits or their mean "
+                             '(default: what the checkpoint records)')
     add_annotate_args(parser)
     args = parser.parse_args(argv)
     try:
         ckpt = load_checkpoint(args.resume_path, trust=args.trust_checkpoint)
-        model = model_from_checkpoint(ckpt, str(args.resume_path))
+        # no weight depends on --lstm_eval: it overrides the recorded value, as main.py's does on a resumed run
+        overrides = {} if args.lstm_eval is None else {'lstm_eval': args.lstm_eval}
+        model = model_from_checkpoint(ckpt, str(args.resume_path), **overrides)
+        if overrides and not isinstance(model, ConvLSTM):
+            raise UserError(f'{args.resume_path}: --lstm_eval applies to --model lstm checkpoints only')
         prep = views_from(Preprocessing.from_checkpoint(ckpt, str(args.resume_path)), args)
         names = ckpt.get('class_names')
         if not names and args.annotation_path:

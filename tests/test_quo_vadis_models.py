@@ -229,3 +229,26 @@ def test_model_summary_gives_two_stream_models_their_5_channel_clips(capsys):
     assert 'two_stream-22: 12,072,720 parameters' in capsys.readouterr().out  # no --n_input_channels needed
     assert model_summary.main(['--model', 'fused_two_stream', '--model_depth', '22', '--n_input_channels', '3']) == 2
     assert 'n_input_channels must be 5' in capsys.readouterr().err  # a 3 given on purpose is still refused
+
+
+def test_inference_py_takes_lstm_eval_over_what_the_checkpoint_records(tmp_path, capsys):
+    import inference
+    from models import save_checkpoint
+    from tests.video_fixtures import moving_frames, write_video
+    video = write_video(tmp_path / 'v.mp4', moving_frames(12, 32, 32))
+    config = dict(model='lstm', model_depth=18, n_classes=2, lstm_eval='last')
+    torch.manual_seed(0)
+    lstm = randomize_bn_stats(generate_model(**config)).eval()
+    checkpoint = save_checkpoint(tmp_path / 'lstm.pth', lstm, config, class_names=['a', 'b'], mean=[0.5] * 3,
+                                 std=[0.5] * 3, sample_size=32, sample_duration=4)
+    scores = {}
+    for how in ('last', 'mean', None):
+        out = tmp_path / f'{how}.json'
+        argv = [str(video), '--resume_path', str(checkpoint), '--no_cuda', '--output', str(out)]
+        assert inference.predict(argv + (['--lstm_eval', how] if how else [])) == 0, capsys.readouterr()
+        scores[how] = json.loads(out.read_text())['results']['v.mp4'][0]['score']
+    assert scores[None] == scores['last'] != scores['mean']  # recorded 'last' unless the flag says otherwise
+    resnet = save_checkpoint(tmp_path / 'r.pth', generate_model(model='resnet', model_depth=10, n_classes=2),
+                               {'model': 'resnet', 'model_depth': 10, 'n_classes': 2}, class_names=['a', 'b'])
+    assert inference.predict([str(video), '--resume_path', str(resnet), '--lstm_eval', 'mean', '--no_cuda']) == 2
+    assert '--lstm_eval applies to --model lstm checkpoints only' in capsys.readouterr().err
