@@ -12,6 +12,7 @@ loader drops (``annotation_faults``: unknown subset, misspelled key, label not i
 problems too, and a file built for another ``--file_type`` is a one-line error.
 """
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional, Sequence, Set, Tuple
 
@@ -130,13 +131,35 @@ def check_video(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
     return out + _odd_sizes(sizes, reference)
 
 
-def check_record(args: Tuple[VideoRecord, str, str, int, bool, str]) -> List[Problem]:
+def check_flow_pair(record: VideoRecord, quick: bool, roots: Tuple[Path, Path]) -> List[Tuple[str, str]]:
+    """``--input_type rgb_flow``: the flow file of an RGB hdf5 file, checked as the paired loader reads it."""
+    from datasets.paired import FLOW_DATASETS, PairedLoader
+    loader = PairedLoader([roots])
+    try:
+        flow = loader.flow_file(record.path)
+        loader.check_pair(record.path, flow)  # its frame count against the RGB file's
+    except VideoReadError as e:
+        return [('flow mismatch', str(e))]
+    found = [(problem, f'flow {flow.name}: {detail}')
+             for problem, detail in check_hdf5(replace(record, path=flow), quick, FLOW_DATASETS)]
+    sizes = [Hdf5Loader(names)._reopened(path, Hdf5Loader(names).video_size)
+             for path, names in ((record.path, ('video',)), (flow, FLOW_DATASETS))]
+    if None not in sizes and sizes[0] != sizes[1]:
+        (h, w), (fh, fw) = sizes
+        found.append(('flow mismatch', f"{flow}: flow frames of {fw}x{fh} but the RGB file has {w}x{h}; make the "
+                                       "flow with the RGB conversion's --size"))
+    return found
+
+
+def check_record(args: Tuple[VideoRecord, str, str, int, bool, str, Optional[Tuple[Path, Path]]]) -> List[Problem]:
     """Every problem of one video (run in a worker process)."""
-    record, subset, file_type, sample_duration, quick, input_type = args
+    record, subset, file_type, sample_duration, quick, input_type, flow_roots = args
     if file_type == 'jpg':
         found = check_jpg(record, quick) if record.path.is_dir() else [('unreadable', 'not a folder')]
     elif file_type == 'hdf5':
         found = check_hdf5(record, quick, ('video_u', 'video_v') if input_type == 'flow' else ('video',))
+        if input_type == 'rgb_flow' and flow_roots is not None:
+            found += check_flow_pair(record, quick, flow_roots)
     else:
         found = check_video(record, quick)
     if len(record.frames) < sample_duration:
@@ -146,8 +169,9 @@ def check_record(args: Tuple[VideoRecord, str, str, int, bool, str]) -> List[Pro
 
 def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kinetics',
          sample_duration: int = 16, quick: bool = False, n_jobs: int = 1,
-         input_type: str = 'rgb') -> Tuple[List[Problem], int]:
-    """All problems of the dataset, and the number of videos listed."""
+         input_type: str = 'rgb', flow_root: Optional[Path] = None) -> Tuple[List[Problem], int]:
+    """All problems of the dataset, and the number of videos listed (``flow_root``: ``rgb_flow``'s flow files)."""
+    flow_roots = (Path(video_root), Path(flow_root)) if flow_root is not None else None
     problems: List[Problem] = []
     jobs = []
     listed = 0
@@ -160,7 +184,7 @@ def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kin
         listed += len(videos.records) + len(videos.missing) + len(videos.empty) + len({f.video_id for f in new})
         problems += [(vid, subset, 'missing', 'not on disk') for vid in videos.missing]
         problems += [(vid, subset, 'empty', 'no frames on record') for vid in videos.empty]
-        jobs += [(r, subset, file_type, sample_duration, quick, input_type) for r in videos.records]
+        jobs += [(r, subset, file_type, sample_duration, quick, input_type, flow_roots) for r in videos.records]
     if n_jobs > 1 and len(jobs) > 1:
         with worker_pool(n_jobs, start_method=None) as pool:  # workers that die with this process
             results = list(progress(pool.map(check_record, jobs, chunksize=8), total=len(jobs), desc='checking',

@@ -210,3 +210,20 @@ def test_a_frame_unreadable_in_one_stream_is_replaced_in_both_from_one_neighbour
     from_u = ((level[:, 3] - 30) / 10).round()
     assert bad == 1 and torch.equal(from_rgb, from_v) and torch.equal(from_rgb, from_u)
     assert from_rgb.tolist()[:2] == [3, 4] and from_rgb[2] in (4, 6) and from_rgb[3] == 6
+
+
+def test_check_dataset_checks_each_rgb_files_flow_file(paired, capsys):
+    from util_scripts import check_dataset
+    root, ann = paired
+    argv = [str(ann), str(root / 'rgb'), '--file_type', 'hdf5', '--sample_duration', '4', '--n_jobs', '1']
+    assert check_dataset.main(argv + ['--input_type', 'rgb_flow', '--flow_path', str(root / 'flow')]) == 1
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].endswith('2 with problems that lose data; 2 flow mismatch')
+    assert '11 flow frames but' in out and 'flow frames of 32x24 but the RGB file has 64x48' in out
+    assert check_dataset.main(argv) == 0  # the RGB files alone are fine
+    capsys.readouterr()
+    for extra, words in [(['--input_type', 'rgb_flow'], 'give --file_type hdf5 and --flow_path'),
+                         (['--flow_path', str(root / 'flow')], 'only read with --input_type rgb_flow'),
+                         (['--input_type', 'rgb_flow', '--flow_path', str(root / 'none')], 'flow root not found')]:
+        assert check_dataset.main(argv + extra) == 2
+        assert words in capsys.readouterr().err

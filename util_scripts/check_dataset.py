@@ -2,18 +2,22 @@
 
     python -m util_scripts.check_dataset ANNOTATION VIDEO_ROOT --file_type jpg|hdf5|video
         [--dataset kinetics|activitynet|...] [--sample_duration 16] [--quick] [--n_jobs N]
+        [--input_type rgb|flow|rgb_flow [--flow_path FLOW_ROOT]]
 
 Checks every video of every subset: missing on disk, empty (no frames on record), unreadable
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
 says), bad frames (cannot be decoded), odd-size frames (another size than the rest of the
 video: the loader replaces them like bad frames), too short (fewer frames than a clip: it will be
 loop-padded), and the entries a run would drop: unknown subset, misspelled key (``annotation``
-for ``annotations``), label not in ``labels``. Prints a table of problems and a summary count;
+for ``annotations``), label not in ``labels``. With ``--input_type rgb_flow`` each RGB hdf5 file's
+flow file (the same relative name under ``--flow_path``) is checked too: present, as many frames
+and the same size as the RGB file (``flow mismatch``), and its frames decodable. Prints a table of problems and a summary count;
 exit code 1 if any video has a problem that loses data, 0 otherwise, 2 for a usage mistake
 (an annotation built for another ``--file_type`` is one: the error says how to rebuild it).
 """
 import argparse
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from datasets.check import loses_data, print_report, scan
@@ -25,8 +29,15 @@ def check(args: argparse.Namespace) -> int:
     """Scan, print the report; 1 if a problem loses data."""
     if not args.video_path.is_dir():
         return cli.fail(f'{args.video_path}: video root not found')
+    if args.input_type == 'rgb_flow' and (args.file_type != 'hdf5' or args.flow_path is None):
+        return cli.fail('--input_type rgb_flow checks hdf5 RGB files and their flow files: give --file_type hdf5 '
+                        'and --flow_path FLOW_ROOT')
+    if args.flow_path is not None and args.input_type != 'rgb_flow':
+        return cli.fail('--flow_path is only read with --input_type rgb_flow')
+    if args.flow_path is not None and not args.flow_path.is_dir():
+        return cli.fail(f'{args.flow_path}: flow root not found')
     problems, listed = scan(args.annotation_path, args.video_path, args.file_type, args.dataset,
-                            args.sample_duration, args.quick, args.n_jobs, args.input_type)
+                            args.sample_duration, args.quick, args.n_jobs, args.input_type, args.flow_path)
     print_report(problems, listed)
     return 1 if loses_data(problems) else 0
 
@@ -36,7 +47,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = cli.parser('check_dataset', __doc__)
     cli.add_paths(parser, annotation_path='annotation JSON', video_path='root of the videos')
     parser.add_argument('--file_type', default='jpg', choices=FILE_TYPES)
-    parser.add_argument('--input_type', default='rgb', choices=['rgb', 'flow'])
+    parser.add_argument('--input_type', default='rgb', choices=['rgb', 'flow', 'rgb_flow'])
+    parser.add_argument('--flow_path', type=Path, default=None,
+                        help='--input_type rgb_flow: the root of the flow hdf5 files (same relative names)')
     parser.add_argument('--dataset', default='kinetics',
                         choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit'])
     parser.add_argument('--sample_duration', default=16, type=int,
