@@ -8,7 +8,7 @@ file is decoded from its start (learnt once per file).
 import array
 import bisect
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -168,7 +168,8 @@ class VideoLoader:
         self.index_cache[path] = idx
         return idx
 
-    def _decode(self, path: Path, idx: VideoIndex, wanted: Sequence[int]) -> Dict[int, Optional[torch.Tensor]]:
+    def _decode(self, path: Path, idx: VideoIndex, wanted: Sequence[int],
+                convert: Callable[['object'], torch.Tensor] = frame_to_tensor) -> Dict[int, Optional[torch.Tensor]]:
         frames: Dict[int, Optional[torch.Tensor]] = {i: None for i in wanted}
         valid = sorted(i for i in wanted if 0 <= i < len(idx))
         if not valid:
@@ -177,29 +178,30 @@ class VideoLoader:
         try:
             while idx.seek_target(start) is not None:
                 try:
-                    self._from_keyframe(path, idx, start, set(valid), frames)
+                    self._from_keyframe(path, idx, start, set(valid), frames, convert)
                     return frames
                 except SeekMissed:
                     idx.missed(start)  # learnt once per file and keyframe
                     self.missed_seeks += 1
-            self._from_start(path, set(valid), frames)
+            self._from_start(path, set(valid), frames, convert)
         except UNREADABLE:
             self._forget(path)  # frames decoded before the error are kept; the rest count as bad
         return frames
 
-    def _from_start(self, path: Path, need: Set[int], frames: Dict[int, Optional[torch.Tensor]]) -> None:
+    def _from_start(self, path: Path, need: Set[int], frames: Dict[int, Optional[torch.Tensor]],
+                    convert: Callable[['object'], torch.Tensor]) -> None:
         """Decode from the start of a freshly opened file, numbering frames as they come."""
         self._forget(path)  # a seek back to the start is not trusted either (MPEG program streams)
         container = self._container(path)
         last = max(need)
         for pos, frame in enumerate(container.decode(video_stream(container))):
             if pos in need:
-                frames[pos] = self._tensor(frame)
+                frames[pos] = convert(frame)
             if pos >= last:
                 break
 
     def _from_keyframe(self, path: Path, idx: VideoIndex, start: int, need: Set[int],
-                       frames: Dict[int, Optional[torch.Tensor]]) -> None:
+                       frames: Dict[int, Optional[torch.Tensor]], convert: Callable[['object'], torch.Tensor]) -> None:
         """Seek to keyframe ``start`` (or before it) and decode, verifying every frame.
 
         Frames shown before the keyframe (where the seek landed early, and the leading pictures
@@ -218,32 +220,33 @@ class VideoLoader:
                 got = 'a frame not in the index' if pos is None else f'frame {pos}'
                 raise SeekMissed(f'seeking to keyframe {start} gave {got} where frame {expected} was due')
             if pos in need:
-                frames[pos] = self._tensor(frame)
+                frames[pos] = convert(frame)
             if pos >= last:
                 return
             expected += 1
         raise SeekMissed(f'decoding from keyframe {start} ended before frame {expected}')
 
-    def _tensor(self, frame: 'object') -> torch.Tensor:
-        """RGB C x H x W, or in ``planar`` mode a 4:2:0 frame's packed planes (``planar_clip.pack``)."""
-        return pack(frame) if self.planar and is_planar(frame) else frame_to_tensor(frame)
-
     def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[Union[torch.Tensor, PlanarClip], int]:
         if not path.is_file():
             raise VideoReadError(f'{path}: video file not found')
         idx = self.index(path)
-        frames = self._decode(path, idx, list(dict.fromkeys(indices)))
-        read_one = lambda i: self._decode(path, idx, [i])[i]  # noqa: E731
-        size = self.video_size(path)
-        if self.planar and size is not None:
-            packed = [f for f in frames.values() if f is not None and f.shape[0] == 1]
-            if packed and len(packed) == sum(f is not None for f in frames.values()):
-                clip, bad = assemble(indices, frames, read_one, str(path), lambda: None)
-                if clip.shape[1] == 1:
-                    return PlanarClip(clip, *size, bad=bad), bad
-            frames = {i: f if f is None or f.shape[0] == 3 else PlanarClip(f[None], *size).decode_for()[:, 0]
-                      for i, f in frames.items()}  # a clip of mixed formats: all RGB
-        return assemble(indices, frames, read_one, str(path), lambda: self.video_size(path))
+        size = self.video_size(path) if self.planar else None  # packed planes unpack with the declared size
+        if size is None:
+            frames = self._decode(path, idx, list(dict.fromkeys(indices)))
+            return assemble(indices, frames, lambda i: self._decode(path, idx, [i])[i], str(path),
+                            lambda: self.video_size(path))
+        convert = lambda frame: pack(frame) if is_planar(frame) else frame_to_tensor(frame)  # noqa: E731
+        frames = self._decode(path, idx, list(dict.fromkeys(indices)), convert)
+        read_one = lambda i: self._decode(path, idx, [i], convert)[i]  # noqa: E731
+        got = [f for f in frames.values() if f is not None]
+        if got and all(f.shape[0] == 1 for f in got):
+            clip, bad = assemble(indices, frames, read_one, str(path), lambda: None)
+            if clip.shape[1] == 1:
+                return PlanarClip(clip, *size, bad=bad), bad
+        # a clip of mixed formats, or none decoded: every frame, and any neighbour read for it, RGB
+        rgb = lambda f: f if f is None or f.shape[0] == 3 else PlanarClip(f[None], *size).decode_for()[:, 0]  # noqa: E731
+        return assemble(indices, {i: rgb(f) for i, f in frames.items()}, lambda i: rgb(read_one(i)), str(path),
+                        lambda: size)
 
     def video_size(self, path: Path) -> Optional[Size]:
         """The frame size the video's header declares (None if it cannot be read)."""

@@ -281,6 +281,23 @@ def test_video_frames_kept_as_planes_convert_to_the_same_rgb(data):
         assert (got.float() - reference.float()).abs().mean() < 2.5, box
 
 
+def test_a_planar_clip_of_undecodable_frames_is_filled_with_rgb_neighbours(data):
+    """When no frame of a clip decodes, the neighbours read for it come back RGB like the clip,
+    not as packed 4:2:0 planes (which once left the loader as a 1-channel clip)."""
+    path = data['video'][0] / 'jump' / 'jump_0.mp4'
+    clips = {}
+    for planar in (False, True):
+        loader = VideoLoader(planar=planar)
+        decode = loader._decode
+        # the clip's frames fail; single-frame reads of the neighbours succeed
+        loader._decode = lambda p, idx, wanted, *a: {i: None for i in wanted} if len(wanted) > 1 else \
+            decode(p, idx, wanted, *a)
+        clips[planar], bad = loader(path, [3, 4, 5])
+        assert bad == 3
+    assert clips[True].shape == clips[False].shape == (3, 3, 48, 64)
+    assert (clips[True].float() - clips[False].float()).abs().mean() < 1.5
+
+
 def test_video_clips_of_any_pixel_format_come_out_rgb(tmp_path):
     """Full-range MJPEG and 4:4:4 H.264 are not 4:2:0 planes: the loader converts them, and the
     dataset's colours stay right (they were converted twice when the pipeline assumed YUV)."""
