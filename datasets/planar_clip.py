@@ -128,11 +128,8 @@ class PlanarClip:
         up = chroma[:, :, None, :, None].expand(t, ch, 2, cw, 2).reshape(t, 2 * ch, 2 * cw)  # one copy
         return up[:, top % 2:top % 2 + h, left % 2:left % 2 + w]
 
-    def _yuv(self, box: Box) -> torch.Tensor:
-        """YUV 4:4:4 C x T x h x w of ``box``, each chroma sample repeated over its 2 x 2 pixels."""
-        luma, u, v = self._planes(box)
-        return torch.stack([luma, self._upsampled(u, box), self._upsampled(v, box)])
-
     def decode_for(self) -> torch.Tensor:
-        """uint8 RGB C x T x H x W: the whole frames."""
-        return yuv_to_rgb(self._yuv((0, 0, self.height, self.width)))
+        """uint8 RGB C x T x H x W: the whole frames, each chroma sample repeated over its 2 x 2 pixels."""
+        box = (0, 0, self.height, self.width)
+        luma, u, v = self._planes(box)
+        return planes_to_rgb(luma, self._upsampled(u, box), self._upsampled(v, box))

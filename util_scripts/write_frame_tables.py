@@ -28,7 +28,7 @@ from datasets.formats.errors import UserError
 
 def _store(path: Path, force: bool = False) -> Tuple[str, str]:
     """('stored' | 'current' | 'failed', why) for one video."""
-    if not force and frame_table_file.table_path(path).exists() and frame_table_file.read(path) is not None:
+    if not force and frame_table_file.read(path) is not None:  # None also when there is no table
         return 'current', ''
     try:
         video_files.store_frame_table(path)
