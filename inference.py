@@ -191,7 +191,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
                 write_reports(out, {r.video_id: names[r.label] for r in infer_data.records
                                     if r.label >= 0 and r.video_id in ranked}, ranked, names)
                 from models.visualize import write_examples
-                write_examples(infer_data, means, names, opt.file_type, prep, out.with_name(f'{out.stem}_examples.png'))
+                write_examples(infer_data, means, names, prep, out.with_name(f'{out.stem}_examples.png'))
         atomic_write_json(summary_path(out), {**cost, 'metrics': m})
         print(line + fault_text(faults) + '\n' + cost_text(cost))
     return True

@@ -143,7 +143,7 @@ def annotate_files(paths: Sequence[Path], keys: Dict[Path, str], args: Any, mode
     return failed
 
 
-def strip(loader: Any, record: Any, file_type: str, prep: Any, n_frames: int) -> List[np.ndarray]:
+def strip(loader: Any, record: Any, n_frames: int) -> List[np.ndarray]:
     """``n_frames`` evenly spaced frames of a video (H x W x 3 uint8, about the sheet's thumbnail size)."""
     from datasets.loaders import VideoReadError
     from datasets.visuals.sheet import THUMB_H, THUMB_W
@@ -161,7 +161,7 @@ def strip(loader: Any, record: Any, file_type: str, prep: Any, n_frames: int) ->
     return list(clip.permute(1, 2, 3, 0).contiguous().numpy())
 
 
-def write_examples(data: Any, means: Dict[str, torch.Tensor], names: Sequence[str], file_type: str, prep: Any,
+def write_examples(data: Any, means: Dict[str, torch.Tensor], names: Sequence[str], prep: Any,
                    path: Path, k: int = 4, n_frames: int = 6) -> Optional[Path]:
     """``path``: the contact sheet of up to ``k`` right and ``k`` wrong videos of a labelled subset (RGB only)."""
     from datasets.visuals.sheet import Example, pick_examples, write_contact_sheet
@@ -173,7 +173,7 @@ def write_examples(data: Any, means: Dict[str, torch.Tensor], names: Sequence[st
         top = int(means[vid].argmax())
         predictions[vid] = (names[record.label], names[top], float(means[vid][top]))
     right, wrong = pick_examples(predictions, k)
-    rows = [[Example(vid, *predictions[vid], strip(data.loader, records[vid], file_type, prep, n_frames))
+    rows = [[Example(vid, *predictions[vid], strip(data.loader, records[vid], n_frames))
              for vid in ids] for ids in (right, wrong)]
     n_right = sum(t == p for t, p, _ in predictions.values())
     title = f'{path.stem}: {n_right} of {len(predictions)} videos right (top-1 of the mean clip score)'

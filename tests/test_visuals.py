@@ -10,7 +10,6 @@ import inference
 import main as main_module
 from models import visualize
 from datasets import Hdf5Loader, JpgLoader, VideoLoader, VideoRecord
-from datasets.preprocessing import Preprocessing
 from datasets.visuals.curves import PANEL_H, PANEL_W, write_curves
 from datasets.visuals.overlay import draw_lines
 from datasets.visuals.sheet import Example, contact_sheet, pick_examples, sheet_size
@@ -128,12 +127,11 @@ def test_contact_sheet_layout_and_choice():
 
 def test_strips_read_alike_from_every_storage(tmp_path):
     frames = moving_frames(12, 48, 64)
-    prep = Preprocessing(sample_size=32, sample_duration=8)
-    sources = [(JpgLoader(), write_jpg_folder(tmp_path / 'jpg', frames), 'jpg', range(1, 13)),
-               (Hdf5Loader(), write_hdf5(tmp_path / 'v.hdf5', frames), 'hdf5', range(12)),
-               (VideoLoader(planar=True), write_video(tmp_path / 'v.mp4', frames), 'video', range(12))]
-    strips = [visualize.strip(loader, VideoRecord('v', 0, path, span, (0, 12)), kind, prep, 6)
-              for loader, path, kind, span in sources]
+    sources = [(JpgLoader(), write_jpg_folder(tmp_path / 'jpg', frames), range(1, 13)),
+               (Hdf5Loader(), write_hdf5(tmp_path / 'v.hdf5', frames), range(12)),
+               (VideoLoader(planar=True), write_video(tmp_path / 'v.mp4', frames), range(12))]
+    strips = [visualize.strip(loader, VideoRecord('v', 0, path, span, (0, 12)), 6)
+              for loader, path, span in sources]
     assert [len(s) for s in strips] == [6, 6, 6] and strips[0][0].shape == (96, 128, 3)
     for other in strips[1:]:
         assert np.abs(np.stack(other).astype(int) - np.stack(strips[0])).mean() < 12
