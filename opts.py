@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from datasets.formats.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in
 from datasets.formats.errors import UserError
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
+from models.conv_lstm import LSTM_EVAL_OUTPUTS
 from models.safe_load import TRUST_HELP
 
 # Types of the numeric flags: each checks its range as the flag is parsed (``error: --flag must be ...``).
@@ -59,7 +60,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     flag('temporal_padding', 'ResNet families: pad time with zeros (the original) or by repeating border '
          'frames (for weights inflated from 2D networks)', choices=['zeros', 'replicate'])
     flag('lstm_eval', 'lstm: the eval-mode prediction is the last time step\'s (the paper\'s test) or the mean '
-         'over the steps; training always uses the cross-entropy of every step', choices=['last', 'mean'])
+         'over the steps; training always uses the cross-entropy of every step', choices=list(LSTM_EVAL_OUTPUTS))
     flag('flow_frames', 'two_stream/fused_two_stream: flow frames stacked per snapshot (the flow stream\'s '
          'first conv takes twice as many channels)', type=POSITIVE)
     return parser

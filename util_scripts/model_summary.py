@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from datasets.formats import cli
 from datasets.paired import TWO_STREAM_MODELS
+from datasets.preprocessing import INPUT_CHANNELS
 from models import arch_name
 from models.summary import summarize
 from opts import add_model_arguments, model_options
@@ -25,10 +26,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--sample_size', default=112, type=int, help='Crop side (default: %(default)s)')
     parser.add_argument('--sample_duration', default=16, type=int,
                         help='Frames per clip (default: %(default)s)')
-    given = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(given)
-    if args.model in TWO_STREAM_MODELS and not any(a.startswith('--n_input_channels') for a in given):
-        args.n_input_channels = 5  # they take RGB + flow clips; the flag's default is RGB's 3
+    parser.set_defaults(n_input_channels=None)  # not given: the channels of the clips the model takes
+    args = parser.parse_args(argv)
+    if args.n_input_channels is None:
+        args.n_input_channels = INPUT_CHANNELS['rgb_flow' if args.model in TWO_STREAM_MODELS else 'rgb']
     options = model_options(args)
     try:
         s = summarize(options, args.sample_size, args.sample_duration)
