@@ -127,6 +127,22 @@ def load_checkpoint_object(path: PathLike, trust: bool = False) -> Any:
         raise CheckpointError(f'{path}: not a readable PyTorch checkpoint ({first})') from e
 
 
+def _state_dict_key_of(obj: Any, path: PathLike) -> str:
+    key = state_dict_key(obj)
+    if key is None:
+        keys = ', '.join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(f'{path}: no state_dict found (top-level keys: {keys})')
+    return key
+
+
+def read_state_dict(path: PathLike, trust: bool = False) -> Mapping[str, torch.Tensor]:
+    """The state_dict in the file at ``path``, without wrapper prefixes: of any network (2D ImageNet
+    and torchvision video weights too, which ``load_checkpoint`` refuses). ``trust``: as there."""
+    obj = load_checkpoint_object(path, trust=trust)
+    key = _state_dict_key_of(obj, path)
+    return strip_prefixes(obj[key] if key else obj)
+
+
 def load_checkpoint(path: PathLike, trust: bool = False) -> Dict[str, Any]:
     """Read any supported checkpoint into a dict whose ``state_dict`` has no wrapper prefixes.
 
@@ -134,10 +150,7 @@ def load_checkpoint(path: PathLike, trust: bool = False) -> Dict[str, Any]:
     are absent from the dict. ``trust``: see ``load_checkpoint_object``.
     """
     obj = load_checkpoint_object(path, trust=trust)
-    key = state_dict_key(obj)
-    if key is None:
-        keys = ', '.join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f'{path}: no state_dict found (top-level keys: {keys})')
+    key = _state_dict_key_of(obj, path)
     ckpt: Dict[str, Any] = {'state_dict': obj} if key == '' else dict(obj)
     if key == 'model':  # training scripts of other frameworks (torchvision's references)
         ckpt['state_dict'] = ckpt.pop('model')

@@ -6,27 +6,17 @@ on that image. BatchNorm parameters and statistics are copied; the classifier is
 the class counts agree and freshly initialised otherwise.
 """
 from pathlib import Path
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from models.checkpoint import (CheckpointError, load_checkpoint_object, save_checkpoint,
-                               state_dict_key, strip_prefixes)
+from models.checkpoint import CheckpointError, read_state_dict, save_checkpoint, strip_prefixes
 from models.factory import generate_model
 
 ARCHS = ['googlenet', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152']
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def read_state_dict(path: Path, trust: bool = False) -> Mapping[str, torch.Tensor]:
-    """The state_dict in the file at ``path``, without wrapper prefixes (``trust``: full unpickling allowed)."""
-    obj = load_checkpoint_object(path, trust=trust)
-    key = state_dict_key(obj)
-    if key is None:
-        raise CheckpointError(f'{path}: no state_dict found')
-    return strip_prefixes(obj[key] if key else obj)
 
 
 def misfit_error(unexpected: Sequence[str], mismatched: Sequence[str], missing: Sequence[str]) -> CheckpointError:

@@ -6,9 +6,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from models.checkpoint import CheckpointError, load_state_dict_checked, save_checkpoint, strip_prefixes
+from models.checkpoint import CheckpointError, load_state_dict_checked, read_state_dict, save_checkpoint, strip_prefixes
 from models.factory import generate_model
-from models.inflate import read_state_dict
 
 TORCHVISION_MEAN = (0.43216, 0.394666, 0.37645)
 TORCHVISION_STD = (0.22803, 0.22145, 0.216989)
