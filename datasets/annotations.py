@@ -11,8 +11,9 @@ entries ``annotation_faults`` leaves out (unknown subset, misspelled key, unknow
 those whose path leads out of their video root; a file built for another ``--file_type`` is an
 ``AnnotationError`` that says how to rebuild it.
 
-Built for Kinetics-700 scale: each file is parsed once, paths are checked against one listing
-per folder (``video_paths``), frames are counted only for a jpg entry without a segment, and
+Built for Kinetics-700 scale: each file is parsed once per call, that is once per subset
+(``main.py`` builds training and validation apart, ``check_dataset`` every subset), paths are
+checked against one listing per folder (``video_paths``), frames are counted only for a jpg entry without a segment, and
 the records are a ``RecordTable`` of flat arrays (no Python object per video).
 """
 import contextlib
