@@ -39,7 +39,7 @@ class Deferred:
     blobs: Dict[int, Optional[bytes]]  # frame index -> JPEG bytes (None: missing)
     order: List[int]                   # the frames of the clip(s), in order, repeats allowed
     source: str                        # the file, for messages
-    size: Size                         # the clip's majority frame size (from the JPEG headers)
+    size: Size                         # the size a frame must have not to be replaced (``EncodedClip.reference_size``)
     rng_state: Optional[Tuple]         # the sample's generator after the temporal draw
 
 

@@ -122,6 +122,16 @@ class EncodedClip:
         size = majority_size(s for s in sizes.values() if s is not None)
         return None if size is None else cls(blobs, indices, source, read_more, video_size, sizes, size)
 
+    def reference_size(self) -> Size:
+        """The size a frame must have not to be replaced, as ``loaders.assemble`` picks it: the
+        video's majority size when the clip's frames differ and it is one of theirs, else the clip's."""
+        sizes = {s for s in self.sizes.values() if s is not None}
+        if len(sizes) > 1:
+            full = self.video_size()
+            if full in sizes:
+                return full
+        return self.size
+
     @property
     def shape(self) -> Tuple[int, int, int, int]:
         """C x T x H x W of the clip decoded at full size."""

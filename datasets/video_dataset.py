@@ -64,7 +64,7 @@ class VideoDataset(Dataset):
         try:
             frames, bad = self.loader(self.records[index].path, self._order(plan))
             if self.defer_decode and is_encoded(frames):
-                return Deferred(index, plan, frames.blobs, frames.indices, frames.source, frames.size,
+                return Deferred(index, plan, frames.blobs, frames.indices, frames.source, frames.reference_size(),
                                 None if rng is None else rng.getstate())
             clip = frames if is_encoded(frames) else frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W
             spatial = self.spatial_transform

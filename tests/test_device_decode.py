@@ -74,6 +74,29 @@ def test_bad_and_missing_frames_are_replaced_and_counted_the_same_way(data, tmp_
     assert a['bad_frames'] == b['bad_frames'] == 2 and torch.equal(a['clip'], b['clip'])
 
 
+def test_frames_of_another_size_are_judged_by_the_videos_majority_as_in_a_worker(data, tmp_path):
+    """Where most of a clip's frames have another size than most of the video's, the video's
+    majority decides which are replaced, in the main process as in a worker."""
+    import shutil
+
+    from PIL import Image
+    root = tmp_path / 'jpg'
+    shutil.copytree(data['jpg'][0], root)
+    folder = root / 'jump' / 'jump_0'
+    for n in range(3, 8):  # 5 of the clip's 8 frames, a minority of the video's
+        path = folder / f'image_{n:05d}.jpg'
+        Image.open(path).resize((64, 48)).save(path)
+    opt = opts.parse_opts(['--video_path', str(root), '--annotation_path', str(data['jpg'][1]), '--file_type', 'jpg',
+                           '--sample_size', '40', '--sample_duration', '8', '--jpeg_decode', 'full',
+                           '--train_t_crop', 'center'])
+    worker, deferred = datasets.get_training_data(opt), defer(datasets.get_training_data(opt))
+    index = [r.video_id for r in worker.records].index('jump_0')
+    assert worker.records[index].frames.stop > 12  # the video has more frames of its own size than the clip
+    a = worker[(index, 7)]
+    b = finish_batch(deferred, [deferred[(index, 7)]], torch.device('cpu'))[0]
+    assert a['bad_frames'] == b['bad_frames'] == 5 and torch.equal(a['clip'], b['clip'])
+
+
 def test_loaders_that_are_not_jpeg_clips_are_refused(data, tmp_path):
     with pytest.raises(SystemExit):
         opts.parse_opts(['--file_type', 'video', '--decode_device', 'cuda'])
