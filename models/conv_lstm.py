@@ -13,40 +13,27 @@ mean over the steps (``'mean'``). ``forward_features`` gives the matching N x 51
 (the classifier is linear, so the mean of the logits is the classifier of the mean state).
 The paper samples 1 frame in 5 of 25 fps video: ``--sample_t_stride 5``.
 """
-from typing import Callable, Dict, List, Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
-import torchvision
 
-LSTM_DEPTHS = (22, 18, 34, 50)  # 22: GoogLeNet (Inception-v1, the paper's); the others: ResNet-18/34/50
+from models.frame_nets import BACKBONES, FRAME_NET_DEPTHS, replace_first_conv
+
+LSTM_DEPTHS = FRAME_NET_DEPTHS  # 22: GoogLeNet (Inception-v1, the paper's); the others: ResNet-18/34/50
 LSTM_EVAL_OUTPUTS = ('last', 'mean')
 HIDDEN_SIZE = 512
 
 
 def frame_backbone(depth: int, n_input_channels: int = 3) -> Tuple[nn.Module, int]:
     """(a torchvision 2D network returning N x F pooled features, F), randomly initialised."""
-    builders: Dict[int, Callable[[], nn.Module]] = {
-        # torchvision's GoogLeNet is Inception-v1 with BatchNorm (eps 1e-3) after every conv
-        22: lambda: torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=False,
-                                                 init_weights=True),
-        18: lambda: torchvision.models.resnet18(weights=None),
-        34: lambda: torchvision.models.resnet34(weights=None),
-        50: lambda: torchvision.models.resnet50(weights=None),
-    }
-    if depth not in builders:
+    if depth not in BACKBONES:
         raise ValueError(f"lstm has no depth {depth!r}: choose one of {', '.join(map(str, LSTM_DEPTHS))}")
-    net = builders[depth]()
+    net = BACKBONES[depth]()
     n_features = net.fc.in_features
     net.fc = nn.Identity()
     if n_input_channels != 3:  # e.g. 2-channel optical flow: a new first convolution of the same shape
-        stem = net.conv1.conv if depth == 22 else net.conv1
-        new = nn.Conv2d(n_input_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding,
-                        bias=False)
-        if depth == 22:
-            net.conv1.conv = new
-        else:
-            net.conv1 = new
+        replace_first_conv(net, n_input_channels)
     return net, n_features
 
 

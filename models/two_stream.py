@@ -23,13 +23,14 @@ backbone; 18, 34, 50 are ResNets); the flow stream's first convolution takes 2L 
   not say how its FC sees the pooled grid; averaging it keeps the FC at 512 inputs (and the
   parameter count at the paper's 39M, which a flattened 3x4x4 grid would not).
 """
-from typing import Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import List, Mapping, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torchvision
 
-TWO_STREAM_DEPTHS = (22, 18, 34, 50)  # 22: GoogLeNet (Inception-v1); the others: ResNet-18/34/50
+from models.frame_nets import BACKBONES, FRAME_NET_DEPTHS, first_conv_name, replace_first_conv
+
+TWO_STREAM_DEPTHS = FRAME_NET_DEPTHS  # 22: GoogLeNet (Inception-v1); the others: ResNet-18/34/50
 FUSED_STEPS = 5
 FUSED_CHANNELS = 512
 RGB_FLOW_CHANNELS = 5
@@ -42,15 +43,6 @@ RESNET_STAGES = ('conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3'
 def torchvision_arch(depth: int) -> str:
     """The torchvision ImageNet network of a two-stream ``model_depth``: googlenet or resnetN."""
     return 'googlenet' if depth == 22 else f'resnet{depth}'
-
-
-# model_depth -> the randomly initialised torchvision network (its fc's input: the feature channels)
-BACKBONES: Dict[int, Callable[[], nn.Module]] = {
-    22: lambda: torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=False, init_weights=True),
-    18: lambda: torchvision.models.resnet18(weights=None),
-    34: lambda: torchvision.models.resnet34(weights=None),
-    50: lambda: torchvision.models.resnet50(weights=None),
-}
 
 
 def _torchvision_net(depth: int) -> Tuple[nn.Module, Sequence[str]]:
@@ -74,17 +66,11 @@ class Trunk2d(nn.Module):
         for name in stages:
             self.add_module(name, getattr(net, name))
         if in_channels != 3:
-            old = self.first_conv()
-            new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
-            nn.init.kaiming_normal_(new.weight, mode='fan_out', nonlinearity='relu')
-            if depth == 22:
-                self.conv1.conv = new
-            else:
-                self.conv1 = new
+            nn.init.kaiming_normal_(replace_first_conv(self, in_channels).weight, mode='fan_out', nonlinearity='relu')
 
     def first_conv(self) -> nn.Conv2d:
         """The stem convolution (the one the cross-modality initialisation rewrites)."""
-        return self.conv1.conv if hasattr(self.conv1, 'conv') else self.conv1  # GoogLeNet's BasicConv2d
+        return self.get_submodule(first_conv_name(self))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.children():

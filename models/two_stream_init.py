@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from models.checkpoint import strip_prefixes
+from models.frame_nets import first_conv_name
 from models.inflate import misfit_error
 from models.torchvision_weights import IMAGENET_HEADS
 
@@ -26,10 +27,6 @@ def cross_modality(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return weight.mean(1, keepdim=True).repeat(1, in_channels, 1, 1)
 
 
-def _first_conv_key(stream: nn.Module) -> str:
-    return 'conv1.conv.weight' if hasattr(stream.conv1, 'conv') else 'conv1.weight'
-
-
 def imagenet_state_dict(model: nn.Module, state_2d: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """``model``'s state_dict with both streams taken from a torchvision ImageNet ``state_2d``.
 
@@ -37,7 +34,7 @@ def imagenet_state_dict(model: nn.Module, state_2d: Mapping[str, torch.Tensor]) 
     """
     target = model.state_dict()
     source = {k: v for k, v in strip_prefixes(state_2d).items() if not k.startswith(IMAGENET_HEADS)}
-    first = _first_conv_key(model.flow)
+    first = first_conv_name(model.flow) + '.weight'
     out = dict(target)
     missing: List[str] = []
     mismatched: List[str] = []

@@ -40,11 +40,19 @@ def randomize_bn_stats(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+class _TinyResNet(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name in ('conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4'):
+            x = getattr(self, name)(x)
+        return self.fc(x.mean((2, 3)))
+
+
 def tiny_resnet_trunk() -> torch.nn.Module:
     """A 2D network named like torchvision's ResNets (``conv1`` ... ``layer4``, ``fc``) but 8 channels wide:
-    a fast stand-in for the two-stream models' torchvision backbones (``models.two_stream.BACKBONES``)."""
+    a fast stand-in for the torchvision frame networks (``models.frame_nets.BACKBONES``) of the
+    two-stream and lstm models."""
     nn = torch.nn
-    net = nn.Module()
+    net = _TinyResNet()
     net.conv1, net.bn1 = nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8)
     net.relu, net.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
     for i in range(1, 5):

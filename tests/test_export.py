@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from datasets.preprocessing import Preprocessing
-from models import MODEL_DEPTHS, generate_model, two_stream
+from models import MODEL_DEPTHS, frame_nets, generate_model
 from models.densenet import DENSENET_CONFIGS
 from models.checkpoint import save_checkpoint
 from models.export import ExportError, export_metadata, export_model, random_clip, read_metadata, run_onnx
@@ -37,7 +37,7 @@ SHORT_DENSENET = (2, 2, 2, 2)  # the same modules as DenseNet-121's (6, 12, 24, 
 @pytest.fixture(autouse=True)
 def short_densenet(monkeypatch, narrow_c3d):  # and C3D's layers at 4-8 channels, 32-unit fc6/fc7
     monkeypatch.setitem(DENSENET_CONFIGS, 121, SHORT_DENSENET)
-    monkeypatch.setitem(two_stream.BACKBONES, 18, tiny_resnet_trunk)  # 8-channel ResNet-shaped streams
+    monkeypatch.setitem(frame_nets.BACKBONES, 18, tiny_resnet_trunk)  # 8-channel ResNet-shaped 2D networks
 
 
 def tiny_checkpoint(family: str) -> dict:
