@@ -10,7 +10,7 @@ Used by ``main.py --inference`` on an annotated subset, and runnable on any vide
                         [--inference_short_side S] [--inference_flip]
 
 which decodes the files directly (PyAV) and preprocesses them exactly as the checkpoint
-records (``datasets.preprocessing``: clip size and length, temporal stride, normalisation,
+records (``preprocessing``: clip size and length, temporal stride, normalisation,
 and the views, which the ``--inference_*`` flags replace), prints the top-k labels per file
 and, with ``--output``, writes the results JSON that ``main.py --inference`` writes, keyed
 by each file's path relative to the common folder of the inputs, and beside it the views per
@@ -29,10 +29,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from datasets.formats.atomic import atomic_write, atomic_write_json
-from datasets.formats.progress import progress
+from common.atomic import atomic_write, atomic_write_json
+from common.progress import progress
 from models.factory import head_of
-from training import StopSignals, autocast, to_device
+from models.precision import autocast
+from preprocessing import to_device
+from training import StopSignals
 
 ClipScores = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, softmax)]
 ClipFeatures = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, features)]
@@ -147,10 +149,11 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     import datasets
     from datasets.device_decode import data_loader
     from datasets.formats.annotation_json import canonical_subset
-    from datasets.formats.run_logs import fault_text
-    from datasets.preprocessing import Preprocessing, normalization, with_views
+    from distributed.collectives import gather_dict, reduce_sums
     from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
-    from training import amp_dtype, gather_dict, reduce_sums
+    from models.precision import amp_dtype
+    from preprocessing import Preprocessing, normalization, with_views
+    from runs.run_logs import fault_text
     from validation import score_inference
 
     prep = with_views(Preprocessing(**state.preprocessing), opt)
@@ -186,11 +189,11 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
                                       canonical_subset(opt.inference_subset))
             line += text
             if m and not opt.multilabel:
-                from datasets.formats.reports import write_reports
+                from evaluation.reports import write_reports
                 ranked = top_rankings(means, names, results['results'])  # top-5 whatever --output_topk is
                 write_reports(out, {r.video_id: names[r.label] for r in infer_data.records
                                     if r.label >= 0 and r.video_id in ranked}, ranked, names)
-                from models.visualize import write_examples
+                from visuals.annotate import write_examples
                 write_examples(infer_data, means, names, prep, out.with_name(f'{out.stem}_examples.png'))
         atomic_write_json(summary_path(out), {**cost, 'metrics': m})
         print(line + fault_text(faults) + '\n' + cost_text(cost))
@@ -217,7 +220,7 @@ def _feature_arrays(features: ClipFeatures) -> Dict[str, Tuple[Any, Any, Any]]:
 
 
 def _key_parts(target: Path, name: str) -> List[str]:
-    from datasets.formats.errors import UserError
+    from common.errors import UserError
     parts = name.split('/')
     if any(part in ('', '.', '..') for part in parts):
         raise UserError(f'{target}: the video key {name!r} is not a relative path inside it')
@@ -229,7 +232,7 @@ def feature_files(target: Path, names: Iterable[str]) -> Dict[str, Tuple[Path, P
 
     UserError for a key that would leave the folder or whose files another key's would overwrite.
     """
-    from datasets.formats.errors import UserError
+    from common.errors import UserError
     out: Dict[str, Tuple[Path, Path]] = {}
     owner: Dict[Path, str] = {}
     for name in names:
@@ -249,7 +252,8 @@ def save_features(target: Path, features: ClipFeatures) -> Path:
     .hdf5 file is built in memory first, so a full disk ends in a ``WriteError``, never in HDF5.
     """
     import numpy as np
-    from datasets.formats.atomic import atomic_write_bytes
+
+    from common.atomic import atomic_write_bytes
     arrays = _feature_arrays(features)
     if target.suffix not in ('.hdf5', '.h5'):
         for name, (clips_path, video_path) in feature_files(target, arrays).items():
@@ -257,7 +261,7 @@ def save_features(target: Path, features: ClipFeatures) -> Path:
             atomic_write(clips_path, lambda f, a=clips: np.save(f, a))
             atomic_write(video_path, lambda f, a=video: np.save(f, a))
         return target
-    from datasets.formats.errors import UserError
+    from common.errors import UserError
     from datasets.formats.hdf5_image import hdf5_image
 
     def build(h5: Any) -> None:
@@ -270,37 +274,19 @@ def save_features(target: Path, features: ClipFeatures) -> Path:
     return atomic_write_bytes(target, hdf5_image(build))
 
 
-def file_dataset(paths: Sequence[Path], keys: Dict[Path, str], prep: Any, stride: Optional[int],
-                 multilabel: bool) -> Tuple[Any, List[Tuple[Path, str]]]:
-    """The files as a dataset of whole videos, and the (file, error) of those that cannot be opened."""
-    from datasets import MultiClipDataset, VideoList, VideoReadError, VideoRecord, get_loader
-    from datasets.preprocessing import inference_transforms
-
-    loader = get_loader('video', prep.input_type, planar=True)
-    records, failed = [], []
-    for path in paths:
-        try:
-            n = len(loader.index(path))
-        except VideoReadError as e:  # 'PATH: not a video: a JPEG image': the path is printed once
-            failed.append((path, str(e).split(f'{path}: ', 1)[-1]))
-            continue
-        records.append(VideoRecord(keys[path], -1, path, range(n), (0, n)))
-    temporal, spatial = inference_transforms(prep, stride)
-    return MultiClipDataset(VideoList([], records), loader, temporal, spatial, multilabel=multilabel), failed
-
-
 def predict(argv: Optional[List[str]] = None) -> int:
     """CLI: top-k labels (and optionally a results JSON and features) for video files, from a checkpoint."""
+    from common.cli import NATURAL, POSITIVE, OneLineParser
+    from common.errors import UserError
     from datasets import collate
-    from datasets.formats.errors import UserError
-    from datasets.preprocessing import Preprocessing, add_view_arguments, normalization, views_from
-    from datasets.formats.cli import NATURAL, POSITIVE, OneLineParser
-    from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
+    from datasets.build import file_dataset
     from models import load_checkpoint
     from models.checkpoint import model_from_checkpoint
     from models.conv_lstm import LSTM_EVAL_OUTPUTS, ConvLSTM
+    from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from models.safe_load import TRUST_HELP
-    from models.visualize import add_annotate_args, annotate_files
+    from preprocessing import Preprocessing, add_view_arguments, normalization, views_from
+    from visuals.annotate import add_annotate_args, annotate_files
 
     parser = OneLineParser(description='Predict the actions in video files with a checkpoint')
     parser.add_argument('videos', type=Path, nargs='+')

@@ -19,23 +19,24 @@ import torch.nn as nn
 from torch.utils.data import Subset
 
 import datasets
+from common.errors import UserError
 from datasets.device_decode import data_loader
-from datasets.formats import run_lock
-from datasets.formats.errors import UserError
-from datasets.formats.history import append_history, write_options
-from datasets.formats.run_logs import RunLogs
-from datasets.preprocessing import Preprocessing, normalization, resumed_preprocessing
-from datasets.visuals.curves import write_curves
+from distributed.collectives import any_rank, gather_dict, reduce_sums
 from inference import infer_subset
 from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
-from models.run_state import RunState, recorded_model_options, resume_checkpoint
+from models.precision import amp_dtype
 from models.torchvision_weights import load_imagenet_backbone
 from opts import model_options, parse_opts, run_record
-from training import (NonFiniteLossError, StopSignals, amp_dtype, any_rank, cpu_threads, criterion_for,
-                      gather_dict, reduce_sums, train_epoch, warmup)
+from preprocessing import Preprocessing, normalization, resumed_preprocessing
+from runs import run_lock
+from runs.history import append_history, write_options
+from runs.run_logs import RunLogs
+from runs.run_state import RunState, recorded_model_options, resume_checkpoint
+from training import NonFiniteLossError, StopSignals, cpu_threads, criterion_for, train_epoch, warmup
 from validation import multilabel_metrics, val_epoch, video_metrics
+from visuals.curves import write_curves
 
 
 @dataclass
@@ -346,7 +347,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     opt = parse_opts(argv)
     try:
         if opt.demo:
-            from util_scripts.demo import run_demo
+            from demo import run_demo
             return run_demo([a for a in argv if a != '--demo'], train=main)
         if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ and int(os.environ['WORLD_SIZE']) > 1:
             backend = 'nccl' if torch.cuda.is_available() and not opt.no_cuda else 'gloo'

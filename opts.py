@@ -11,14 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from datasets.formats.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in
-from datasets.formats.errors import UserError
+from common.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in
+from common.errors import UserError
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
 from models.conv_lstm import LSTM_EVAL_OUTPUTS
+from models.factory import FRAME_NET_MODELS
 from models.safe_load import TRUST_HELP
 
 # Types of the numeric flags: each checks its range as the flag is parsed (``error: --flag must be ...``).
-ANY_INT = int_in()  # POSITIVE and NATURAL: datasets.formats.cli's
+ANY_INT = int_in()  # POSITIVE and NATURAL: common.cli's
 FRACTION = float_in(0, 1, open_lo=True)  # (0, 1]
 NON_NEGATIVE = float_in(0)
 SEED = int_in(0, 2 ** 32 - 1)  # what numpy.random.seed accepts
@@ -111,7 +112,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     flag('n_val_samples', 3, 'Clips per validation video', type=POSITIVE)
     flag('inference_subset', 'val', 'Subset to infer', choices=['train', 'val', 'test'])
     flag('inference_stride', 16, 'Sliding-window stride in frames', type=NATURAL)
-    from datasets.preprocessing import add_view_arguments
+    from preprocessing import add_view_arguments
     add_view_arguments(g)  # --inference_clips, --inference_crop, --inference_short_side, --inference_flip
     flag('n_threads', 4, 'DataLoader workers', type=NATURAL)
     flag('cpu_threads', 0, 'Intra-op threads of the training process when it runs on the CPU; 0: the CPUs '
@@ -245,6 +246,9 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
     if opt.decode_device == 'cuda' and (opt.file_type == 'video' or opt.input_type != 'rgb' or opt.pretext):
         fail('--decode_device cuda decodes JPEG frames of clips: it needs --file_type jpg or hdf5, '
              '--input_type rgb and no --pretext')
+    if opt.model in FRAME_NET_MODELS and opt.channels_last:
+        on = 'every frame' if opt.model == 'lstm' else 'its snapshots'
+        fail(f'--channels_last is a layout of 3D convolutions: --model {opt.model} runs 2D ones on {on}')
     from datasets.paired import check_rgb_flow_options
     problem = check_rgb_flow_options(opt)
     if problem:
@@ -252,11 +256,9 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
     if len(MODEL_DEPTHS[opt.model]) > 1 and opt.model_depth not in MODEL_DEPTHS[opt.model]:
         depths = ', '.join(str(d) for d in MODEL_DEPTHS[opt.model])
         fail(f'--model_depth must be one of {depths} for --model {opt.model}, not {opt.model_depth}')
-    if opt.backbone_weights is not None and opt.model not in ('lstm', 'two_stream', 'fused_two_stream'):
+    if opt.backbone_weights is not None and opt.model not in FRAME_NET_MODELS:
         fail(f'--backbone_weights loads a 2D ImageNet network into --model lstm, two_stream or fused_two_stream, '
              f'not --model {opt.model}')
-    if opt.model == 'lstm' and opt.channels_last:
-        fail('--channels_last is a layout of 3D convolutions: --model lstm runs 2D ones on every frame')
     if opt.model == 'lstm' and opt.pretext:
         fail('--pretext needs one prediction per clip: --model lstm makes one per time step in training')
     if opt.lr_scheduler == 'plateau' and opt.no_val:
@@ -271,7 +273,7 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
         fail('--inference needs a classifier: fine-tune the --pretext checkpoint first (--pretrain_path)')
     if opt.pretext and opt.pretrain_path is not None:
         fail('--pretext trains from scratch: --pretrain_path is for fine-tuning its checkpoint afterwards')
-    from datasets.preprocessing import INPUT_CHANNELS
+    from preprocessing import INPUT_CHANNELS
     opt.n_input_channels = INPUT_CHANNELS[opt.input_type]
     opt.mean, opt.std = get_mean_std(opt.value_scale, opt.mean_dataset, opt.no_mean_norm, opt.no_std_norm)
     if opt.input_type == 'rgb_flow':  # the flow channels: zero flow (128) to 0, the clipping bound to 1
@@ -302,7 +304,7 @@ RECORD_ONLY = {
 
 def config_defaults(parser: argparse.ArgumentParser, path: Path) -> Dict[str, Any]:
     """The flag values a run's ``opts.json`` (``run_record``) records, as defaults for ``parser``."""
-    from datasets.formats.run_config import flag_defaults, read_record
+    from runs.run_config import flag_defaults, read_record
     record = read_record(path)
     if record.get('pretrain_path') is not None and 'n_finetune_classes' in record:
         record['n_classes'] = record['n_finetune_classes']  # recorded n_classes: the pretrained model's

@@ -21,12 +21,13 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
-from datasets.formats.faults import report_fault
-from datasets.formats.progress import progress
-from models.cpu_bf16 import Bf16ConvGuard
+from common.faults import report_fault
+from common.progress import progress
+from distributed.collectives import any_rank
+from models.precision import autocast
+from preprocessing import to_device
 
 
 class NonFiniteLossError(RuntimeError):
@@ -44,30 +45,6 @@ class MultiLabelLoss(nn.Module):
         """Mean BCE over clips and classes."""
         target = target * (1 - self.smoothing) + 0.5 * self.smoothing
         return nn.functional.binary_cross_entropy_with_logits(logits, target)
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> Iterator[None]:
-    """Mixed precision for ``dtype`` (bf16/fp16) on ``device``, or nothing for fp32.
-
-    CPU bf16 also routes the Conv3d calls whose bf16 weight gradient oneDNN gets wrong to fp32
-    (``models.cpu_bf16``)."""
-    if dtype is None:
-        yield
-        return
-    with torch.autocast(device_type=device.type, dtype=dtype):
-        if device.type == 'cpu' and dtype == torch.bfloat16:
-            with Bf16ConvGuard():
-                yield
-        else:
-            yield
-
-
-def to_device(clips: torch.Tensor, device: torch.device, normalize: Callable,
-              channels_last: bool = False) -> torch.Tensor:
-    """uint8 clips -> normalised float input on ``device`` (the copy moves uint8: 4x fewer bytes)."""
-    x = normalize(clips.to(device, non_blocking=True))
-    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
 
 
 def count_hits(logits: torch.Tensor, y: torch.Tensor) -> int:
@@ -295,37 +272,6 @@ class StopSignals:
         return any_rank(self.local() if flag is None else flag or self.local(), self.device)
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """Whether ``flag`` is True on any rank: the same answer on every rank (a collective call under distributed)."""
-    if dist.is_available() and dist.is_initialized():
-        t = torch.tensor([float(flag)], device=device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        flag = bool(t.item())
-    return bool(flag)
-
-
-def reduce_sums(values: Dict[str, float], device: torch.device) -> Dict[str, float]:
-    """Sum the given numbers over all ranks (identity without distributed)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return values
-    keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return dict(zip(keys, t.tolist()))
-
-
-def gather_dict(d: Dict[str, Any]) -> Dict[str, Any]:
-    """Merge per-rank dicts (each rank holds different videos) on every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return d
-    parts: List[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, d)
-    merged: Dict[str, Any] = {}
-    for part in parts:
-        merged.update(part)
-    return merged
-
-
 def warmup(optimizer: torch.optim.Optimizer, base_lrs: List[float], steps: int) -> Callable[[int], None]:
     """A ``before_step`` hook: learning rate base * (iteration / steps) for the first ``steps`` iterations."""
     def set_lr(iteration: int) -> None:
@@ -333,14 +279,6 @@ def warmup(optimizer: torch.optim.Optimizer, base_lrs: List[float], steps: int) 
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group['lr'] = base * iteration / steps
     return set_lr
-
-
-def amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for ``--precision`` on ``device`` (None: fp32)."""
-    if precision == 'auto':
-        ok = device.type == 'cuda' and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if ok else None
-    return {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
 
 
 class PerStepLoss(nn.Module):
@@ -373,7 +311,7 @@ def cpu_threads(device: torch.device, requested: int, workers: int, processes: i
     ``requested`` 0 takes the CPUs this process may use, shared by ``processes`` per node,
     minus its ``workers`` DataLoader workers (each decodes on a core of its own), at least 1:
     on a 2-core machine with 2 workers, 2 compute threads beside them more than halve the
-    training speed (BENCHMARKS.md, CPU threads).
+    training speed (docs/benchmarks.md, CPU threads).
     """
     previous = torch.get_num_threads()
     if device.type == 'cpu':

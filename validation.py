@@ -17,10 +17,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from datasets.formats.metrics import accuracy_summary
-from datasets.formats.progress import progress
-from datasets.formats.run_logs import top_k_text
-from training import WorkerDied, autocast, count_hits, fetch_batches, to_device
+from common.progress import progress
+from evaluation.metrics import accuracy_summary
+from models.precision import autocast
+from preprocessing import to_device
+from runs.run_logs import top_k_text
+from training import WorkerDied, count_hits, fetch_batches
 
 # id -> (sum of clip scores, n clips, label: a class index, or a tuple of them for multi-label)
 VideoScores = Dict[str, Tuple[torch.Tensor, int, Union[int, Tuple[int, ...]]]]
@@ -99,7 +101,7 @@ def _top_k(value: float, k: int, n_classes: int) -> Optional[float]:
 def video_metrics(videos: VideoScores) -> Dict[str, Any]:
     """Video top-1/top-5 accuracy and mean class accuracy from per-video softmax sums.
 
-    The meaning is ``datasets.formats.metrics``' (as ``eval_accuracy``'s): each video's five
+    The meaning is ``evaluation.metrics``' (as ``eval_accuracy``'s): each video's five
     best classes become its ranking. ``video_top5`` is None with 5 classes or fewer.
     """
     truth = {vid: label for vid, (_, _, label) in videos.items() if label >= 0}

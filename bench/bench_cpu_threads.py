@@ -2,11 +2,11 @@
 
     python bench/bench_cpu_threads.py [--epochs 3] [--threads 1 2] [--workers 0 2]
 
-Trains the demo's model (``util_scripts/demo.py``'s flags: ResNet-10 at width 0.25, 8 x 56 x 56
+Trains the demo's model (``demo.py``'s flags: ResNet-10 at width 0.25, 8 x 56 x 56
 clips, batch 16) on the demo data (rendered and converted first if missing) for ``--epochs``
 epochs with each ``--cpu_threads`` x ``--n_threads`` pair, and prints training clips/s (the
 mean of the epochs after the first, from ``train.log``) and the wall time of the run as a
-Markdown table for BENCHMARKS.md.
+Markdown table for docs/benchmarks.md.
 """
 import argparse
 import csv
@@ -23,7 +23,7 @@ from typing import List
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from util_scripts.demo import DEMO_FLAGS, DEMO_ROOT, prepare_demo_data  # noqa: E402
+from demo import DEMO_FLAGS, DEMO_ROOT, prepare_demo_data  # noqa: E402
 
 
 def flags_without(flags: List[str], names: List[str]) -> List[str]:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from datasets.preprocessing import Preprocessing  # noqa: E402
+from preprocessing import Preprocessing  # noqa: E402
 from models import generate_model  # noqa: E402
 from models.export import export_metadata, export_model, random_clip  # noqa: E402
 from opts import add_model_arguments, model_options  # noqa: E402

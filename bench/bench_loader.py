@@ -18,7 +18,7 @@ them with the real tools (generate_video_jpgs, generate_video_hdf5, generate_vid
   with the frame tables ``generate_video_mp4`` stores beside the videos and without them;
 
 the disk each storage takes, and how a DataLoader scales with 1, 2, ... workers. Prints
-Markdown tables for BENCHMARKS.md, and the issue-15 targets (one core, ratios to the reference).
+Markdown tables for docs/benchmarks.md, and the issue-15 targets (one core, ratios to the reference).
 """
 import argparse
 import io
@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import datasets  # noqa: E402
 import opts  # noqa: E402
 import spatial_transforms as st  # noqa: E402
-from datasets.conversion.writers import encode_video  # noqa: E402
-from datasets.loaders import decode_image  # noqa: E402
+from conversion.writers import encode_video  # noqa: E402
+from datasets.decode import decode_image  # noqa: E402
 from util_scripts import folder_json, generate_video_hdf5, generate_video_jpgs, generate_video_mp4  # noqa: E402
 
 WIDTH, HEIGHT, SIZE, DURATION = 320, 240, 112, 16

@@ -20,7 +20,7 @@ from typing import Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import main as main_module  # noqa: E402
-from util_scripts.demo import DEMO_ROOT, prepare_demo_data  # noqa: E402
+from demo import DEMO_ROOT, prepare_demo_data  # noqa: E402
 
 MODEL = ['--dataset', 'ucf101', '--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25',
          '--n_threads', '2', '--no_progress', '--batch_size', '16', '--weight_decay', '1e-3']

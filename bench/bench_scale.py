@@ -13,7 +13,7 @@ training entries, each pointing at one of the folders through its ``video_path``
   private memory (``Private_Clean + Private_Dirty`` of ``/proc/PID/smaps_rollup``) every
   ``--every`` batches: a worker that reads Python objects it inherited copies their pages.
 
-Prints Markdown tables for BENCHMARKS.md. Linux only (``/proc``).
+Prints Markdown tables for docs/benchmarks.md. Linux only (``/proc``).
 """
 import argparse
 import gc

@@ -17,7 +17,7 @@ mode (``fp32``, ``bf16`` autocast, ``bf16+cl`` with channels_last_3d, ``bf16+cl+
 - video-level inference: sliding-window clips of whole videos, videos/s.
 
 Data come from ``--data_dir`` (made by bench/bench_loader.py's converter if missing).
-Prints Markdown tables for BENCHMARKS.md.
+Prints Markdown tables for docs/benchmarks.md.
 """
 import argparse
 import platform
@@ -36,7 +36,8 @@ import opts  # noqa: E402
 import spatial_transforms as st  # noqa: E402
 from models import generate_model  # noqa: E402
 from models.factory import MODEL_DEFAULTS  # noqa: E402
-from training import autocast, to_device  # noqa: E402
+from models.precision import autocast
+from preprocessing import to_device  # noqa: E402
 from models.summary import summarize  # noqa: E402
 
 # Dense peak TFLOP/s (bf16 tensor cores, fp32 non-tensor) of GPUs we may meet, by name.

@@ -1,10 +1,12 @@
 """Video datasets: the path of a clip from disk to a batch.
 
-Submodules load on first use (PEP 562), so ``datasets.formats`` (annotation and result
-JSON, metrics, atomic writes) can be imported without torch:
+Submodules load on first use (PEP 562), so ``datasets.formats`` and ``datasets.builders``
+can be imported without torch:
 
-- ``formats``: torch-free file formats; ``annotations``: annotation JSON -> video records;
-- ``loaders``: frames from JPG folders, HDF5 files and video files;
+- ``formats``: the torch-free on-disk formats; ``builders``: the annotation builders' logic;
+- ``annotations``: annotation JSON -> video records;
+- ``decode``: JPEG bytes -> frames, a clip stacked with bad frames replaced;
+- ``loaders``/``video_loader``: frames from JPG folders, HDF5 files and video files;
 - ``video_dataset``/``cubic_puzzle``: samples and batches; ``samplers``: resumable order;
 - ``build``: datasets and transforms from the options.
 """
@@ -15,8 +17,8 @@ _EXPORTS = {
     'AnnotationError': 'annotations', 'VideoList': 'annotations', 'VideoRecord': 'annotations',
     'load_video_list': 'annotations', 'RecordTable': 'records',
     'CubicPuzzleDataset': 'cubic_puzzle', 'collate_puzzles': 'cubic_puzzle',
-    'Hdf5Loader': 'loaders', 'JpgLoader': 'loaders', 'VideoLoader': 'loaders', 'VideoReadError': 'loaders',
-    'decode_image': 'loaders',
+    'Hdf5Loader': 'loaders', 'JpgLoader': 'loaders', 'VideoLoader': 'video_loader', 'VideoReadError': 'decode',
+    'decode_image': 'decode',
     'EpochSampler': 'samplers', 'sample_seed': 'samplers',
     'MultiClipDataset': 'video_dataset', 'VideoDataset': 'video_dataset', 'collate': 'video_dataset',
     'get_inference_data': 'build', 'get_loader': 'build', 'get_normalization': 'build',

@@ -14,11 +14,11 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from common.errors import read_text
 from datasets.formats import video_layout
 from datasets.formats.annotation_faults import Fault, entry_faults, file_subset, subset_key
 from datasets.formats.annotation_json import AnnotationError, entry_labels, file_labels
 from datasets.formats.annotation_stream import RepeatedId, read_entries, whole_entries
-from datasets.formats.errors import read_text
 from datasets.records import RecordTable
 from datasets.video_paths import FolderListings, confine
 
@@ -64,14 +64,6 @@ def _locate(root: str, video_id: str, entry: Dict[str, Any], label: Optional[str
     return None, None
 
 
-def count_jpg_frames(folder: Path) -> int:
-    """Number of ``image_*.jpg`` files in a frame folder (0 if it cannot be listed)."""
-    try:
-        return video_layout.count_jpg_frames(folder)
-    except OSError:
-        return 0
-
-
 def _segment(entry: Dict[str, Any]) -> Optional[Tuple[int, int]]:
     """An original-format entry's ``segment`` (in its annotations, or at the entry), if any."""
     annotations = entry.get('annotations')
@@ -87,7 +79,7 @@ def _activitynet_records(entry: Dict[str, Any], video_id: str, path: Path, label
     first = 1 if file_type == 'jpg' else 0
     n = entry.get('n_frames')
     if n is None and file_type == 'jpg':
-        n = count_jpg_frames(path)
+        n = video_layout.count_jpg_frames(path, missing=0)
     if n is None:
         raise AnnotationError(f'video {video_id} has no n_frames: run util_scripts.add_fps_into_activitynet_json first')
     if whole_video or not entry.get('annotations'):
@@ -173,7 +165,7 @@ class FileRecords:
             if segment is not None:
                 frames = range(*segment)
             elif file_type == 'jpg':  # built before the frames existed: count them now
-                frames = range(1, count_jpg_frames(Path(found)) + 1)
+                frames = range(1, video_layout.count_jpg_frames(found, missing=0) + 1)
             else:
                 frames = range(0)
             items = [(video_id, own[label_name] if label_name is not None else -1, frames)]

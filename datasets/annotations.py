@@ -25,14 +25,14 @@ from typing import Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
-from datasets.annotation_entries import OUTSIDE, count_jpg_frames, read_file
+from datasets.annotation_entries import OUTSIDE, read_file
 from datasets.formats.annotation_faults import Fault, ordered_counts, summarize, wrong_frame_base
 from datasets.formats.annotation_json import AnnotationError, canonical_subset, file_labels, first_ids
 from datasets.records import RecordTable, VideoRecord
 from datasets.video_paths import FolderListings
 
 __all__ = ['AnnotationError', 'OUTSIDE', 'VideoList', 'VideoRecord', 'RecordTable', 'load_video_list', 'file_labels',
-           'count_jpg_frames', 'file_prefixes', 'merge_labels']
+           'file_prefixes', 'merge_labels']
 
 
 @dataclass

@@ -7,18 +7,19 @@ into the model's float input (run it on the device, where it is cheapest).
 """
 from argparse import Namespace
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import spatial_transforms as st
 import temporal_transforms as tt
-
-from .formats.annotation_json import canonical_subset
-from .formats.errors import UserError
-from .annotations import AnnotationError, VideoList, load_video_list
-from .cubic_puzzle import CubicPuzzleDataset
-from .loaders import Hdf5Loader, JpgLoader, VideoLoader
-from .preprocessing import Preprocessing, inference_transforms, normalization, subsampling
-from .video_dataset import MultiClipDataset, VideoDataset
+from common.errors import UserError
+from datasets.annotations import AnnotationError, VideoList, VideoRecord, load_video_list
+from datasets.cubic_puzzle import CubicPuzzleDataset
+from datasets.decode import VideoReadError
+from datasets.formats.annotation_json import canonical_subset
+from datasets.loaders import Hdf5Loader, JpgLoader
+from datasets.video_dataset import MultiClipDataset, VideoDataset
+from datasets.video_loader import VideoLoader
+from preprocessing import Preprocessing, inference_transforms, normalization, subsampling
 
 
 def get_loader(file_type: str, input_type: str = 'rgb', scaled: bool = False, planar: bool = False) -> Callable:
@@ -42,7 +43,7 @@ def get_loader(file_type: str, input_type: str = 'rgb', scaled: bool = False, pl
 def _clip_loader(opt: Namespace) -> Callable:
     """The loader of the clip datasets, with ``--jpeg_decode``; RGB + flow pairs (``--flow_path``) for rgb_flow."""
     if opt.input_type == 'rgb_flow':
-        from .paired import paired_loader
+        from datasets.paired import paired_loader
         return paired_loader(opt)
     return get_loader(opt.file_type, opt.input_type, getattr(opt, 'jpeg_decode', 'scaled') == 'scaled', planar=True)
 
@@ -101,7 +102,7 @@ def get_inference_data(opt: Namespace, prep: Optional[Preprocessing] = None) -> 
 
     ``prep`` is the model's recorded contract with the run's views (default: the options'):
     a sliding window (``--inference_stride``, in frames of the video) or ``inference_clips``
-    uniform clips, each as one crop or several views (``datasets.preprocessing.inference_transforms``).
+    uniform clips, each as one crop or several views (``preprocessing.inference_transforms``).
     """
     temporal, spatial = inference_transforms(prep or Preprocessing.from_opts(opt), opt.inference_stride)
     return MultiClipDataset(_video_list(opt, canonical_subset(opt.inference_subset), whole_videos=True),
@@ -130,3 +131,19 @@ def check_class_count(names: Optional[List[str]], n_classes: int) -> None:
     if names is not None and len(names) != n_classes:
         raise UserError(f'the annotation file has {len(names)} classes but the model has {n_classes} '
                         f'outputs: pass --n_classes {len(names)} (with --n_pretrain_classes when fine-tuning)')
+
+
+def file_dataset(paths: Sequence[Path], keys: Dict[Path, str], prep: Any, stride: Optional[int],
+                 multilabel: bool) -> Tuple[Any, List[Tuple[Path, str]]]:
+    """The files as a dataset of whole videos, and the (file, error) of those that cannot be opened."""
+    loader = get_loader('video', prep.input_type, planar=True)
+    records, failed = [], []
+    for path in paths:
+        try:
+            n = len(loader.index(path))
+        except VideoReadError as e:  # 'PATH: not a video: a JPEG image': the path is printed once
+            failed.append((path, str(e).split(f'{path}: ', 1)[-1]))
+            continue
+        records.append(VideoRecord(keys[path], -1, path, range(n), (0, n)))
+    temporal, spatial = inference_transforms(prep, stride)
+    return MultiClipDataset(VideoList([], records), loader, temporal, spatial, multilabel=multilabel), failed

@@ -16,15 +16,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional, Sequence, Set, Tuple
 
+from common.pool import worker_pool
+from common.progress import progress
 from datasets.annotations import VideoRecord, load_video_list
-from datasets.conversion.pool import worker_pool
+from datasets.decode import IMAGE_TEMPLATE, VideoReadError, decode_image
 from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
-from datasets.formats.progress import progress
 from datasets.formats.frame_table_file import table_path
 from datasets.formats.video_files import UNREADABLE, declared_size, frame_table, open_video, video_stream
 from datasets.frame_sizes import Size, odd_sized
-from datasets.loaders import IMAGE_TEMPLATE, Hdf5Loader, JpgLoader, VideoReadError, build_video_index, decode_image
+from datasets.loaders import Hdf5Loader, JpgLoader
+from datasets.video_loader import build_video_index
 
 Problem = Tuple[str, str, str, str]  # (video id, subset, problem, detail)
 HARMLESS = {'too short'}

@@ -19,15 +19,14 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import torch
 from torch.utils.data import Dataset
 
+from common.faults import report_fault
+from datasets.annotations import VideoList
+from datasets.decode import VideoReadError
+from datasets.samplers import Item, sample_rng
+from datasets.video_dataset import Sample, collate
 from models.cubic_puzzle import N_PIECES, PERMUTATIONS, puzzle_class_names, puzzle_label
 from spatial_transforms import resize_clip
 from temporal_transforms import loop_pad
-
-from .formats.faults import report_fault
-from .annotations import VideoList
-from .loaders import VideoReadError
-from .samplers import Item, sample_rng
-from .video_dataset import Sample, collate
 
 KINDS = ('spatial', 'temporal')
 CROP_SCALE = (0.8, 1.0)  # side of the cropped square, as a fraction of the frame's short side

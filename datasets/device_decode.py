@@ -3,33 +3,22 @@
 A clip dataset in deferred mode (``defer``) draws its clip positions in the worker, reads the
 frames' bytes and hands them over with the state of the sample's random generator
 (``Deferred``). ``DeviceDecoding`` wraps the DataLoader: it decodes every JPEG of a batch in
-one call (``torchvision.io.decode_jpeg``: batched nvJPEG on CUDA, libjpeg-turbo on the CPU),
+one call (``datasets.decode.decode_many``: batched nvJPEG on CUDA, libjpeg-turbo on the CPU),
 then finishes each sample with the dataset's own code (``VideoDataset.finish``): bad frames
 replaced, the spatial transform run on the device with the generator restored, so crops, sizes
 and flips are the ones the worker path draws. Clips a worker could not defer (no readable
 JPEG header) arrive decoded and are moved to the device.
 """
 import random
-import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
-
 from torch.utils.data import DataLoader
 
-from datasets.formats.errors import UserError
+from common.errors import UserError
+from datasets.decode import decode_many
 from datasets.frame_sizes import Size
-from datasets.loaders import decode_image
-
-try:
-    from torchvision.io import ImageReadMode, decode_jpeg
-except ImportError:  # without torchvision's decoder every frame goes through PIL on the CPU
-    decode_jpeg = None
-
-warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision',
-                        category=DeprecationWarning)
-
 
 @dataclass
 class Deferred:
@@ -61,40 +50,12 @@ def keep_samples(samples: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return list(samples)
 
 
-def decode_all(blobs: Sequence[bytes], device: torch.device) -> List[Optional[torch.Tensor]]:
-    """JPEG bytes -> uint8 C x H x W RGB tensors on ``device``, in one batched call when all decode.
-
-    An image the batched decoder refuses is decoded alone, then by PIL on the CPU; None if nothing can.
-    """
-    if not blobs:
-        return []
-    data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]
-    if decode_jpeg is not None:
-        try:
-            return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
-        except RuntimeError:
-            pass  # one image is not a JPEG the decoder takes: find it
-    out: List[Optional[torch.Tensor]] = []
-    for b, d in zip(blobs, data):
-        try:
-            out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=device) if decode_jpeg is not None else None)
-        except RuntimeError:
-            out.append(None)
-        if out[-1] is None:
-            try:
-                out[-1] = decode_image(b).to(device)
-            except ValueError:
-                pass
-    return out
-
-
 def finish_batch(dataset: Any, samples: Sequence[Dict[str, Any]], device: torch.device) -> List[Dict[str, Any]]:
     """Decode the deferred samples of one batch on ``device`` and finish them; move the others there."""
     deferred = [s['deferred'] for s in samples if 'deferred' in s]
-    keys = [(n, i) for n, d in enumerate(deferred) for i, b in d.blobs.items() if b]
-    decoded = decode_all([deferred[n].blobs[i] for n, i in keys], device)
+    decoded = decode_many({(n, i): b for n, d in enumerate(deferred) for i, b in d.blobs.items()}, device=device)
     frames: List[Dict[int, Optional[torch.Tensor]]] = [dict.fromkeys(d.blobs) for d in deferred]
-    for (n, i), frame in zip(keys, decoded):
+    for (n, i), frame in decoded.items():
         frames[n][i] = frame
     finished = iter(dataset.finish(d, f) for d, f in zip(deferred, frames))
     out = []

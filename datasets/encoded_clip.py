@@ -6,7 +6,7 @@ decode and a resize. ``EncodedClip`` holds a clip's JPEG bytes until the first c
 which box it keeps and what size it makes of it; the clip is then decoded at the smallest of
 those scales at which the box still covers the output (``reduction``) and the box is cut
 from the smaller frames. Only power-of-two scales are used: libjpeg-turbo's 3/4, 5/8, ...
-take longer than a full decode (measured: BENCHMARKS.md). Any other transform sees the clip
+take longer than a full decode (measured: docs/benchmarks.md). Any other transform sees the clip
 decoded at full size first (``decoded``).
 
 Frames that simplejpeg cannot decode (PNG, CMYK, a missing wheel) fall back to
@@ -19,9 +19,9 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from datasets.decode import assemble, decode_image
 from datasets.frame_sizes import Size, majority_size
 from spatial_transforms import resize_clip
-from datasets.loaders import assemble, decode_image
 
 try:
     import simplejpeg

@@ -2,138 +2,27 @@
 
 Three storage formats: JPG frame folders (``image_00001.jpg`` ...), HDF5 files holding a
 ``video`` dataset of JPEG bytes (``video_u``/``video_v`` for flow), and encoded video files
-decoded with PyAV (``datasets.video_loader``, re-exported here). Each distinct frame is decoded once per clip (loop padding repeats
-indices). A frame that is missing or cannot be decoded is replaced by the nearest good frame
+decoded with PyAV (``datasets.video_loader``, re-exported here). Each distinct frame is decoded
+once per clip (loop padding repeats indices; ``datasets.decode``). A frame that is missing or cannot be decoded is replaced by the nearest good frame
 of the same video and counted; a video that yields no frame at all raises
 ``VideoReadError``, which the datasets turn into a dropped, counted sample.
 """
-import io
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
-from PIL import Image
 
-from datasets.frame_sizes import Size, folder_size, majority_size, sampled_size
-
-try:
-    from torchvision.io import ImageReadMode, decode_jpeg
-except ImportError:  # torchvision dropped its image decoders: PIL does the work
-    decode_jpeg = None
-
-# torchvision 0.29 deprecates its image decoders in favour of torchcodec; they remain the
-# fastest libjpeg-turbo path available here, and PIL takes over if they disappear.
-warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision',
-                        category=DeprecationWarning)
-
-IMAGE_TEMPLATE = 'image_{:05d}.jpg'
-PROBE_RADIUS = 16  # how far outside the clip to look for a good frame before giving up
-
-
-class VideoReadError(Exception):
-    """The whole video is unusable (missing, unreadable, no decodable frame)."""
-
-
-def decode_image(data: bytes, mode: str = 'RGB') -> torch.Tensor:
-    """JPEG (or any PIL-readable image) bytes -> uint8 C x H x W; greyscale/CMYK become RGB.
-
-    ``mode`` 'L' gives one channel (flow). Raises ValueError for undecodable bytes.
-    """
-    if not data:
-        raise ValueError('empty file')
-    if decode_jpeg is not None:
-        try:
-            buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-            return decode_jpeg(buf, mode=ImageReadMode.RGB if mode == 'RGB' else ImageReadMode.GRAY)
-        except RuntimeError:
-            pass  # not a JPEG libjpeg-turbo accepts: let PIL try (PNG, odd JPEGs) or fail
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            arr = np.asarray(img.convert(mode))
-    except Exception as e:
-        raise ValueError(f'cannot decode image ({e})') from e
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1) if arr.ndim == 3 else torch.from_numpy(arr.copy())[None]
-
-
-def decode_many(blobs: Dict[int, Optional[bytes]], mode: str = 'RGB') -> Dict[int, Optional[torch.Tensor]]:
-    """Decode several images at once (one batched libjpeg-turbo call when all are fine).
-
-    A missing (None) or undecodable image gives None; one bad image does not spoil the rest.
-    """
-    out: Dict[int, Optional[torch.Tensor]] = {i: None for i in blobs}
-    present = {i: b for i, b in blobs.items() if b}
-    if decode_jpeg is not None and mode == 'RGB' and len(present) > 1:
-        try:
-            buffers = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in present.values()]
-            out.update(zip(present, decode_jpeg(buffers, mode=ImageReadMode.RGB)))
-            return out
-        except RuntimeError:
-            pass  # some image is broken: decode one by one to find it
-    for i, b in present.items():
-        try:
-            out[i] = decode_image(b, mode)
-        except ValueError:
-            pass
-    return out
-
-
-def _size(frame: torch.Tensor) -> Size:
-    return int(frame.shape[-2]), int(frame.shape[-1])
-
-
-def assemble(indices: Sequence[int], frames: Dict[int, Optional[torch.Tensor]],
-             read_more: Callable[[int], Optional[torch.Tensor]], source: str,
-             video_size: Optional[Callable[[], Optional[Size]]] = None) -> Tuple[torch.Tensor, int]:
-    """Stack ``frames[i]`` (C x H x W) for ``indices``, filling bad frames with the nearest good one.
-
-    ``frames`` maps each distinct index to its decoded frame or None. A frame whose size is
-    not the video's majority size (``video_size()``, asked only when the clip's sizes differ;
-    the clip's majority when no frame of the clip has it) is bad too. When no frame of the clip
-    is good, ``read_more(i)`` is asked for frames just outside it. Returns the T x C x H x W
-    clip and the number of substituted indices.
-    """
-    good = sorted(i for i, f in frames.items() if f is not None)
-    sizes = {_size(frames[i]) for i in good}
-    if len(sizes) > 1:
-        reference = video_size() if video_size is not None else None
-        if reference not in sizes:
-            reference = majority_size(_size(frames[i]) for i in good)
-        good = [i for i in good if _size(frames[i]) == reference]
-    if not good:
-        lo, hi = min(indices), max(indices)
-        for step in range(1, PROBE_RADIUS + 1):
-            for i in (lo - step, hi + step):
-                if i >= 0:
-                    frame = read_more(i)
-                    if frame is not None:
-                        frames[i] = frame
-                        good = [i]
-                        break
-            if good:
-                break
-    if not good:
-        raise VideoReadError(f'{source}: no decodable frame among {len(frames)} requested')
-    good_arr = np.asarray(good)
-    out, bad = [], 0
-    for i in indices:
-        f = frames.get(i)
-        if f is None or f.shape != frames[good[0]].shape:
-            f = frames[int(good_arr[np.abs(good_arr - i).argmin()])]
-            bad += 1
-        out.append(f.permute(1, 2, 0))
-    # Decoders give H x W x C memory: stack it as such (a plain copy) and return a
-    # T x C x H x W view in channels-last layout, which the uint8 resize kernel reads directly.
-    return torch.stack(out).permute(0, 3, 1, 2), bad
+from datasets.decode import IMAGE_TEMPLATE, VideoReadError, assemble, decode_image, decode_many
+from datasets.encoded_clip import EncodedClip
+from datasets.frame_sizes import Size, folder_size, sampled_size
+from datasets.video_loader import VideoLoader  # noqa: F401  (the third loader, importable beside the others)
 
 
 def encoded(blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: str,
             read_more: Callable[[int], Optional[bytes]], video_size: Callable[[], Optional[Size]]
-            ) -> Optional[Tuple['object', int]]:
+            ) -> Optional[Tuple[EncodedClip, int]]:
     """``(EncodedClip, 0)`` for a JPEG clip to decode at its crop's scale, or None (decode now)."""
-    from datasets.encoded_clip import EncodedClip
     clip = EncodedClip.of(blobs, indices, source, read_more, video_size)
     return None if clip is None else (clip, 0)
 
@@ -270,14 +159,3 @@ class Hdf5Loader:
             raise
         except (OSError, RuntimeError, ValueError) as e:  # missing, truncated or corrupt file
             raise VideoReadError(f'{path}: unreadable hdf5 ({str(e).splitlines()[0]})') from e
-
-
-VIDEO_NAMES = frozenset({'SeekMissed', 'VideoIndex', 'VideoLoader', 'build_video_index', 'frame_to_tensor'})
-
-
-def __getattr__(name: str) -> object:
-    """The video-file reader's names, from ``datasets.video_loader`` (which uses ``assemble``)."""
-    if name in VIDEO_NAMES:
-        from datasets import video_loader
-        return getattr(video_loader, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

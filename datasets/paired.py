@@ -19,13 +19,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .frame_sizes import majority_size
-from .loaders import Hdf5Loader, VideoReadError, assemble
+from datasets.decode import VideoReadError, assemble
+from datasets.frame_sizes import majority_size
+from datasets.loaders import Hdf5Loader
+from models.factory import TWO_STREAM_MODELS
 
 RGB_DATASET = 'video'
 FLOW_DATASETS = ('video_u', 'video_v')
 FLOW_MEAN, FLOW_STD = 0.5, 0.5  # of the stored [0, 1] values: zero flow (128) -> 0, the clipping bound -> +-1
-TWO_STREAM_MODELS = ('two_stream', 'fused_two_stream')
 
 
 def with_flow_mean_std(mean: Sequence[float], std: Sequence[float], value_scale: float = 1,
@@ -43,8 +44,6 @@ def check_rgb_flow_options(opt: Namespace) -> Optional[str]:
         return '--flow_path is only read with --input_type rgb_flow'
     if opt.model in TWO_STREAM_MODELS and not paired:
         return f'--model {opt.model} takes RGB + flow clips: add --input_type rgb_flow --flow_path FLOW_ROOT'
-    if opt.model in TWO_STREAM_MODELS and getattr(opt, 'channels_last', False):
-        return f'--channels_last is a layout of 3D convolutions: --model {opt.model} runs 2D ones on its snapshots'
     if not paired:
         return None
     if opt.file_type != 'hdf5':

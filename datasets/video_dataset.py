@@ -20,15 +20,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch.utils.data import Dataset
 
+from common.faults import report_fault
+from datasets.annotations import AnnotationError, VideoList
+from datasets.decode import VideoReadError, assemble
+from datasets.device_decode import Deferred, restored_rng
+from datasets.encoded_clip import decoded
+from datasets.samplers import Item, sample_rng
 from spatial_transforms import is_encoded
 from temporal_transforms import apply, is_random
-
-from .formats.faults import report_fault
-from .annotations import AnnotationError, VideoList
-from .encoded_clip import decoded
-from .device_decode import Deferred, restored_rng
-from .loaders import VideoReadError, assemble
-from .samplers import Item, sample_rng
 
 Sample = Dict[str, Any]
 
@@ -55,28 +54,16 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _load(self, index: int, plan: Any, rng: Optional[random.Random]) -> Union[Sample, Deferred, str]:
-        """The finished sample (``_package``), a ``Deferred`` one (deferred mode), or why not.
-
-        A loader may give the clip still encoded (``encoded_clip.EncodedClip``): the spatial
-        transform decodes it at the scale its crop needs, and the replaced frames are counted then.
-        """
+    def _load(self, index: int, plan: Any, rng: Optional[random.Random]) -> Union[Sample, Deferred]:
+        """The finished sample, a ``Deferred`` one (deferred mode), or the failed sample of an unreadable video."""
         try:
             frames, bad = self.loader(self.records[index].path, self._order(plan))
             if self.defer_decode and is_encoded(frames):
                 return Deferred(index, plan, frames.blobs, frames.indices, frames.source, frames.reference_size(),
                                 None if rng is None else rng.getstate())
-            clip = frames if is_encoded(frames) else frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W
-            spatial = self.spatial_transform
-            if spatial is not None:
-                clip = apply(spatial, clip if getattr(spatial, 'takes_encoded', False) else decoded(clip), rng)
-            clip = decoded(clip)
-            if is_encoded(frames):
-                bad = frames.bad
+            return self._finished(index, plan, frames, bad, rng)
         except VideoReadError as e:
-            report_fault(f'{e}; the video leaves the batch')
-            return str(e)
-        return self._package(index, plan, clip, bad)
+            return self._unreadable(index, e)
 
     def finish(self, deferred: Deferred, frames: Dict[int, Optional[torch.Tensor]]) -> Sample:
         """A ``Deferred`` sample made whole from its decoded frames (on any device), as a worker would."""
@@ -85,12 +72,26 @@ class VideoDataset(Dataset):
             video, bad = assemble(deferred.order, frames, lambda i: self._one_frame(deferred.index, i, device),
                                   deferred.source, lambda: deferred.size)
         except VideoReadError as e:
-            report_fault(f'{e}; the video leaves the batch')
-            return self._failed(deferred.index, str(e))
-        clip = video.transpose(0, 1)
-        if self.spatial_transform is not None:
-            clip = apply(self.spatial_transform, clip, restored_rng(deferred.rng_state))
-        return self._package(deferred.index, deferred.plan, clip, bad)
+            return self._unreadable(deferred.index, e)
+        return self._finished(deferred.index, deferred.plan, video, bad, restored_rng(deferred.rng_state))
+
+    def _finished(self, index: int, plan: Any, frames: Any, bad: int, rng: Optional[random.Random]) -> Sample:
+        """The sample of a clip's frames (T x C x H x W, or still encoded): spatial transform, then ``_package``.
+
+        A clip still encoded (``encoded_clip.EncodedClip``) is decoded by the spatial transform at the
+        scale its crop needs, and its replaced frames are counted then.
+        """
+        clip = frames if is_encoded(frames) else frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W
+        spatial = self.spatial_transform
+        if spatial is not None:
+            clip = apply(spatial, clip if getattr(spatial, 'takes_encoded', False) else decoded(clip), rng)
+        clip = decoded(clip)
+        return self._package(index, plan, clip, frames.bad if is_encoded(frames) else bad)
+
+    def _unreadable(self, index: int, error: VideoReadError) -> Sample:
+        """The failed sample of a video that cannot be read, reported as a data fault."""
+        report_fault(f'{error}; the video leaves the batch')
+        return self._failed(index, str(error))
 
     def _one_frame(self, index: int, i: int, device: torch.device) -> Optional[torch.Tensor]:
         """Frame ``i`` of a video decoded here (C x H x W on ``device``), None if it cannot be read."""
@@ -142,8 +143,6 @@ class VideoDataset(Dataset):
         if not plan:
             return self._failed(index, f'{self.records[index].path}: no clip')
         loaded = self._load(index, plan, rng)
-        if isinstance(loaded, str):
-            return self._failed(index, loaded)
         return {'deferred': loaded} if isinstance(loaded, Deferred) else loaded
 
 

@@ -13,12 +13,11 @@ from typing import Callable, Dict, Optional, Sequence, Set, Tuple, Union
 import numpy as np
 import torch
 
+from datasets.decode import VideoReadError, assemble
 from datasets.formats.video_files import (UNREADABLE, FrameTable, UnreadableVideo, declared_size, frame_table,
                                           open_video, video_stream)
 from datasets.frame_sizes import Size
-from datasets.loaders import VideoReadError, assemble
 from datasets.planar_clip import PlanarClip, is_planar, pack
-
 
 MAX_SEEK_MARGIN = 2  # keyframes a seek may learn to aim before the wanted one
 

@@ -6,11 +6,13 @@ from that listing: at Kinetics scale a few hundred listings replace 700,000 ``st
 class name and a video id) to its video root and refuses one that leads out of it: an
 absolute path elsewhere or a ``..`` that climbs above the root. The check is lexical (no
 symbolic link is resolved), so a root may link its class folders to other disks.
-Standard library only.
+Which file of a folder is a video is ``video_layout.video_entries``' rule, the builders' too.
 """
 import os
 import re
 from typing import Dict, List, Optional, Set, Tuple
+
+from datasets.formats.video_layout import video_entries
 
 # a relative path already in normal form: names that are not '.' or '..', joined by single separators
 _NAME = r'(?!\.\.?(?:/|\Z))[^/]+'
@@ -76,13 +78,14 @@ class FolderListings:
         return name in self._names[folder]
 
     def video_file(self, base: str) -> Optional[str]:
-        """A file ``<base>.<any extension>`` (the last one listed when several share the stem), or None."""
+        """The video file whose id is ``base``'s name, by ``video_layout.video_entries``' rule, or None."""
         folder, name = _split(base)
         stems = self._stems.get(folder)
         if stems is None:
             if folder not in self._files:
                 self._scan(folder)
-            stems = self._stems[folder] = {os.path.splitext(n)[0]: os.path.join(folder, n) for n in self._files.pop(folder)}
+            entries = video_entries(self._files.pop(folder), 'video')
+            stems = self._stems[folder] = {video_id: os.path.join(folder, n) for video_id, n in entries.items()}
         return stems.get(name)
 
     def resolve(self, base: str, file_type: str) -> Optional[str]:

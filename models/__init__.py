@@ -5,10 +5,10 @@
 without running code from them; ``trust=True`` is the opt-in for files that need more
 (``models/safe_load.py``).
 """
-from .checkpoint import (CheckpointError, load_checkpoint, load_model, load_pretrained,
-                         load_state_dict_checked, save_checkpoint)
-from .factory import (MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name,
-                      generate_model, head_name, replace_head)
+from models.checkpoint import (CheckpointError, load_checkpoint, load_model, load_pretrained, load_state_dict_checked,
+                               save_checkpoint)
+from models.factory import (MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name, generate_model, head_name,
+                            replace_head)
 
 __all__ = [
     'CheckpointError', 'MODEL_DEFAULTS', 'MODEL_DEPTHS', 'MODEL_OPTION_NAMES', 'arch_name',

@@ -19,7 +19,7 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from .resnet import init_weights
+from models.resnet import init_weights
 
 # (name, input channels, output channels); a pooling follows the last conv of each group
 C3D_CONVS: Tuple[Tuple[Tuple[str, int, int], ...], ...] = (

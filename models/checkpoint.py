@@ -9,7 +9,6 @@ files, bare state_dicts and keys prefixed by ``module.`` (DataParallel/DDP) or
 fit raises ``CheckpointError`` naming the flags that would make it fit. Files are read without
 running code from them unless the caller passes ``trust=True`` (``models/safe_load.py``).
 """
-import collections
 import os
 import re
 from pathlib import Path
@@ -18,16 +17,15 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
-from .densenet import DENSENET_CONFIGS
-from .factory import (MODEL_DEFAULTS, MODEL_OPTION_NAMES, arch_name, generate_model, head_name,
-                      replace_head)
-from .resnet import RESNET_LAYERS
-from .resnet2p1d import mid_planes
-from datasets.formats.atomic import atomic_write  # noqa: F401  (re-exported: checkpoint writers use it)
-from .safe_load import CheckpointError, torch_load_cpu
+from common.atomic import atomic_write
+from models.densenet import DENSENET_CONFIGS
+from models.factory import MODEL_DEFAULTS, MODEL_OPTION_NAMES, arch_name, generate_model, head_name, replace_head
+from models.resnet import RESNET_LAYERS
+from models.resnet2p1d import mid_planes
+from models.safe_load import CheckpointError
+from models.state_dicts import fit_state_dict, key_list, load_checkpoint_object, state_dict_key_of, strip_prefixes
 
 FRAMEWORK_VERSION = '0.1.0'
-WRAPPER_PREFIXES = ('module.', '_orig_mod.')
 PathLike = Union[str, os.PathLike]
 
 
@@ -54,7 +52,7 @@ def save_checkpoint(path: PathLike, model: nn.Module, model_options: Mapping[str
                     extra: Optional[Mapping[str, Any]] = None) -> Path:
     """Atomically write a checkpoint readable by both this framework and the original.
 
-    ``preprocessing`` (``datasets.preprocessing.Preprocessing.to_dict()``) is the input
+    ``preprocessing`` (``preprocessing.Preprocessing.to_dict()``) is the input
     contract; when given, it also fills the older top-level ``mean``/``std``/... keys.
     """
     if preprocessing is not None:
@@ -84,65 +82,6 @@ def save_checkpoint(path: PathLike, model: nn.Module, model_options: Mapping[str
 
 # ----------------------------------------------------------------------------- reading
 
-def strip_prefixes(state_dict: Mapping[str, Any]) -> 'collections.OrderedDict[str, Any]':
-    """Remove ``module.`` and ``_orig_mod.`` wrapper prefixes where present (any nesting)."""
-    out: 'collections.OrderedDict[str, Any]' = collections.OrderedDict()
-    for key, value in state_dict.items():
-        while key.startswith(WRAPPER_PREFIXES):
-            key = key.split('.', 1)[1]
-        out[key] = value
-    return out
-
-
-def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-
-
-def state_dict_key(obj: Any) -> Optional[str]:
-    """Where a loaded file keeps its weights: '' (bare state_dict), 'state_dict', 'model' or None."""
-    if _is_state_dict(obj):
-        return ''
-    for key in ('state_dict', 'model'):
-        if isinstance(obj, Mapping) and _is_state_dict(obj.get(key)):
-            return key
-    return None
-
-
-def load_checkpoint_object(path: PathLike, trust: bool = False) -> Any:
-    """The raw object in a checkpoint file, or a one-line ``CheckpointError`` naming the file.
-
-    ``trust`` allows full unpickling of files that need more than ``safe_load.SAFE_GLOBALS``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path}: no such checkpoint file')
-    try:
-        return torch_load_cpu(path, trust=trust)
-    except CheckpointError:
-        raise
-    except Exception as e:  # torch raises many types for damaged files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        first = re.split(r'(?<=[.!]) ', first)[0]  # torch's advice follows the first sentence
-        raise CheckpointError(f'{path}: not a readable PyTorch checkpoint ({first})') from e
-
-
-def _state_dict_key_of(obj: Any, path: PathLike) -> str:
-    key = state_dict_key(obj)
-    if key is None:
-        keys = ', '.join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f'{path}: no state_dict found (top-level keys: {keys})')
-    return key
-
-
-def read_state_dict(path: PathLike, trust: bool = False) -> Mapping[str, torch.Tensor]:
-    """The state_dict in the file at ``path``, without wrapper prefixes: of any network (2D ImageNet
-    and torchvision video weights too, which ``load_checkpoint`` refuses). ``trust``: as there."""
-    obj = load_checkpoint_object(path, trust=trust)
-    key = _state_dict_key_of(obj, path)
-    return strip_prefixes(obj[key] if key else obj)
-
-
 def load_checkpoint(path: PathLike, trust: bool = False) -> Dict[str, Any]:
     """Read any supported checkpoint into a dict whose ``state_dict`` has no wrapper prefixes.
 
@@ -150,7 +89,7 @@ def load_checkpoint(path: PathLike, trust: bool = False) -> Dict[str, Any]:
     are absent from the dict. ``trust``: see ``load_checkpoint_object``.
     """
     obj = load_checkpoint_object(path, trust=trust)
-    key = _state_dict_key_of(obj, path)
+    key = state_dict_key_of(obj, path)
     ckpt: Dict[str, Any] = {'state_dict': obj} if key == '' else dict(obj)
     if key == 'model':  # training scripts of other frameworks (torchvision's references)
         ckpt['state_dict'] = ckpt.pop('model')
@@ -244,11 +183,6 @@ def _flag(name: str, value: Any) -> str:
     return f'--{name} {value}'
 
 
-def _key_list(keys: Sequence[str], limit: int = 4) -> str:
-    shown = ', '.join(keys[:limit])
-    return shown + (f', ... {len(keys) - limit} more' if len(keys) > limit else '')
-
-
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
                             source: str = 'state_dict',
                             options: Optional[Mapping[str, Any]] = None,
@@ -265,19 +199,16 @@ def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Ten
     for key in expected:  # PyTorch < 0.4.1 files have no BN batch counters: start them at 0
         if key.endswith('num_batches_tracked') and key not in given:
             given[key] = torch.zeros((), dtype=torch.long)
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    mismatched = [k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or mismatched:
+    fit = fit_state_dict(expected, given)
+    if not fit.fits:
         parts = []
-        if missing:
-            parts.append(f'{len(missing)} missing keys ({_key_list(missing)})')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected keys ({_key_list(unexpected)})')
-        if mismatched:
-            details = [f'{k}: checkpoint {list(given[k].shape)} vs model {list(expected[k].shape)}'
-                       for k in mismatched]
-            parts.append(f'{len(mismatched)} shape mismatches ({_key_list(details, 3)})')
+        if fit.missing:
+            parts.append(f'{len(fit.missing)} missing keys ({key_list(fit.missing)})')
+        if fit.unexpected:
+            parts.append(f'{len(fit.unexpected)} unexpected keys ({key_list(fit.unexpected)})')
+        if fit.mismatched:
+            details = [f'{k}: checkpoint {list(got)} vs model {list(want)}' for k, got, want in fit.mismatched]
+            parts.append(f'{len(fit.mismatched)} shape mismatches ({key_list(details, 3)})')
         built = {**MODEL_DEFAULTS, **(options or {})}
         name = arch_name(built['model'], built['model_depth']) if options else type(target).__name__
         message = f"{source}: weights do not fit {name}: {'; '.join(parts)}"

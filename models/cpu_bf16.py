@@ -11,7 +11,7 @@ are right; so is T=1 with the usual padding and any T >= kernel_t.
 
 ``Bf16ConvGuard`` is a torch function mode that runs those convolutions, and only those, in
 fp32 inside a CPU bf16 autocast region when their weight gradient will be computed (grad mode
-on, weight not frozen): their forward and backward are then computed exactly as in an fp32 run. ``training.autocast`` enters it whenever bf16 autocast runs on the CPU.
+on, weight not frozen): their forward and backward are then computed exactly as in an fp32 run. ``models.precision.autocast`` enters it whenever bf16 autocast runs on the CPU.
 """
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 

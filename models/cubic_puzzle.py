@@ -12,7 +12,7 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 
-from .factory import head_name
+from models.factory import head_name
 
 N_PIECES = 4
 PERMUTATIONS: Tuple[Tuple[int, ...], ...] = tuple(itertools.permutations(range(N_PIECES)))

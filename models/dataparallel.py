@@ -4,8 +4,9 @@ from typing import Any, Tuple
 
 import torch
 
-from datasets.formats.atomic import atomic_write, atomic_write_bytes
-from models.checkpoint import CheckpointError, load_checkpoint_object, state_dict_key, strip_prefixes
+from common.atomic import atomic_write, atomic_write_bytes
+from models.safe_load import CheckpointError
+from models.state_dicts import load_checkpoint_object, state_dict_key, strip_prefixes
 
 
 def strip_checkpoint(obj: Any) -> Tuple[Any, int]:

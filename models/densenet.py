@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .resnet import init_weights
+from models.resnet import init_weights
 
 DENSENET_CONFIGS = {
     121: (6, 12, 24, 16),

@@ -25,12 +25,11 @@ from typing import Any, Dict, Iterator, Mapping, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from datasets.formats.atomic import atomic_path
-from datasets.formats.errors import UserError
-from datasets.preprocessing import INPUT_CHANNELS, Preprocessing
-
-from .checkpoint import FRAMEWORK_VERSION, model_from_checkpoint
-from .export_diagnosis import described, failed_node, first_line, innermost, node_module, traced_module
+from common.atomic import atomic_path
+from common.errors import UserError
+from models.checkpoint import FRAMEWORK_VERSION, model_from_checkpoint
+from models.export_diagnosis import described, failed_node, first_line, innermost, node_module, traced_module
+from preprocessing import INPUT_CHANNELS, Preprocessing
 
 FORMATS = {'.onnx': 'ONNX', '.pt2': 'torch.export'}
 INPUT_NAME, OUTPUT_NAME = 'clip', 'logits'

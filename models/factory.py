@@ -3,16 +3,16 @@ from typing import Any, Callable, Dict, Tuple
 
 import torch.nn as nn
 
-from .c3d import C3D
-from .conv_lstm import LSTM_DEPTHS, ConvLSTM
-from .densenet import DENSENET_CONFIGS, densenet
-from .i3d import I3D
-from .preresnet import preresnet
-from .resnet import RESNET_LAYERS, resnet
-from .resnet2p1d import resnet2p1d
-from .resnext import RESNEXT_DEPTHS, resnext
-from .two_stream import TWO_STREAM_DEPTHS, two_stream
-from .wide_resnet import WIDE_RESNET_DEPTHS, wide_resnet
+from models.c3d import C3D
+from models.conv_lstm import LSTM_DEPTHS, ConvLSTM
+from models.densenet import DENSENET_CONFIGS, densenet
+from models.i3d import I3D
+from models.preresnet import preresnet
+from models.resnet import RESNET_LAYERS, resnet
+from models.resnet2p1d import resnet2p1d
+from models.resnext import RESNEXT_DEPTHS, resnext
+from models.two_stream import TWO_STREAM_DEPTHS, two_stream
+from models.wide_resnet import WIDE_RESNET_DEPTHS, wide_resnet
 
 # Valid depths per model family, in the order the CLI lists them.
 MODEL_DEPTHS: Dict[str, Tuple[int, ...]] = {
@@ -50,6 +50,8 @@ MODEL_DEFAULTS: Dict[str, Any] = {
     'lstm_eval': 'last',
     'flow_frames': 10,
 }
+TWO_STREAM_MODELS = ('two_stream', 'fused_two_stream')  # RGB + flow clips (--input_type rgb_flow)
+FRAME_NET_MODELS = ('lstm',) + TWO_STREAM_MODELS  # torchvision 2D networks run per frame: ImageNet weights, no 3D layout
 MODEL_OPTION_NAMES = tuple(MODEL_DEFAULTS)
 
 
@@ -105,7 +107,7 @@ def generate_model(model: str = 'resnet', model_depth: int = 18, n_classes: int 
     if model == 'i3d':  # the paper's stem has --conv1_t_stride 2
         return I3D(n_classes=n_classes, n_input_channels=n_input_channels, conv1_t_size=conv1_t_size,
                    conv1_t_stride=conv1_t_stride)
-    if model in ('two_stream', 'fused_two_stream'):
+    if model in TWO_STREAM_MODELS:
         return two_stream(model, model_depth, n_classes, n_input_channels, flow_frames)
     trunk = dict(stem, shortcut_type=resnet_shortcut, widen_factor=resnet_widen_factor,
                  temporal_padding=temporal_padding)

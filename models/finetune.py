@@ -3,9 +3,8 @@ from typing import List, Tuple
 
 import torch.nn as nn
 
-from datasets.formats.errors import UserError
-
-from .factory import head_name
+from common.errors import UserError
+from models.factory import head_name
 
 
 def fine_tune_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:

@@ -10,6 +10,7 @@ import torch.nn as nn
 import torchvision
 
 FRAME_NET_DEPTHS = (22, 18, 34, 50)
+IMAGENET_HEADS = ('fc.', 'aux1.', 'aux2.')  # classifier and GoogLeNet's auxiliary classifiers: not backbone weights
 
 # model_depth -> the randomly initialised torchvision network (its fc's input: the feature channels)
 BACKBONES: Dict[int, Callable[[], nn.Module]] = {

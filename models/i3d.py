@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .resnet import conv3d, init_weights
+from models.resnet import conv3d, init_weights
 
 
 class Unit3d(nn.Module):

@@ -9,9 +9,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
-from datasets.preprocessing import INPUT_CHANNELS, Preprocessing, VIEW_FIELDS, protocol_text, spatial_views, view_size
 from models.checkpoint import unwrap_model
 from models.summary import forward_gmacs
+from preprocessing import INPUT_CHANNELS, VIEW_FIELDS, Preprocessing, protocol_text, spatial_views, view_size
 
 
 def first_frame_size(data: Any) -> Tuple[int, int]:

@@ -6,56 +6,40 @@ on that image. BatchNorm parameters and statistics are copied; the classifier is
 the class counts agree and freshly initialised otherwise.
 """
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
 
-from models.checkpoint import CheckpointError, read_state_dict, save_checkpoint, strip_prefixes
+from models.checkpoint import CheckpointError, save_checkpoint
 from models.factory import generate_model
+from models.state_dicts import fit_state_dict, misfit_error, read_state_dict, strip_prefixes
 
 ARCHS = ['googlenet', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152']
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def misfit_error(unexpected: Sequence[str], mismatched: Sequence[str], missing: Sequence[str]) -> CheckpointError:
-    """'the 2D weights do not fit: unexpected: ...; shape mismatch: ...; missing: ...' (the first 4 of each)."""
-    parts = [f'{name}: {", ".join(keys[:4])}' + (' ...' if len(keys) > 4 else '')
-             for name, keys in (('unexpected', unexpected), ('shape mismatch', mismatched),
-                                ('missing', missing)) if keys]
-    return CheckpointError('the 2D weights do not fit: ' + '; '.join(parts))
-
-
 def inflate_state_dict(state_2d: Dict[str, torch.Tensor], model_3d: nn.Module,
                        skip_prefixes: Tuple[str, ...] = ('aux1.', 'aux2.')) -> Dict[str, torch.Tensor]:
     """Map a 2D state_dict onto ``model_3d``'s keys, inflating 4D conv kernels to its 5D shapes.
 
-    Raises ``CheckpointError`` listing keys that are missing, unexpected or of incompatible shape.
+    A head (``fc.``) of another class count keeps its fresh weights. Raises ``CheckpointError``
+    listing keys that are missing, unexpected or of incompatible shape.
     """
-    target = model_3d.state_dict()
-    out: Dict[str, torch.Tensor] = {}
-    unexpected, mismatched = [], []
-    for key, value in strip_prefixes(state_2d).items():
-        if key.startswith(skip_prefixes):
-            continue
-        if key not in target:
-            unexpected.append(key)
-            continue
-        want = target[key].shape
-        if value.dim() == 4 and len(want) == 5:
-            t = want[2]
-            value = value.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
-        if tuple(value.shape) != tuple(want):
-            if key.startswith('fc.'):
-                continue  # another class count: keep the fresh head
-            mismatched.append(f'{key}: {list(value.shape)} vs {list(want)}')
-            continue
-        out[key] = value.to(target[key].dtype)
-    missing = [k for k in target if k not in out and not k.startswith('fc.')]
-    if unexpected or mismatched or missing:
-        raise misfit_error(unexpected, mismatched, missing)
-    return {**target, **out}
+    def inflated(key: str, value: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+        if value.dim() == 4 and want.dim() == 5:
+            t = want.shape[2]
+            return value.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+        return value
+
+    source = {k: v for k, v in strip_prefixes(state_2d).items() if not k.startswith(skip_prefixes)}
+    fit = fit_state_dict(model_3d.state_dict(), source, convert=inflated)
+    fit.missing = [k for k in fit.missing if not k.startswith('fc.')]
+    fit.mismatched = [m for m in fit.mismatched if not m[0].startswith('fc.')]
+    if not fit.fits:
+        raise misfit_error(fit)
+    return fit.state_dict
 
 
 def inflate(src: Path, dst: Path, arch: str, n_classes: int = 1000, conv1_t_size: int = 7,

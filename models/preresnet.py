@@ -8,7 +8,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from .resnet import RESNET_LAYERS, ResNet, conv1x1x1, conv3x3x3
+from models.resnet import RESNET_LAYERS, ResNet, conv1x1x1, conv3x3x3
 
 
 class PreActBasicBlock(nn.Module):

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from .resnet import RESNET_LAYERS, ResNet, conv1x1x1, conv3d
+from models.resnet import RESNET_LAYERS, ResNet, conv1x1x1, conv3d
 
 MID_PLANES_RULES = ('conv', 'block')
 

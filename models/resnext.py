@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import torch.nn as nn
 
-from .resnet import RESNET_LAYERS, Bottleneck, ResNet
+from models.resnet import RESNET_LAYERS, Bottleneck, ResNet
 
 RESNEXT_INPLANES = (128, 256, 512, 1024)
 RESNEXT_DEPTHS = (50, 101, 152, 200)

@@ -18,8 +18,8 @@ from typing import Any, Optional, Union
 
 import torch
 
-from datasets.formats.errors import UserError
-from datasets.formats.faults import OneLineWarning
+from common.errors import UserError
+from common.faults import OneLineWarning
 
 PathLike = Union[str, os.PathLike]
 

@@ -6,8 +6,10 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
-from models.checkpoint import CheckpointError, load_state_dict_checked, read_state_dict, save_checkpoint, strip_prefixes
+from models.checkpoint import CheckpointError, load_state_dict_checked, save_checkpoint
 from models.factory import generate_model
+from models.frame_nets import IMAGENET_HEADS
+from models.state_dicts import read_state_dict, strip_prefixes
 
 TORCHVISION_MEAN = (0.43216, 0.394666, 0.37645)
 TORCHVISION_STD = (0.22803, 0.22145, 0.216989)
@@ -95,7 +97,6 @@ def convert(src: Path, dst: Path, arch: str, trust: bool = False) -> Path:
                            sample_duration=16, extra={'converted_from': f'torchvision {arch}'})
 
 
-IMAGENET_HEADS = ('fc.', 'aux1.', 'aux2.')  # classifier and GoogLeNet's auxiliary classifiers
 
 
 def load_imagenet_backbone(model: torch.nn.Module, path: Path, trust: bool = False) -> None:

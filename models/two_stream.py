@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 
 from models.frame_nets import BACKBONES, FRAME_NET_DEPTHS, first_conv_name, replace_first_conv
+from models.safe_load import CheckpointError
+from models.two_stream_init import imagenet_state_dict
 
 TWO_STREAM_DEPTHS = FRAME_NET_DEPTHS  # 22: GoogLeNet (Inception-v1); the others: ResNet-18/34/50
 FUSED_STEPS = 5
@@ -130,8 +132,6 @@ class _Streams(nn.Module):
     def load_imagenet(self, weights: Mapping[str, torch.Tensor], source: str = 'ImageNet weights') -> None:
         """Both streams from a torchvision ImageNet state_dict (heads left out); the flow stream's first
         conv by cross-modality initialisation (``models.two_stream_init``). ``source`` names it in errors."""
-        from .checkpoint import CheckpointError
-        from .two_stream_init import imagenet_state_dict
         try:
             self.load_state_dict(imagenet_state_dict(self, weights))
         except CheckpointError as e:

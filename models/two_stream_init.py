@@ -9,15 +9,13 @@ statistics are copied; the auxiliary classifiers and the ImageNet classifier are
 (the fused layers and the head stay as initialised). ``main.py --backbone_weights`` uses it
 through ``TwoStream.load_imagenet``.
 """
-from typing import Dict, List, Mapping
+from typing import Dict, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from models.checkpoint import strip_prefixes
-from models.frame_nets import first_conv_name
-from models.inflate import misfit_error
-from models.torchvision_weights import IMAGENET_HEADS
+from models.frame_nets import IMAGENET_HEADS, first_conv_name
+from models.state_dicts import fit_state_dict, misfit_error, strip_prefixes
 
 STREAMS = ('rgb', 'flow')
 
@@ -32,27 +30,17 @@ def imagenet_state_dict(model: nn.Module, state_2d: Mapping[str, torch.Tensor]) 
 
     Raises ``CheckpointError`` listing the keys that are missing, unexpected or of another shape.
     """
-    target = model.state_dict()
     source = {k: v for k, v in strip_prefixes(state_2d).items() if not k.startswith(IMAGENET_HEADS)}
-    first = first_conv_name(model.flow) + '.weight'
-    out = dict(target)
-    missing: List[str] = []
-    mismatched: List[str] = []
-    for stream in STREAMS:
-        prefix = f'{stream}.'
-        for key in (k[len(prefix):] for k in target if k.startswith(prefix)):
-            if key not in source:
-                missing.append(key)
-                continue
-            want = target[prefix + key]
-            value = source[key]
-            if stream == 'flow' and key == first:
-                value = cross_modality(value, want.shape[1])
-            if tuple(value.shape) != tuple(want.shape):
-                mismatched.append(f'{key}: {list(value.shape)} vs {list(want.shape)}')
-                continue
-            out[prefix + key] = value.to(want.dtype)
-    unexpected = [k for k in source if f'rgb.{k}' not in target]
-    if missing or unexpected or mismatched:
-        raise misfit_error(unexpected, mismatched, sorted(set(missing)))
-    return out
+    flow_first = 'flow.' + first_conv_name(model.flow) + '.weight'
+
+    def stream_key(key: str) -> Optional[str]:  # 'rgb.conv1.weight' -> 'conv1.weight'; fused layers, head: None
+        stream, _, rest = key.partition('.')
+        return rest if stream in STREAMS else None
+
+    def cross(key: str, value: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+        return cross_modality(value, want.shape[1]) if key == flow_first else value
+
+    fit = fit_state_dict(model.state_dict(), source, stream_key, cross)
+    if not fit.fits:
+        raise misfit_error(fit)
+    return fit.state_dict

@@ -1,7 +1,7 @@
 """Wide 3D ResNet: Bottleneck blocks of expansion 2 on a trunk k times wider (stem included)."""
 from typing import Any
 
-from .resnet import BLOCK_INPLANES, RESNET_LAYERS, Bottleneck, ResNet
+from models.resnet import BLOCK_INPLANES, RESNET_LAYERS, Bottleneck, ResNet
 
 WIDE_RESNET_DEPTHS = (50, 101, 152, 200)
 

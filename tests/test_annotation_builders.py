@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.annotation_helpers import (avi, leftovers, load, make_frames, make_hdf5,  # noqa: F401
                                       one_line_error, put, write)
 from util_scripts import add_fps_into_activitynet_json, folder_json, mit_json
@@ -157,6 +159,38 @@ def test_folder_json_stratified_and_reproducible(tmp_path, capsys):
     assert len(draws) > 1
     assert folder_json.main([str(root), str(tmp_path / 'd.json'), '--val_fraction', '0']) == 0
     assert {e['subset'] for e in load(tmp_path / 'd.json')['database'].values()} == {'training'}
+
+
+@pytest.mark.parametrize('fraction', [0.05, 0.2, 0.34, 0.5, 0.6, 0.75, 0.99])
+def test_folder_json_one_rule_at_every_fraction(tmp_path, capsys, fraction):
+    """A class with one video is training only, as the note says; every other class has videos in both subsets."""
+    root = folder_dataset(tmp_path / 'data', {'solo': 1, 'pair': 2, 'trio': 3, 'many': 9})
+    assert folder_json.main([str(root), str(tmp_path / 'a.json'), '--val_fraction', str(fraction)]) == 0
+    assert 'classes with one video (training only): solo' in capsys.readouterr().out
+    db = load(tmp_path / 'a.json')['database']
+    subsets = {label: [e['subset'] for e in db.values() if e['annotations']['label'] == label]
+               for label in ('solo', 'pair', 'trio', 'many')}
+    assert subsets.pop('solo') == ['training']
+    for label, found in subsets.items():
+        assert set(found) == {'training', 'validation'}, (label, found)
+        assert found.count('validation') == min(max(int(len(found) * fraction + 0.5), 1), len(found) - 1)
+
+
+def test_a_subtitle_beside_a_video_is_never_the_video(tmp_path, avi, capsys):
+    """One lookup: the builders and the loader's listing both take a.mp4, never a.srt, whatever the listing order."""
+    from datasets import load_video_list
+    from datasets.formats.video_layout import list_class_folder
+    from datasets.video_paths import FolderListings
+    folder = tmp_path / 'v' / 'run'
+    put(folder / 'a.mp4', avi)
+    write(folder / 'a.srt', '1\n00:00:00,000 --> 00:00:01,000\nhello\n')
+    write(folder / 'b.srt', 'a subtitle without its video\n')
+    assert list_class_folder(folder, 'video') == {'a': folder / 'a.mp4'}
+    assert FolderListings().video_file(str(folder / 'a')) == str(folder / 'a.mp4')
+    assert FolderListings().video_file(str(folder / 'b')) is None
+    assert folder_json.main([str(tmp_path / 'v'), str(tmp_path / 'v.json'), '--file_type', 'video']) == 0
+    videos = load_video_list([tmp_path / 'v.json'], [tmp_path / 'v'], 'training', 'video')
+    assert [str(r.path) for r in videos.records] == [str(folder / 'a.mp4')]
 
 
 def test_folder_json_hdf5_video_and_duplicates(tmp_path, avi, capsys):

@@ -2,7 +2,7 @@
 import pytest
 
 from datasets import AnnotationError, load_video_list, require_videos
-from datasets.formats.errors import UserError
+from common.errors import UserError
 from tests.video_fixtures import entry, moving_frames, write_annotation, write_hdf5, write_jpg_folder, write_video
 from util_scripts import check_dataset
 

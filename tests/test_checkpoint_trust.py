@@ -18,7 +18,7 @@ import torch
 import inference
 import main as main_module
 from models import CheckpointError, generate_model, load_checkpoint, load_model, load_pretrained
-from models.checkpoint import load_checkpoint_object
+from models.state_dicts import load_checkpoint_object
 from models.dataparallel import strip_checkpoint_file
 from models.inflate import inflate
 from models.safe_load import SAFE_GLOBALS

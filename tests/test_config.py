@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets.preprocessing import Preprocessing
+from preprocessing import Preprocessing
 from models import load_checkpoint
 from opts import RECORD_ONLY, build_parser, model_options, parse_opts, run_record
 from tests.video_fixtures import make_dataset

@@ -11,7 +11,7 @@ import torch
 
 import inference
 import main as main_module
-from datasets.preprocessing import Preprocessing, inference_transforms
+from preprocessing import Preprocessing, inference_transforms
 from models import load_checkpoint
 from tests.video_fixtures import make_dataset
 
@@ -112,12 +112,13 @@ def test_stop_signals_flag_a_first_signal_raise_on_a_second_and_restore_the_hand
 
 
 def test_demo_and_main_do_not_import_each_other():
-    code = ('import sys, util_scripts.demo; assert "main" not in sys.modules, "demo imported main"')
+    code = ('import sys, demo; assert "main" not in sys.modules, "demo imported main"')
     subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True)
 
 
-@pytest.mark.parametrize('package', ['models', 'datasets', 'training', 'validation', 'inference',
-                                     'spatial_transforms', 'temporal_transforms', 'opts'])
+@pytest.mark.parametrize('package', ['common', 'models', 'datasets', 'conversion', 'runs', 'evaluation', 'visuals',
+                                     'distributed', 'preprocessing', 'demo', 'training', 'validation', 'inference',
+                                     'spatial_transforms', 'temporal_transforms', 'opts', 'main'])
 def test_library_code_imports_nothing_from_util_scripts(package):
     sources = [ROOT / f'{package}.py'] if (ROOT / f'{package}.py').exists() else \
         sorted((ROOT / package).rglob('*.py'))

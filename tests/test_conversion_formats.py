@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.conversion import frames
+from conversion import frames
 from datasets.formats import video_files
 from tests.conversion_tree import (SIZE, copy_videos, frame_dir, jpg_run, run_main, src,  # noqa: F401
                                    temps_left)

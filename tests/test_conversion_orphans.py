@@ -67,7 +67,7 @@ def test_workers_of_a_killed_converter_die_with_it(tmp_path):
 
 def test_without_the_death_signal_the_parent_watch_ends_the_worker(tmp_path):
     # a parent that starts a worker with the kernel's death signal refused, then is killed
-    worker_code = ('import sys, time; sys.path.insert(0, sys.argv[1]); from datasets.conversion import pool; '
+    worker_code = ('import sys, time; sys.path.insert(0, sys.argv[1]); from common import pool; '
                    'pool._ask_kernel_for_death_signal = lambda: False; pool.CHECK_EVERY_S = 0.1; '
                    'import os; pool.die_with_parent(os.getppid()); time.sleep(60)')
     parent_code = ('import subprocess, sys, time; '
@@ -88,6 +88,6 @@ def test_without_the_death_signal_the_parent_watch_ends_the_worker(tmp_path):
             os.kill(worker, signal.SIGKILL)
     # and a worker whose parent died before it got going ends at once
     late = subprocess.run([sys.executable, '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
-                           'from datasets.conversion.pool import die_with_parent; die_with_parent(1); print("alive")',
+                           'from common.pool import die_with_parent; die_with_parent(1); print("alive")',
                            str(REPO)], capture_output=True, text=True, timeout=60)
     assert late.returncode == 1 and late.stdout == ''

@@ -5,8 +5,10 @@ import subprocess
 import sys
 import time
 
-from datasets.conversion import runner, temps
-from datasets.formats.run_lock import process_start_ticks
+from conversion import runner
+
+from conversion import temps
+from common.processes import process_start_ticks
 from tests.conversion_tree import REPO, SIZE, jpg_names, make_video, run_main, temps_left
 from util_scripts import generate_video_hdf5, generate_video_jpgs
 
@@ -85,7 +87,7 @@ def test_temp_names_are_unique_and_name_their_owner(tmp_path):
     assert match['name'] == 'v' and match['host'] == temps.host_tag()
     assert int(match['pid']) == os.getpid()
     child = subprocess.run([sys.executable, '-c', 'import os; from pathlib import Path; '
-                            'from datasets.conversion.temps import temp_path; '
+                            'from conversion.temps import temp_path; '
                             'print(os.getpid(), temp_path(Path("v")).name)'],
                            cwd=REPO, capture_output=True, text=True, check=True)
     pid, name = child.stdout.split()

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from models.cpu_bf16 import Bf16ConvGuard, shorter_than_kernel
-from training import autocast
+from models.precision import autocast
 
 CPU = torch.device('cpu')
 

@@ -2,11 +2,9 @@
 import numpy as np
 
 import main as main_module
-from datasets import demo_videos
+from conversion import demo_videos
 from datasets.loaders import VideoLoader
-from util_scripts import demo
-
-
+import demo
 def test_demo_dataset_is_ucf101_shaped_video_whose_classes_need_motion(tmp_path):
     splits = demo_videos.make_demo_dataset(tmp_path, videos_per_class=8, n_frames=12, show_progress=False)
     assert (splits / 'classInd.txt').read_text().splitlines()[0] == '1 MoveLeft'

@@ -8,8 +8,8 @@ from torch.utils.data import DataLoader
 import datasets
 import opts
 from datasets.device_decode import DeviceDecoding, data_loader, defer, finish_batch, keep_samples
-from datasets.formats.errors import UserError
-from datasets.preprocessing import Preprocessing
+from common.errors import UserError
+from preprocessing import Preprocessing
 from tests.video_fixtures import make_dataset
 
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import inference
-from datasets.formats import atomic
+from common import atomic
 from datasets.formats.annotation_json import write_annotation_json
-from datasets.formats.atomic import WriteError, atomic_write_bytes
-from datasets.formats.errors import UserError
-from datasets.formats.reports import write_reports
+from common.atomic import WriteError, atomic_write_bytes
+from common.errors import UserError
+from evaluation.reports import write_reports
 from models import generate_model, save_checkpoint
 
 CFG = dict(model='resnet', model_depth=10, n_classes=3, resnet_widen_factor=0.25)
@@ -148,7 +148,7 @@ def _run(code: str, *args: str) -> subprocess.CompletedProcess:
 def test_a_real_full_disk_ends_checkpoints_and_features_in_one_line(small_disk, tmp_path):
     (small_disk / 'save_1.pth').write_bytes(b'previous')
     saved = _run('import sys; from models import generate_model, save_checkpoint; '
-                 'from datasets.formats.cli import run; '
+                 'from common.cli import run; '
                  f'cfg = {CFG!r}; cfg["resnet_widen_factor"] = 1.0; '
                  'sys.exit(run(lambda: save_checkpoint(sys.argv[1], generate_model(**cfg), cfg) and None))',
                  str(small_disk / 'save_1.pth'))

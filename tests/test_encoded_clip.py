@@ -10,7 +10,7 @@ from PIL import Image
 
 import spatial_transforms as st
 from datasets import encoded_clip
-from datasets.conversion.frames import encode_jpeg
+from conversion.frames import encode_jpeg
 from datasets.encoded_clip import EncodedClip, reduction
 from datasets.loaders import Hdf5Loader, JpgLoader
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from datasets.formats import metrics
-from datasets.formats.evaluation import load_ground_truth
-from datasets.formats.reports import class_chart
-from datasets.formats.results_json import load_results
+from evaluation import metrics
+from evaluation.scoring import load_ground_truth
+from evaluation.reports import class_chart
+from evaluation.results_json import load_results
 from util_scripts import eval_accuracy
 
 LABELS = ['a', 'b', 'c']

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from datasets.preprocessing import Preprocessing
+from preprocessing import Preprocessing
 from models import MODEL_DEPTHS, frame_nets, generate_model
 from models.densenet import DENSENET_CONFIGS
 from models.checkpoint import save_checkpoint

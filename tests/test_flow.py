@@ -17,7 +17,7 @@ from PIL import Image
 
 import main as main_module
 from datasets import Hdf5Loader
-from datasets.conversion.flow import FlowParams, decode_flow, quantize, write_flow_hdf5
+from conversion.flow import FlowParams, decode_flow, quantize, write_flow_hdf5
 from tests.video_fixtures import write_video
 from util_scripts import check_dataset, folder_json, generate_flow_hdf5, generate_video_hdf5
 from datasets.formats.video_layout import count_hdf5_frames

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from datasets.formats import frame_table_file, video_files
-from datasets.formats.faults import DataFault
+from common.faults import DataFault
 from datasets.video_loader import VideoLoader
 from tests.conversion_tree import run_main
 from tests.test_video_exact import straight_decode

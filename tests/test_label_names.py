@@ -4,10 +4,10 @@ import json
 import pytest
 from PIL import Image, ImageFont
 
-from datasets.formats import reports
-from datasets.formats.metrics import ClassAccuracy
-from datasets.formats.reports import class_chart, tsv_escape, tsv_unescape, write_reports
-from datasets.formats.results_json import load_results, write_results
+from evaluation import reports
+from evaluation.metrics import ClassAccuracy
+from evaluation.reports import class_chart, tsv_escape, tsv_unescape, write_reports
+from evaluation.results_json import load_results, write_results
 from util_scripts import eval_accuracy, fuse_results
 
 LABELS = ['a\nb', 'tab\there', 'x/y', 'café ☕', '"quoted"', "it's", '', ' ', 'L' * 500, 'back\\slash',

@@ -11,7 +11,7 @@ import torch
 import main as main_module
 from datasets import MultiClipDataset, VideoDataset, collate, load_video_list
 from datasets.annotations import AnnotationError
-from datasets.formats.run_logs import MULTILABEL_VAL_COLUMNS
+from runs.run_logs import MULTILABEL_VAL_COLUMNS
 from models import load_checkpoint
 from tests.video_fixtures import write_jpg_folder
 from training import MultiLabelLoss, count_hits

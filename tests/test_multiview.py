@@ -11,7 +11,7 @@ import inference
 import main as main_module
 import spatial_transforms as st
 from datasets import MultiClipDataset, VideoList, VideoRecord, collate
-from datasets.preprocessing import (Preprocessing, add_view_arguments, inference_transforms, normalization,
+from preprocessing import (Preprocessing, add_view_arguments, inference_transforms, normalization,
                                     spatial_views, views_from)
 from models import MODEL_DEFAULTS, generate_model, save_checkpoint
 from models.summary import summarize

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import main as main_module
-from datasets.formats.errors import UserError
+from common.errors import UserError
 from inference import results_json
 from models import generate_model, load_checkpoint
-from models.run_state import RunState
+from runs.run_state import RunState
 from tests.test_result_path import args, data  # noqa: F401 (the fixture)
 
 

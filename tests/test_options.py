@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import opts
-from datasets.formats.cli import float_in, int_in
+from common.cli import float_in, int_in
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,8 @@ def test_a_misspelled_choice_names_the_closest_one(capsys):
 
 
 def test_every_tool_gets_the_suggestion(capsys):
-    from datasets.formats.cli import add_file_type, parser
+    from common.cli import parser
+    from datasets.formats.arguments import add_file_type
     tool = parser('folder_json', 'Build an annotation file')
     add_file_type(tool, positional=True)
     with pytest.raises(SystemExit):

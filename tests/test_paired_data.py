@@ -11,8 +11,8 @@ import inference
 import main as main_module
 import spatial_transforms as st
 from datasets import build, collate
-from datasets.formats.faults import DataFault
-from datasets.loaders import VideoReadError
+from common.faults import DataFault
+from datasets.decode import VideoReadError
 from datasets.paired import PairedLoader
 from models import load_checkpoint
 from opts import parse_opts

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets.formats.faults import DataFault, report_fault
-from datasets.formats.progress import LineProgress, Quiet, progress
+from common.faults import DataFault, report_fault
+from common.progress import LineProgress, Quiet, progress
 from tests.test_main import TINY
 from tests.video_fixtures import make_dataset
 

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 import torchvision
 
 import main as main_module
-from datasets.formats.errors import UserError
+from common.errors import UserError
 from models import c3d, generate_model, load_checkpoint, load_model, replace_head, save_checkpoint
-from models.cam import cam_layer
+from visuals.cam import cam_layer
 from models.checkpoint import CheckpointError
 from models.factory import head_of, head_name
 from models.finetune import fine_tune_modules, freeze_before

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 import main as main_module
-from datasets.formats import run_lock
-from datasets.formats.errors import UserError
-from datasets.formats.run_lock import ResultPathLock, process_start_ticks
-from datasets.formats.run_logs import RunLogs, TsvLog
+from runs import run_lock
+from common.errors import UserError
+from common.processes import process_start_ticks
+from runs.run_lock import ResultPathLock
+from runs.run_logs import RunLogs, TsvLog
 from tests.test_main import TINY, read_tsv
 from tests.video_fixtures import make_dataset
 
@@ -104,7 +105,7 @@ def test_only_rank_0_takes_the_lock_and_every_rank_learns_it_failed(tmp_path):
 def test_a_killed_holder_with_a_live_forked_child_leaves_a_lock_that_is_taken_over(tmp_path):
     """DataLoader workers are forked children: they must not keep the dead run's lock (flock) alive."""
     script = ('import os, signal, sys, time\nfrom pathlib import Path\n'
-              'from datasets.formats.run_lock import ResultPathLock\n'
+              'from runs.run_lock import ResultPathLock\n'
               'ResultPathLock.acquire(Path(sys.argv[1]), ["holder"])\n'
               'child = os.fork()\nif child == 0:\n    os.close(1)\n    os.close(2)\n    time.sleep(60)\n    os._exit(0)\n'
               'print(child, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n')
@@ -123,7 +124,7 @@ def test_a_killed_holder_with_a_live_forked_child_leaves_a_lock_that_is_taken_ov
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGHUP], ids=['SIGTERM', 'SIGHUP'])
 def test_sigterm_or_sighup_outside_training_releases_the_lock(tmp_path, sig):
-    script = ('import sys, time\nfrom pathlib import Path\nfrom datasets.formats import run_lock\n'
+    script = ('import sys, time\nfrom pathlib import Path\nfrom runs import run_lock\n'
               'with run_lock.hold(Path(sys.argv[1]), ["holder"]):\n    print("held", flush=True)\n'
               '    time.sleep(60)\n')
     proc = subprocess.Popen([sys.executable, '-c', script, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
@@ -159,7 +160,7 @@ def test_the_holder_removes_only_temp_files_of_the_atomic_naming_scheme(tmp_path
 
 
 def test_both_makers_of_atomic_temp_names_write_names_the_holder_removes(tmp_path, monkeypatch):
-    from datasets.formats import atomic
+    from common import atomic
     made = []
     real_replace = os.replace
     monkeypatch.setattr(atomic.os, 'replace', lambda src, dst: (made.append(Path(src).name), real_replace(src, dst)))
@@ -180,7 +181,7 @@ def test_logs_refuse_a_symbolic_link(tmp_path):
 @pytest.mark.parametrize('name', ['train.log', 'train_batch.log', 'val.log', 'history.log'])
 def test_every_log_the_run_opens_refuses_a_symbolic_link(tmp_path, name):
     """Each log through the code that opens it in a run: ``RunLogs`` (the TSV logs), ``append_history``."""
-    from datasets.formats.history import append_history
+    from runs.history import append_history
     target = tmp_path / 'someone_elses_file'
     target.write_text('precious\n')
     (tmp_path / name).symlink_to(target)
@@ -257,7 +258,7 @@ def test_resuming_from_an_earlier_checkpoint_drops_the_later_log_rows(data, tmp_
 
 
 def test_logs_opened_before_one_that_is_refused_are_closed(tmp_path, monkeypatch):
-    from datasets.formats import run_logs
+    from runs import run_logs
     closed = []
     original = run_logs.TsvLog.close
     monkeypatch.setattr(run_logs.TsvLog, 'close', lambda self: (closed.append(self), original(self))[1])

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from datasets.formats import checkpoint_files
-from datasets.formats.history import history_line
+from runs import checkpoint_files
+from runs.history import history_line
 from inference import top_rankings
 from tests.test_checkpoint_trust import run_main
 from tests.test_main import read_tsv

@@ -11,7 +11,7 @@ from models.summary import summarize
 from models.torchvision_weights import load_imagenet_backbone
 from models.two_stream import snapshots, split_snapshots
 from models.two_stream_init import cross_modality, imagenet_state_dict
-from datasets.formats.errors import UserError
+from common.errors import UserError
 from training import set_frozen_eval
 
 

@@ -1,4 +1,4 @@
-"""generate_video_jpgs and the conversion runner (datasets.conversion.runner): layouts, failures, resume, pool."""
+"""generate_video_jpgs and the conversion runner (conversion.runner): layouts, failures, resume, pool."""
 import functools
 import io
 import os
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.conversion import runner
-from datasets.conversion.sources import find_sources
-from datasets.conversion.writers import write_jpgs
+from conversion import runner
+from conversion.sources import find_sources
+from conversion.writers import write_jpgs
 from tests.conversion_tree import (BAD, GOOD, LANDSCAPE, REPO, SIZE, copy_videos,  # noqa: F401
                                    frame_dir, jpg_names, jpg_run, make_video, run_main, src,
                                    temps_left)

@@ -8,13 +8,13 @@ from PIL import Image
 
 import inference
 import main as main_module
-from models import visualize
+from visuals import annotate as visualize
 from datasets import Hdf5Loader, JpgLoader, VideoLoader, VideoRecord
-from datasets.visuals.curves import PANEL_H, PANEL_W, write_curves
-from datasets.visuals.overlay import draw_lines
-from datasets.visuals.sheet import Example, contact_sheet, pick_examples, sheet_size
+from visuals.curves import PANEL_H, PANEL_W, write_curves
+from visuals.overlay import draw_lines
+from visuals.sheet import Example, contact_sheet, pick_examples, sheet_size
 from models import generate_model, save_checkpoint
-from models.cam import cam_layer, grad_cam, upsample
+from visuals.cam import cam_layer, grad_cam, upsample
 from tests.video_fixtures import make_dataset, moving_frames, write_hdf5, write_jpg_folder, write_video
 
 ODD = ['cook\tfast', ' ', 'a\nb\x00' + 'x' * 90, '日本語 ✓']

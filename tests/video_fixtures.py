@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from datasets.conversion.writers import encode_video
+from conversion.writers import encode_video
 
 
 def moving_frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> List[np.ndarray]:

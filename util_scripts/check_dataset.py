@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from common import cli
 from datasets.check import loses_data, print_report, scan
-from datasets.formats import cli
 from datasets.formats.annotation_json import FILE_TYPES
 
 

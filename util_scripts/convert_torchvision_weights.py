@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from datasets.formats import cli
+from common import cli
 from models.safe_load import TRUST_HELP
 from models.torchvision_weights import ARCH_OPTIONS, convert
 

@@ -19,9 +19,9 @@ one-line error with exit code 2. Only the standard library and Pillow are import
 import sys
 from typing import List, Optional
 
-from datasets.formats import cli
+from common import cli
 from datasets.formats.annotation_json import SUBSET_ALIASES
-from datasets.formats.evaluation import evaluate_files
+from evaluation.scoring import evaluate_files
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -13,9 +13,9 @@ PyTorch; the largest difference of the logits is printed. Failures are one line,
 import sys
 from typing import List, Optional
 
-from datasets.formats import cli
+from common import cli
 from models.checkpoint import load_checkpoint
-from models.export import checkpoint_model, check_format, export_model
+from models.export import check_format, checkpoint_model, export_model
 from models.safe_load import TRUST_HELP
 
 

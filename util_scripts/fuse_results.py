@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from datasets.formats import cli
+from common import cli
 from datasets.formats.annotation_json import SUBSET_ALIASES
-from datasets.formats.evaluation import evaluate_files
-from datasets.formats.results_json import Ranking, load_results, write_results
+from evaluation.results_json import Ranking, load_results, write_results
+from evaluation.scoring import evaluate_files
 
 
 def fuse(results: Sequence[Dict[str, Ranking]], weights: Sequence[float]) -> Dict[str, Ranking]:

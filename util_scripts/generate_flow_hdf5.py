@@ -12,7 +12,7 @@ same, so one annotation JSON serves both streams.
 
 The file holds ``video_u`` and ``video_v``: one greyscale JPEG per frame and direction, the
 flow clipped to [-bound, bound] pixels and mapped to 0..255 (zero flow is 128); see
-``datasets/conversion/flow.py`` for the exact encoding.
+``conversion/flow.py`` for the exact encoding.
 
 Methods: ``tvl1`` (default) is OpenCV's Dual TV-L1 (opencv-contrib ``cv2.optflow``), the flow
 of the two-stream and I3D papers; its options default to OpenCV's own values, which is the
@@ -25,9 +25,9 @@ import functools
 import sys
 from typing import List, Optional
 
-from datasets.conversion.flow import DIS_PRESETS, METHODS, FlowParams, write_flow_hdf5
-from datasets.conversion.runner import available_cpus
-from datasets.formats.cli import positive_int
+from common.cli import positive_int
+from conversion.flow import DIS_PRESETS, METHODS, FlowParams, write_flow_hdf5
+from conversion.runner import available_cpus
 from util_scripts.video_conversion import add_fps_argument, base_parser, convert, positive_float
 
 

@@ -11,7 +11,7 @@ files. Options, resume, summary and exit codes are those of generate_video_jpgs.
 import sys
 from typing import List, Optional
 
-from datasets.conversion.writers import write_hdf5
+from conversion.writers import write_hdf5
 from util_scripts.video_conversion import frames_main
 
 

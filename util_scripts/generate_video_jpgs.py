@@ -7,12 +7,12 @@ output is ``DST/<stem>/``. Any container or codec FFmpeg reads is accepted. Fram
 so that the short side is ``--size`` and saved at the fixed JPEG quality 90 (4:2:0).
 ``--fps F`` takes, for each time k/F, the frame displayed then; ``--fps -1`` keeps every frame.
 A finished video is skipped on rerun. Prints a summary; exits 1 if any video failed, 2 if SRC
-does not exist. See datasets/conversion/ for the details.
+does not exist. See conversion/ for the details.
 """
 import sys
 from typing import List, Optional
 
-from datasets.conversion.writers import write_jpgs
+from conversion.writers import write_jpgs
 from util_scripts.video_conversion import frames_main
 
 

@@ -19,9 +19,9 @@ import functools
 import sys
 from typing import List, Optional
 
-from datasets.conversion.writers import write_mp4
-from datasets.formats import cli
-from datasets.formats.cli import positive_int
+from common import cli
+from common.cli import positive_int
+from conversion.writers import write_mp4
 from util_scripts.video_conversion import base_parser, convert
 from util_scripts.write_frame_tables import store_tables
 

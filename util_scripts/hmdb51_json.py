@@ -6,66 +6,20 @@ Reads every ``SPLIT_DIR/<class>_test_split<k>.txt`` (lines "video.avi id": 1 tra
 2 validation, 0 left out) and writes ``DST_DIR/hmdb51_{1,2,3}.json``. ``labels`` is the
 sorted set of classes over all split files. Keys are the file name up to its first dot.
 """
-import argparse
-import re
 import sys
-from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
-from datasets.formats import cli
-from datasets.formats.annotation_build import DiskCache, build_annotation_file
-from datasets.formats.annotation_json import AnnotationError, Row
-from datasets.formats.text_inputs import read_lines, require_dir
+from common import cli
+from datasets.builders.hmdb51 import build
+from datasets.formats import arguments
 
-SPLIT_FILE = re.compile(r'^(?P<label>.+)_test_split(?P<k>\d+)\.txt$')
-SUBSET_OF_ID = {'1': 'training', '2': 'validation', '0': None}
 ARGUMENTS = {'split_dir': 'folder with the <class>_test_split<k>.txt files',
-             'video_root': cli.CLASS_FOLDERS, 'dst_dir': 'folder for hmdb51_{1,2,3}.json'}
-
-
-def find_split_files(split_dir: Path) -> Dict[int, List[Tuple[str, Path]]]:
-    """{k: [(class, path), ...]} for the ``<class>_test_split<k>.txt`` files, sorted."""
-    found: Dict[int, List[Tuple[str, Path]]] = {}
-    for path in sorted(split_dir.iterdir()):
-        match = SPLIT_FILE.match(path.name)
-        if match and path.is_file():
-            found.setdefault(int(match['k']), []).append((match['label'], path))
-    return found
-
-
-def read_split_file(path: Path, label: str) -> List[Row]:
-    """(video_id, subset, label) rows of one split file; id 0 lines are left out."""
-    rows = []
-    for i, line in enumerate(read_lines(path), 1):
-        parts = line.split()
-        if len(parts) != 2 or parts[1] not in SUBSET_OF_ID:
-            raise AnnotationError(f'{path}: line {i}: expected "video.avi 0|1|2", got {line!r}')
-        subset = SUBSET_OF_ID[parts[1]]
-        if subset is not None:
-            rows.append((parts[0].split('.')[0], subset, label))
-    return rows
-
-
-def build(args: argparse.Namespace) -> None:
-    """Write one JSON per split that has split files; labels are the classes of all of them."""
-    split_files = find_split_files(require_dir(args.split_dir, 'split folder'))
-    if not split_files:
-        raise AnnotationError(f'no <class>_test_split<k>.txt files in {args.split_dir}')
-    require_dir(args.video_root, 'video root')
-    labels = sorted({label for files in split_files.values() for label, _ in files})
-    cache = DiskCache()
-    for k in (1, 2, 3):
-        if k not in split_files:
-            print(f'note: split {k} skipped: no *_test_split{k}.txt in {args.split_dir}')
-            continue
-        rows = [row for label, path in split_files[k] for row in read_split_file(path, label)]
-        build_annotation_file(args.dst_dir / f'hmdb51_{k}.json', labels, rows,
-                              args.video_root, args.file_type, cache)
+             'video_root': arguments.CLASS_FOLDERS, 'dst_dir': 'folder for hmdb51_{1,2,3}.json'}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI entry point: the ARGUMENTS paths (the original's positionals) and --file_type."""
-    return cli.run(lambda: build(cli.parse_paths('hmdb51_json', __doc__, ARGUMENTS, argv)))
+    return cli.run(lambda: build(arguments.parse_paths('hmdb51_json', __doc__, ARGUMENTS, argv)))
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from datasets.formats import cli
+from common import cli
 from models.inflate import ARCHS, inflate
 from models.safe_load import TRUST_HELP
 

@@ -2,14 +2,14 @@
 
     python -m util_scripts.make_demo_dataset DST [--videos_per_class 24] [--frames 32] [--seed 0]
 
-What the videos show and the layout written: see ``datasets/demo_videos.py``.
+What the videos show and the layout written: see ``conversion/demo_videos.py``.
 """
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from datasets.demo_videos import CLASSES, GROUPS, make_demo_dataset
-from datasets.formats import cli
+from common import cli
+from conversion.demo_videos import CLASSES, GROUPS, make_demo_dataset
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -11,12 +11,12 @@ even the largest models are summarised instantly and without memory.
 import sys
 from typing import List, Optional
 
-from datasets.formats import cli
-from datasets.paired import TWO_STREAM_MODELS
-from datasets.preprocessing import INPUT_CHANNELS
+from common import cli
 from models import arch_name
+from models.factory import TWO_STREAM_MODELS
 from models.summary import summarize
 from opts import add_model_arguments, model_options
+from preprocessing import INPUT_CHANNELS
 
 
 def main(argv: Optional[List[str]] = None) -> int:

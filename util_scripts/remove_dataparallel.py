@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from datasets.formats import cli
+from common import cli
 from models.dataparallel import strip_checkpoint_file
 from models.safe_load import TRUST_HELP
 

@@ -1,7 +1,7 @@
 """Command-line plumbing shared by the converters (generate_video_*, generate_flow_hdf5).
 
-The conversion itself is ``datasets.conversion``; see its docstring for layouts, temp names,
-resume and the summary. Errors and exit codes go through ``datasets.formats.cli``.
+The conversion itself is ``conversion``; see its docstring for layouts, temp names,
+resume and the summary. Errors and exit codes go through ``common.cli``.
 """
 import argparse
 import functools
@@ -9,8 +9,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from datasets.conversion.runner import DATASETS, run_conversion
-from datasets.formats import cli
+from common import cli
+from conversion.runner import DATASETS, run_conversion
 
 
 def parse_fps(text: str) -> Fraction:

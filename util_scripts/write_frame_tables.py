@@ -6,7 +6,7 @@ Reading a clip from a video file first needs the file's frame table (which frame
 where a decoder may start: ``datasets/formats/video_files.py``). Building it demuxes the whole
 file and decodes the head of its stream, which costs more than the clip; a DataLoader worker
 that reads each video once per epoch (Kinetics) builds it every time. With the table stored,
-a first read costs about what a repeated one does (BENCHMARKS.md). ``generate_video_mp4``
+a first read costs about what a repeated one does (docs/benchmarks.md). ``generate_video_mp4``
 runs this on its output; run it yourself on video folders you made otherwise.
 
 Every file under VIDEO_ROOT with a video extension gets a table; one that already has its own
@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from datasets.formats import cli, frame_table_file, video_files
-from datasets.formats.errors import UserError
+from common import cli
+from common.errors import UserError
+from datasets.formats import frame_table_file, video_files
 
 
 def _store(path: Path, force: bool = False) -> Tuple[str, str]:

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
-from datasets.formats.annotation_json import (SHOWN, SUBSETS, Row, build_database, entry_labels,
-                                              first_ids, segment_for, write_annotation_json)
+from common.progress import progress
+from datasets.formats.annotation_json import (SHOWN, SUBSETS, Row, build_database, entry_labels, first_ids, segment_for,
+                                              write_annotation_json)
 from datasets.formats.video_layout import count_frames, unreadable_errors, video_path_for
-from .progress import progress
 
 PathLike = Union[str, os.PathLike]
 

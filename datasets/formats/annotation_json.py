@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple, Union
 
-from datasets.formats.atomic import atomic_write_json
-from datasets.formats.errors import UserError, read_text
+from common.atomic import atomic_write_json
+from common.errors import UserError, read_text
 
 PathLike = Union[str, os.PathLike]
 

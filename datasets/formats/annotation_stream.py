@@ -19,8 +19,8 @@ import re
 from json.decoder import scanstring
 from typing import Any, Dict, Iterator, Optional, Set, Tuple
 
+from common.errors import read_text
 from datasets.formats.annotation_json import AnnotationError, PathLike, parse_annotation_json
-from datasets.formats.errors import read_text
 
 Entries = Iterator[Tuple[str, Any]]
 LABEL_KEYS = ('labels', 'taxonomy')  # what must come before the database for it to be streamed

@@ -32,8 +32,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from datasets.formats.atomic import atomic_write_json
-from datasets.formats.faults import report_fault
+from common.atomic import atomic_write_json
+from common.faults import report_fault
 
 PathLike = Union[str, os.PathLike]
 SUFFIX = '.frames.json'

@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 from typing import Dict, List, Sequence, Union
 
+from common.errors import read_text
 from datasets.formats.annotation_json import AnnotationError
-from datasets.formats.errors import read_text
 
 PathLike = Union[str, os.PathLike]
 

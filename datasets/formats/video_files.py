@@ -1,7 +1,7 @@
 """The one policy for opening a video file with PyAV and counting its frames (no torch).
 
 Every reader of encoded videos goes through here: the frame loader (``datasets.loaders``),
-the converters (``datasets.conversion``), the annotation builders (``video_layout``),
+the converters (``conversion``), the annotation builders (``video_layout``),
 ``check_dataset`` and ``inference.py``. The rules:
 
 - a file is opened with metadata that is not valid UTF-8 ignored (a title in Latin-1 must

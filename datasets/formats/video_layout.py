@@ -8,7 +8,7 @@ files through h5py.
 """
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from datasets.formats.annotation_json import FILE_TYPES
 from datasets.formats import video_files
@@ -24,10 +24,15 @@ def is_frame_file(name: str) -> bool:
     return name.startswith('image_') and name.endswith('.jpg')
 
 
-def count_jpg_frames(folder: PathLike) -> int:
-    """Number of ``image_*.jpg`` files in a frame folder."""
-    with os.scandir(folder) as it:
-        return sum(1 for e in it if is_frame_file(e.name))
+def count_jpg_frames(folder: PathLike, missing: Optional[int] = None) -> int:
+    """Number of ``image_*.jpg`` files in a frame folder; ``missing`` if it cannot be listed (None: OSError)."""
+    try:
+        with os.scandir(folder) as it:
+            return sum(1 for e in it if is_frame_file(e.name))
+    except OSError:
+        if missing is None:
+            raise
+        return missing
 
 
 def count_hdf5_frames(path: PathLike) -> int:
@@ -69,23 +74,16 @@ def video_id_of(name: str, file_type: str) -> Optional[str]:
     return stem if has_video_extension(name) else None
 
 
-def list_class_folder(folder: PathLike, file_type: str,
-                      duplicates: Optional[List[str]] = None) -> Dict[str, Path]:
-    """Map video id -> path for the videos of one class folder ({} if it does not exist).
+def video_entries(names: Iterable[str], file_type: str, duplicates: Optional[List[str]] = None) -> Dict[str, str]:
+    """Map video id -> entry name for the entries of one folder that are videos of ``file_type``.
 
-    Two files with one stem (``a.mp4``, ``a.webm``): the first by name wins and the id is
-    appended to ``duplicates`` when given.
+    The one rule for finding a video by its id: a video file needs a video extension (``a.srt``
+    beside ``a.mp4`` is no video), and of two entries with one stem (``a.mp4``, ``a.webm``) the
+    first by name wins, the id then appended to ``duplicates`` when given. ``names`` must already
+    be of the right kind: folders for jpg, files otherwise.
     """
-    folder = Path(folder)
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted((e.name, e.is_dir()) for e in it)
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    found: Dict[str, Path] = {}
-    for name, is_dir in entries:
-        if is_dir != (file_type == 'jpg'):
-            continue
+    found: Dict[str, str] = {}
+    for name in sorted(names):
         video_id = video_id_of(name, file_type)
         if video_id is None:
             continue
@@ -93,8 +91,20 @@ def list_class_folder(folder: PathLike, file_type: str,
             if duplicates is not None:
                 duplicates.append(video_id)
             continue
-        found[video_id] = folder / name
+        found[video_id] = name
     return found
+
+
+def list_class_folder(folder: PathLike, file_type: str,
+                      duplicates: Optional[List[str]] = None) -> Dict[str, Path]:
+    """Map video id -> path for the videos of one class folder ({} if it does not exist); ``video_entries``' rule."""
+    folder = Path(folder)
+    try:
+        with os.scandir(folder) as it:
+            names = [e.name for e in it if e.is_dir() == (file_type == 'jpg')]
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    return {video_id: folder / name for video_id, name in video_entries(names, file_type, duplicates).items()}
 
 
 def video_path_for(root: PathLike, label: Optional[str], video_id: str, file_type: str,

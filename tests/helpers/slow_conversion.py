@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from datasets.conversion.runner import run_conversion  # noqa: E402
+from conversion.runner import run_conversion  # noqa: E402
 
 
 def slow_writer(src: Path, tmp: Path, markers: Path) -> str:

@@ -1,0 +1,1 @@
+"""torch.distributed helpers: the collectives every rank calls alike (identities in a single process)."""
