@@ -47,13 +47,13 @@ def prepare_demo_data(root: Path = DEMO_ROOT) -> int:
             shutil.rmtree(root / generated, ignore_errors=True)
     _step(f'1/5 rendering the demo dataset into {root / "videos"}')
     demo_videos.make_demo_dataset(root, videos_per_class=VIDEOS_PER_CLASS)
-    _step('2/5 converting the videos to JPG frames (util_scripts.generate_video_jpgs)')
+    _step('2/5 converting the videos to JPG frames (conversion.runner, as generate_video_jpgs does)')
     every_frame = functools.partial(write_jpgs, size=64, fps=Fraction(-1))
     code = run(lambda: run_conversion(root / 'videos', root / 'jpg', 'ucf101', '', every_frame))
     if code != 0:
         print('error: frame extraction failed', file=sys.stderr)
         return code
-    _step('3/5 building the annotation files (util_scripts.ucf101_json)')
+    _step('3/5 building the annotation files (datasets.builders.ucf101, as ucf101_json does)')
     return run(lambda: ucf101.build(root / 'splits', root / 'jpg', root))
 
 
@@ -77,7 +77,7 @@ def run_demo(user_args: List[str], train: Callable[[List[str]], int]) -> int:
     if code != 0:
         return code
     train_minutes = (time.perf_counter() - t) / 60
-    _step('5/5 evaluating the inference results (util_scripts.eval_accuracy)')
+    _step('5/5 evaluating the inference results (evaluation.scoring, as eval_accuracy does)')
     metrics = evaluate_files(root / 'ucf101_01.json', opt_result / 'val.json', 'validation')
     chance = 1 / len(CLASSES)
     print(f"\nDemo video-level top-1 accuracy: {metrics['top1']:.1%} (chance: {chance:.1%}); "
