@@ -8,18 +8,22 @@ A second run on the same path ends in a one-line ``UserError`` naming the holder
 Which guard decides. The lock file is authoritative: it is created with ``O_CREAT|O_EXCL``
 (atomic on local file systems and on NFSv3 and later), so only one run can create it, and
 while it exists the path is held. It records the holder: host, PID, the process's start
-time and the machine's boot id (Linux), when it started and its command line.
+time and the machine's boot id (Linux), when it started, its command line and the scheduler's
+job (SLURM job and restart count, torchelastic run), where there is one.
 
 ``fcntl.flock`` on the open lock file is the second guard. A held flock means a live
 process holds the lock (forked children close their copy, so a dead run's DataLoader
 workers do not keep it); it also serialises two runs that both want to take over a stale
 lock. A free flock never says "dead" on its own: on NFS ``flock`` can be local to one
-client (``local_lock=flock``) or missing (Lustre without ``-o flock``). So a lock is taken
-over only when its record says the holder ran on this host and is gone: the PID is not
+client (``local_lock=flock``) or missing (Lustre without ``-o flock``). So a lock of this
+host is taken over only when its record says that its holder is gone: the PID is not
 alive, or belongs to a process with another start time (PID reuse), or the machine has
-rebooted since. A lock from another host is never taken over; the error says how to remove
-it when that run is known to be dead. Without flock (Windows, some NFS mounts) two runs
-taking over the same stale lock at the same instant could both succeed.
+rebooted since. A lock from another host is taken over only when its record shows an earlier
+incarnation of this same job: the same ``SLURM_JOB_ID`` with a lower ``SLURM_RESTART_COUNT`` (a
+requeued job; two runs in one allocation have equal counts), or the same ``TORCHELASTIC_RUN_ID``
+(torchrun has one rank 0 at a time). Any other lock from another host is never taken over; the
+error says how to remove it when that run is known to be dead. Without flock (Windows, some NFS
+mounts) two runs taking over the same stale lock at the same instant could both succeed.
 """
 import json
 import os
@@ -31,7 +35,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from common.atomic import TEMP_NAME  # the temp names of atomic writes
 from common.errors import UserError
@@ -69,16 +73,47 @@ class Holder:
     start_ticks: Optional[int] = None
     boot_id: Optional[str] = None
     command: str = ''
+    slurm_job_id: Optional[str] = None  # the scheduler's job, where there is one (older records have none)
+    slurm_restart_count: Optional[int] = None
+    torchelastic_run_id: Optional[str] = None
 
     def __str__(self) -> str:
         command = ' '.join(self.command.split())  # one line, whatever the arguments hold
-        return f'pid {self.pid} on {self.host} since {self.since}' + (f' ({command[:300]})' if command else '')
+        job = f' [SLURM job {self.slurm_job_id}]' if self.slurm_job_id else ''
+        return f'pid {self.pid} on {self.host} since {self.since}{job}' + (f' ({command[:300]})' if command else '')
+
+
+def job_identity() -> Dict[str, Any]:
+    """This process's job as the scheduler names it: the Holder fields ``slurm_*`` and ``torchelastic_run_id``."""
+    run_id = os.environ.get('TORCHELASTIC_RUN_ID', '').strip()
+    return {'slurm_job_id': os.environ.get('SLURM_JOB_ID', '').strip() or None,
+            'slurm_restart_count': _count(os.environ.get('SLURM_RESTART_COUNT')),
+            # 'none' is torchrun's --rdzv-id when none is given: shared by unrelated runs
+            'torchelastic_run_id': run_id if run_id not in ('', 'none') else None}
+
+
+def _count(value: Any) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def this_process(command: Sequence[str]) -> Holder:
     """The record of the calling process."""
     return Holder(socket.gethostname(), os.getpid(), time.strftime('%Y-%m-%d %H:%M:%S %z'),
-                  process_start_ticks(os.getpid()), boot_id(), ' '.join(command)[:2000])
+                  process_start_ticks(os.getpid()), boot_id(), ' '.join(command)[:2000], **job_identity())
+
+
+def earlier_incarnation(holder: Holder, me: Holder) -> Optional[str]:
+    """How ``holder`` is an earlier incarnation of ``me``'s job (e.g. 'SLURM job 7, restart 0 -> 1'), or None."""
+    if holder.slurm_job_id and str(holder.slurm_job_id) == me.slurm_job_id:
+        before, now = _count(holder.slurm_restart_count) or 0, me.slurm_restart_count or 0
+        if before < now:
+            return f'SLURM job {me.slurm_job_id}, restart {before} -> {now}'
+    if holder.torchelastic_run_id and str(holder.torchelastic_run_id) == me.torchelastic_run_id:
+        return f'torchelastic run {me.torchelastic_run_id}'
+    return None
 
 
 def holder_gone(holder: Holder) -> bool:
@@ -128,6 +163,17 @@ def _busy(lock: Path, holder: Holder) -> UserError:
                      f'another --result_path{hint}')
 
 
+def _takeover_note(lock: Path, holder: Holder) -> str:
+    """The note that the lock of ``holder`` is taken over; UserError where it may not be."""
+    if holder_gone(holder):
+        return f'note: {lock} was left by {holder}, which has ended; taking the lock over'
+    # this host's holders are judged by holder_gone alone: their processes can be asked
+    same = earlier_incarnation(holder, this_process([])) if holder.host != socket.gethostname() else None
+    if same is None:
+        raise _busy(lock, holder)
+    return f'note: {lock} was left by {holder}, an earlier incarnation of this same job ({same}); taking the lock over'
+
+
 def _inspect(lock: Path, say: Callable[[str], None]) -> None:
     """A lock file exists: error if its holder lives (or cannot be judged), else remove it (taken over)."""
     try:
@@ -145,9 +191,9 @@ def _inspect(lock: Path, say: Callable[[str], None]) -> None:
         if holder is None:
             raise UserError(f'{lock}: a lock without a record (a run starting right now, or one killed while '
                             'taking it); if no run uses this result path, remove the file')
-        if locked is False or not holder_gone(holder):
+        if locked is False:
             raise _busy(lock, holder)
-        say(f'note: {lock} was left by {holder}, which has ended; taking the lock over')
+        say(_takeover_note(lock, holder))
         os.unlink(lock)
     except FileNotFoundError:
         return
