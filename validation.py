@@ -10,10 +10,14 @@ metrics are the mean average precision over classes and the top-k recall.
 
 Top-5 (and recall@5) is only a measure with more than 5 classes: with 5 or fewer every video
 is in it, so the metric is None and printed as ``top-5 n/a (3 classes)`` (``n/a`` in the logs).
+
+Under distributed each rank scores its shard; ``gather_videos`` merges the ranks' per-video sums
+(a video's clips may lie on several ranks), so that the video figures are those of one process.
 """
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -24,8 +28,9 @@ from preprocessing import to_device
 from runs.run_logs import top_k_text
 from training import WorkerDied, count_hits, fetch_batches
 
-# id -> (sum of clip scores, n clips, label: a class index, or a tuple of them for multi-label)
-VideoScores = Dict[str, Tuple[torch.Tensor, int, Union[int, Tuple[int, ...]]]]
+Label = Union[int, Tuple[int, ...]]  # a class index, or a tuple of them for multi-label
+# id -> (sum of clip scores in float64, n clips, label)
+VideoScores = Dict[str, Tuple[torch.Tensor, int, Label]]
 
 
 @torch.no_grad()
@@ -83,9 +88,44 @@ def _score_batch(batch: Dict[str, Any], model: nn.Module, criterion: nn.Module, 
         seen += int(labelled.sum())
     probs = (torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu()
     for vid, p, label in zip(batch['video_id'], probs, video_labels(batch['label'])):
-        total, count, _ = videos.get(vid, (torch.zeros_like(p), 0, label))
-        videos[vid] = (total + p, count + 1, label)
+        # float64: adding a video's clips in another order (N ranks' sums, merged) changes nothing a metric sees
+        total, count, kept = videos.get(vid, (torch.zeros(p.shape, dtype=torch.float64), 0, label))
+        videos[vid] = (total + p.double(), count + 1, _agreed_label(kept, label))
     return loss_sum, correct, seen
+
+
+def _agreed_label(kept: Label, other: Label) -> Label:
+    """A video's label from two of its clips: the same one, or else the smaller.
+
+    The segments of one video may carry different labels (ActivityNet); keeping the first or the
+    last would depend on which rank scored which clip, the smaller does not.
+    """
+    return kept if kept == other else min(kept, other)
+
+
+def merge_videos(parts: Iterable[VideoScores]) -> VideoScores:
+    """Per video, the sums of its score sums and clip counts over ``parts``; videos in id order."""
+    merged: VideoScores = {}
+    for part in parts:
+        for vid, (total, count, label) in part.items():
+            if vid in merged:
+                before, n, kept = merged[vid]
+                merged[vid] = (before + total.double(), n + count, _agreed_label(kept, label))
+            else:
+                merged[vid] = (total.double(), count, label)
+    return {vid: merged[vid] for vid in sorted(merged)}
+
+
+def gather_videos(videos: VideoScores) -> VideoScores:
+    """Every rank's per-video sums merged (``merge_videos``) on every rank; one process: its own, merged alike.
+
+    A collective call under distributed: every rank calls it at the same point.
+    """
+    parts: List[Any] = [videos]
+    if dist.is_available() and dist.is_initialized():
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, videos)
+    return merge_videos(parts)
 
 
 def _n_classes(videos: VideoScores) -> int:
