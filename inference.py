@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -36,8 +37,9 @@ from models.precision import autocast
 from preprocessing import to_device
 from training import StopSignals
 
-ClipScores = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, softmax)]
-ClipFeatures = Dict[str, List[Tuple[Tuple[int, int], torch.Tensor]]]  # id -> [(segment, features)]
+Clip = Tuple[Tuple[int, int], torch.Tensor]  # (segment, scores or features)
+ClipScores = Dict[str, List[Clip]]  # id -> [(segment, softmax)]
+ClipFeatures = Dict[str, List[Clip]]  # id -> [(segment, features)]
 
 
 class Interrupted(Exception):
@@ -99,9 +101,38 @@ def _ranked(probs: torch.Tensor, class_names: Sequence[str], topk: int) -> List[
     return [{'label': class_names[i], 'score': float(v)} for v, i in zip(values.tolist(), indices.tolist())]
 
 
+def canonical_clips(clips: List[Clip]) -> List[Clip]:
+    """One video's (segment, scores) pairs in one order whatever order they came in: by segment, then by value."""
+    if len({tuple(segment) for segment, _ in clips}) == len(clips):
+        return sorted(clips, key=lambda c: tuple(c[0]))
+    return sorted(clips, key=lambda c: (tuple(c[0]), c[1].flatten().tolist()))  # repeated segments: by their values
+
+
+def merge_clips(parts: Iterable[ClipScores]) -> ClipScores:
+    """Every video's clips over ``parts`` (ranks' ClipScores or ClipFeatures); videos in id order, clips canonical."""
+    merged: ClipScores = {}
+    for part in parts:
+        for vid, clips in part.items():
+            merged.setdefault(vid, []).extend(clips)
+    return {vid: canonical_clips(merged[vid]) for vid in sorted(merged)}
+
+
+def gather_clips(clips: ClipScores) -> ClipScores:
+    """Every rank's clips merged (``merge_clips``) on every rank; one process: its own, ordered alike.
+
+    A collective call under distributed: every rank calls it at the same point. The means over a
+    video's clips are then taken in the same order whatever the number of processes.
+    """
+    parts: List[Any] = [clips]
+    if dist.is_available() and dist.is_initialized():
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, clips)
+    return merge_clips(parts)
+
+
 def video_scores(scores: ClipScores) -> Dict[str, torch.Tensor]:
-    """Per video, the mean of its clips' scores."""
-    return {vid: torch.stack([p for _, p in clips]).mean(0) for vid, clips in scores.items()}
+    """Per video, the mean of its clips' scores (taken in ``canonical_clips``' order)."""
+    return {vid: torch.stack([p for _, p in canonical_clips(clips)]).mean(0) for vid, clips in scores.items()}
 
 
 def results_json(scores: ClipScores, class_names: Sequence[str], topk: int = 5,
@@ -121,7 +152,7 @@ def results_json(scores: ClipScores, class_names: Sequence[str], topk: int = 5,
     for vid, clips in scores.items():
         if vid in skipped:
             continue
-        clips = sorted(clips, key=lambda c: c[0])
+        clips = canonical_clips(clips)
         if average:
             out[vid] = _ranked(torch.stack([p for _, p in clips]).mean(0), class_names, topk)
         else:
@@ -149,7 +180,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     import datasets
     from datasets.device_decode import data_loader
     from datasets.formats.annotation_json import canonical_subset
-    from distributed.collectives import gather_dict, reduce_sums
+    from distributed.collectives import reduce_sums
     from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from models.precision import amp_dtype
     from preprocessing import Preprocessing, normalization, with_views
@@ -175,7 +206,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
         scores, faults = {}, {}
     if stop(stop.local()):
         return False
-    scores, faults = gather_dict(scores), reduce_sums(faults, proc.device)
+    scores, faults = gather_clips(scores), reduce_sums(faults, proc.device)
     if proc.master:
         results = results_json(scores, names, opt.output_topk, not opt.inference_no_average)
         out = atomic_write_json(opt.result_path / f'{opt.inference_subset}.json', results)
@@ -213,7 +244,7 @@ def _feature_arrays(features: ClipFeatures) -> Dict[str, Tuple[Any, Any, Any]]:
     import numpy as np
     arrays = {}
     for name, clips in features.items():
-        clips = sorted(clips, key=lambda c: c[0])
+        clips = canonical_clips(clips)
         stacked = torch.stack([f for _, f in clips]).numpy()
         arrays[name] = (stacked, stacked.mean(0), np.array([list(s) for s, _ in clips]))
     return arrays
