@@ -30,14 +30,15 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.atomic import atomic_write, atomic_write_json
+from common.atomic import atomic_write_json
 from common.progress import progress
+from evaluation.clip_scores import Clip, canonical_clips, merge_clips
+from evaluation.features import save_features
 from models.factory import head_of
 from models.precision import autocast
 from preprocessing import to_device
-from training import StopSignals
+from runs.stopping import StopSignals
 
-Clip = Tuple[Tuple[int, int], torch.Tensor]  # (segment, scores or features)
 ClipScores = Dict[str, List[Clip]]  # id -> [(segment, softmax)]
 ClipFeatures = Dict[str, List[Clip]]  # id -> [(segment, features)]
 
@@ -99,22 +100,6 @@ def _ranked(probs: torch.Tensor, class_names: Sequence[str], topk: int) -> List[
     k = len(class_names) if topk <= 0 else min(topk, len(class_names))
     values, indices = probs.topk(k)
     return [{'label': class_names[i], 'score': float(v)} for v, i in zip(values.tolist(), indices.tolist())]
-
-
-def canonical_clips(clips: List[Clip]) -> List[Clip]:
-    """One video's (segment, scores) pairs in one order whatever order they came in: by segment, then by value."""
-    if len({tuple(segment) for segment, _ in clips}) == len(clips):
-        return sorted(clips, key=lambda c: tuple(c[0]))
-    return sorted(clips, key=lambda c: (tuple(c[0]), c[1].flatten().tolist()))  # repeated segments: by their values
-
-
-def merge_clips(parts: Iterable[ClipScores]) -> ClipScores:
-    """Every video's clips over ``parts`` (ranks' ClipScores or ClipFeatures); videos in id order, clips canonical."""
-    merged: ClipScores = {}
-    for part in parts:
-        for vid, clips in part.items():
-            merged.setdefault(vid, []).extend(clips)
-    return {vid: canonical_clips(merged[vid]) for vid in sorted(merged)}
 
 
 def gather_clips(clips: ClipScores) -> ClipScores:
@@ -238,71 +223,6 @@ def unique_keys(paths: Sequence[Path]) -> Dict[Path, str]:
     resolved = [p.resolve() for p in paths]
     root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
     return {p: r.relative_to(root).as_posix() for p, r in zip(paths, resolved)}
-
-
-def _feature_arrays(features: ClipFeatures) -> Dict[str, Tuple[Any, Any, Any]]:
-    import numpy as np
-    arrays = {}
-    for name, clips in features.items():
-        clips = canonical_clips(clips)
-        stacked = torch.stack([f for _, f in clips]).numpy()
-        arrays[name] = (stacked, stacked.mean(0), np.array([list(s) for s, _ in clips]))
-    return arrays
-
-
-def _key_parts(target: Path, name: str) -> List[str]:
-    from common.errors import UserError
-    parts = name.split('/')
-    if any(part in ('', '.', '..') for part in parts):
-        raise UserError(f'{target}: the video key {name!r} is not a relative path inside it')
-    return parts
-
-
-def feature_files(target: Path, names: Iterable[str]) -> Dict[str, Tuple[Path, Path]]:
-    """Per key, its (clips, video) .npy paths in the folder ``target`` ('x/a.mp4' in the subfolder x).
-
-    UserError for a key that would leave the folder or whose files another key's would overwrite.
-    """
-    from common.errors import UserError
-    out: Dict[str, Tuple[Path, Path]] = {}
-    owner: Dict[Path, str] = {}
-    for name in names:
-        *folders, stem = _key_parts(target, name)
-        out[name] = (target.joinpath(*folders, f'{stem}_clips.npy'), target.joinpath(*folders, f'{stem}.npy'))
-        for path in out[name]:
-            if path in owner:
-                raise UserError(f'{path}: the features of {owner[path]!r} and {name!r} would share this file')
-            owner[path] = name
-    return out
-
-
-def save_features(target: Path, features: ClipFeatures) -> Path:
-    """Per video: every clip's features, their mean and the clip segments (.hdf5 file or .npy folder).
-
-    Keys with '/' become HDF5 groups or subfolders. Every file is written atomically; the
-    .hdf5 file is built in memory first, so a full disk ends in a ``WriteError``, never in HDF5.
-    """
-    import numpy as np
-
-    from common.atomic import atomic_write_bytes
-    arrays = _feature_arrays(features)
-    if target.suffix not in ('.hdf5', '.h5'):
-        for name, (clips_path, video_path) in feature_files(target, arrays).items():
-            clips, video, _ = arrays[name]
-            atomic_write(clips_path, lambda f, a=clips: np.save(f, a))
-            atomic_write(video_path, lambda f, a=video: np.save(f, a))
-        return target
-    from common.errors import UserError
-    from datasets.formats.hdf5_image import hdf5_image
-
-    def build(h5: Any) -> None:
-        for name, (clips, video, segments) in arrays.items():
-            _key_parts(target, name)
-            if name in h5:
-                raise UserError(f'{target}: the video keys clash at {name!r}')
-            group = h5.create_group(name)
-            group['clips'], group['video'], group['segments'] = clips, video, segments
-    return atomic_write_bytes(target, hdf5_image(build))
 
 
 def predict(argv: Optional[List[str]] = None) -> int:

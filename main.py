@@ -5,23 +5,23 @@ schedule, restored progress) -> data -> the epoch loop (train, validate, schedul
 save) -> inference. One CPU, one GPU, ``torchrun --nproc_per_node N main.py --distributed
 ...`` (or the original's ``python main.py --distributed --world_size 1``), many machines.
 """
-import os
+import inspect
 import random
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import Subset
 
 import datasets
 from common.errors import UserError
 from datasets.device_decode import data_loader
-from distributed.collectives import any_rank, gather_dict, reduce_sums
+from distributed.agreement import on_rank_zero
+from distributed.collectives import any_rank, broadcast_buffers, reduce_sums
+from distributed.launch import launch
 from inference import infer_subset
 from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
@@ -32,10 +32,12 @@ from opts import model_options, parse_opts, run_record
 from preprocessing import Preprocessing, normalization, resumed_preprocessing
 from runs import run_lock
 from runs.history import append_history, write_options
+from runs.position import PeriodicSave, continue_epoch, sampler_record
 from runs.run_logs import RunLogs
 from runs.run_state import RunState, recorded_model_options, resume_checkpoint
-from training import NonFiniteLossError, StopSignals, cpu_threads, criterion_for, train_epoch, warmup
-from validation import multilabel_metrics, val_epoch, video_metrics
+from runs.stopping import StopSignals, ignore_stop_signals
+from training import SUMS, NonFiniteLossError, cpu_threads, criterion_for, train_epoch, warmup
+from validation import gather_videos, multilabel_metrics, val_epoch, video_metrics
 from visuals.curves import write_curves
 
 
@@ -72,7 +74,7 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
     with run_lock.hold(opt.result_path, command, take=proc.master, any_failed=lambda f: any_rank(f, proc.device)):
         if proc.master:
             append_history(opt.result_path, command)
-        ckpt = resume_checkpoint(opt, say=proc.master)
+        ckpt = resume_checkpoint(opt, rank=proc.rank)
         model, options, ft_begin_module = build_model(opt, ckpt, proc)
         prep = resumed_preprocessing(opt, ckpt, say=proc.master)
         model = place_model(model, opt, proc.device)
@@ -172,8 +174,16 @@ def training_view(model: nn.Module, opt, proc: Process) -> nn.Module:
     """What the training step calls: the model, wrapped for DDP and compiled where asked (same weights)."""
     if proc.world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[proc.local_rank]
-                                                    if proc.device.type == 'cuda' else None)
+                                                    if proc.device.type == 'cuda' else None, **NO_FORWARD_SYNC)
     return torch.compile(model) if opt.compile else model
+
+
+# No buffer broadcast in forward passes: they hold no collective, so a rank whose batch cannot train
+# skips its own without leaving the others waiting (distributed.agreement). BatchNorm statistics are
+# each rank's own while an epoch trains; rank 0's are given to all before validation and saved.
+NO_FORWARD_SYNC = ({'forward_sync_buffers': False} if 'forward_sync_buffers' in
+                   inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
+                   else {'broadcast_buffers': False})
 
 
 def report_model(model: nn.Module, options: Dict[str, Any], ft_begin_module: str, frozen: bool,
@@ -192,7 +202,8 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
     workers = -(-opt.n_threads // proc.local_world)
     loader_args = dict(num_workers=workers, pin_memory=proc.device.type == 'cuda',
                        collate_fn=datasets.collate_puzzles if opt.pretext else datasets.collate,
-                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+                       worker_init_fn=ignore_stop_signals)  # a scheduler's SIGTERM is the main process's
     data = Data(None, None, None, per_rank_batch, loader_args)
     on_device = opt.decode_device == 'cuda'  # workers only read; batches decoded on the GPU (datasets.device_decode)
     names = None
@@ -237,6 +248,7 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                     return preempted(opt, proc, state, data, epoch, t, stop)
                 metrics['train'] = t
             if data.val is not None:
+                broadcast_buffers(state.model)  # every rank validates rank 0's model, the one saved
                 v = val_epoch(epoch, data.val, state.model, criterion, proc.device, normalize, amp_dtype=dtype,
                               channels_last=opt.channels_last, show_progress=proc.show_progress,
                               should_stop=stop.local)
@@ -244,7 +256,7 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                     return stopped(stop, proc, 'validation', v) if data.train is None else \
                         preempted(opt, proc, state, data, epoch, dict(t, worker_died=v['worker_died']), stop)
                 v.update(reduce_sums({k: v[k] for k in SUMS}, proc.device))
-                videos = gather_dict(v.pop('videos'))
+                videos = gather_videos(v.pop('videos'))  # a video's clips may lie on several ranks
                 v.update(multilabel_metrics(videos) if opt.multilabel else video_metrics(videos))
                 v['loss'], v['acc'] = v['loss_sum'] / max(v['clips'], 1), v['correct'] / max(v['clips'], 1)
                 metrics['val'] = v
@@ -253,12 +265,7 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                                    proc.device)
                 state.scheduler.step(*([metrics['val']['loss']] if opt.lr_scheduler == 'plateau' else []))
             state.begin_epoch = epoch + 1
-            if proc.master:
-                logs.epoch(epoch, metrics)
-                write_curves(opt.result_path)  # curves.png, from the logs just written
-                if data.train is not None:
-                    state.save_epoch(opt.result_path, epoch, metrics, opt.checkpoint,
-                                     'mAP' if opt.multilabel else 'video_top1', opt.keep_checkpoints)
+            on_rank_zero(lambda: end_of_epoch(opt, state, logs, epoch, metrics, data.train is not None), proc.rank)
             if data.train is not None and epoch < opt.n_epochs and stop():
                 if proc.master:
                     print(f'signal {stop.signum}: stopped after epoch {epoch}; resume with --resume_path auto.',
@@ -267,7 +274,13 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
     return None
 
 
-SUMS = ('loss_sum', 'correct', 'clips', 'bad_frames', 'failed_videos')
+def end_of_epoch(opt, state: RunState, logs: RunLogs, epoch: int, metrics: Dict[str, Any], trained: bool) -> None:
+    """Rank 0's part of an epoch's end: the log rows, curves.png and the epoch's checkpoints."""
+    logs.epoch(epoch, metrics)
+    write_curves(opt.result_path)  # curves.png, from the logs just written
+    if trained:
+        state.save_epoch(opt.result_path, epoch, metrics, opt.checkpoint, 'mAP' if opt.multilabel else 'video_top1',
+                         opt.keep_checkpoints)
 
 
 def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module, frozen: List[nn.Module],
@@ -276,39 +289,60 @@ def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module,
     """One training epoch (or the rest of a preempted one), its sums reduced over the ranks."""
     data.sampler.set_epoch(epoch)
     per_epoch = -(-data.sampler.per_rank // data.per_rank_batch)
-    start_batch, carried = 0, None
-    if state.position is not None and int(state.position['epoch']) == epoch:  # finish a preempted epoch
-        start_batch, carried = int(state.position['batch']), state.position['sums']
-        data.sampler.set_start(start_batch * data.per_rank_batch)
-        if proc.master:
-            print(f'epoch {epoch}: resuming after batch {start_batch} of {per_epoch}')
+    start_batch, carried = resume_in_epoch(opt, proc, state, data, epoch, per_epoch)
     warm = None
     if opt.warmup_epochs > 0:
         base_lrs = list(getattr(state.scheduler, 'base_lrs', [opt.learning_rate] * len(state.optimizer.param_groups)))
         warm = warmup(state.optimizer, base_lrs, max(1, round(opt.warmup_epochs * per_epoch)))
+    clock = PeriodicSave(opt.checkpoint_every_minutes, proc.master)
+    save_now = lambda done, sums: clock.saved(save_position(opt, proc, state, data, epoch, start_batch, done, sums))
     try:
         t = train_epoch(epoch, data.train, train_model, criterion, state.optimizer, proc.device, normalize,
                         frozen=frozen, scaler=state.scaler, amp_dtype=dtype, channels_last=opt.channels_last,
                         accumulate_steps=opt.accumulate_steps, batch_log=logs.batch,
-                        iter_offset=(epoch - 1) * per_epoch, before_step=warm, should_stop=stop,
-                        start_batch=start_batch, carried=carried, show_progress=proc.show_progress)
+                        iter_offset=(epoch - 1) * per_epoch, before_step=warm, stop_requested=stop.local,
+                        checkpoint_due=clock.due, on_checkpoint=save_now, start_batch=start_batch,
+                        carried=carried, show_progress=proc.show_progress, forward_collectives=opt.batchnorm_sync)
     except NonFiniteLossError as e:
         raise UserError(f'{e}: stopping; the last good checkpoint is kept in {opt.result_path} '
                         '(lower --learning_rate, or try --precision fp32)')
-    t['rank_sums'] = {k: t[k] for k in SUMS}  # this rank's: what a preempted epoch resumes from
+    t['start_batch'] = start_batch
+    t['rank_sums'] = {k: t[k] for k in SUMS}  # this rank's: reduced over the ranks where a position is saved
     if not t['interrupted']:
         t.update(reduce_sums({k: t[k] for k in SUMS}, proc.device))
         t['loss'], t['acc'] = t['loss_sum'] / max(t['clips'], 1), t['correct'] / max(t['clips'], 1)
     return t
 
 
+def resume_in_epoch(opt, proc: Process, state: RunState, data: Data, epoch: int, per_epoch: int) -> tuple:
+    """(batches already done, the sums to carry on rank 0) of a preempted ``epoch``; the sampler set to the rest."""
+    if state.position is None or int(state.position['epoch']) != epoch:
+        return 0, None
+    batch, say = continue_epoch(state.position, data.sampler, world=proc.world, per_rank_batch=data.per_rank_batch,
+                                seed=opt.manual_seed, source=str(opt.resume_path), per_epoch=per_epoch)
+    if proc.master:
+        print(say, flush=True)
+    return batch, state.position['sums'] if proc.master else None  # the sums of all ranks, carried once
+
+
+def save_position(opt, proc: Process, state: RunState, data: Data, epoch: int, start_batch: int,
+                  batches_done: int, rank_sums: Dict[str, float]) -> Optional[str]:
+    """Every rank: the epoch's sums over all ranks and where it stands, saved by rank 0 (its path there)."""
+    sums = reduce_sums(rank_sums, proc.device)
+    record = sampler_record(data.sampler, opt.manual_seed, epoch, proc.world, data.per_rank_batch,
+                            batches_done - start_batch)
+    saved = on_rank_zero(lambda: state.save_position(opt.result_path, epoch, batches_done, sums, record), proc.rank)
+    return None if saved is None else str(saved)
+
+
 def preempted(opt, proc: Process, state: RunState, data: Data, epoch: int, t: Dict[str, Any],
               stop: StopSignals) -> int:
     """Save where the epoch stands (the batches done and their sums); exit code 0 (a signal) or 3 (a dead worker)."""
     died = t.get('worker_died')
+    saved = save_position(opt, proc, state, data, epoch, t['start_batch'], t['batches_done'], t['rank_sums'])
+    if died and not proc.master and 'another rank' not in died:  # the rank that saw it says what died
+        print(f'rank {proc.rank}: {died}', file=sys.stderr, flush=True)
     if proc.master:
-        saved = state.save_position(opt.result_path, epoch, t['batches_done'], t['rank_sums'], opt.manual_seed,
-                                    data.per_rank_batch)
         print(f"{died or f'signal {stop.signum}'}: stopped after batch {t['batches_done']} of epoch {epoch}; "
               f'saved {saved}. Resume with --resume_path auto' + (DEAD_WORKER_HINT if died else '.'),
               file=sys.stderr if died else sys.stdout, flush=True)
@@ -328,19 +362,6 @@ def stopped(stop: StopSignals, proc: Process, phase: str, result: Optional[Dict[
     return 3 if died else 128 + int(stop.signum or 2)
 
 
-# ----------------------------------------------------------------------------- processes
-
-def _spawned(local_rank: int, opt, node_rank: int, per_node: int, world: int) -> None:
-    rank = node_rank * per_node + local_rank
-    backend = 'nccl' if torch.cuda.is_available() and not opt.no_cuda else 'gloo'
-    dist.init_process_group(backend, init_method=opt.dist_url, world_size=world, rank=rank,
-                            timeout=timedelta(seconds=opt.dist_timeout))
-    try:
-        run(opt, rank, world, local_rank, per_node)
-    finally:
-        dist.destroy_process_group()
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse the options and run on this process, under torchrun, or spawned per GPU."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -349,24 +370,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if opt.demo:
             from demo import run_demo
             return run_demo([a for a in argv if a != '--demo'], train=main)
-        if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ and int(os.environ['WORLD_SIZE']) > 1:
-            backend = 'nccl' if torch.cuda.is_available() and not opt.no_cuda else 'gloo'
-            dist.init_process_group(backend, init_method='env://', timeout=timedelta(seconds=opt.dist_timeout))
-            try:
-                return run(opt, dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)),
-                           int(os.environ.get('LOCAL_WORLD_SIZE', dist.get_world_size())))
-            finally:
-                dist.destroy_process_group()
-        if opt.distributed:  # the original's form: one process per GPU on each of --world_size nodes
-            if opt.world_size < 1:
-                raise UserError('--distributed without torchrun needs --world_size (the number of nodes), e.g. 1')
-            per_node = torch.cuda.device_count() if torch.cuda.is_available() and not opt.no_cuda else 1
-            node_rank = int(os.environ.get('NODE_RANK', os.environ.get('OMPI_COMM_WORLD_RANK', 0)))
-            world = per_node * opt.world_size
-            if world > 1:
-                torch.multiprocessing.spawn(_spawned, args=(opt, node_rank, per_node, world), nprocs=per_node)
-                return 0
-        return run(opt)
+        return launch(opt, run)
     except UserError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

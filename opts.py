@@ -193,6 +193,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                    help='Deterministic algorithms and no cudnn.benchmark (slower, repeatable)')
     g.add_argument('--dist_timeout', default=600, type=POSITIVE,
                    help='Seconds before the other ranks give up on a dead one (default: %(default)s)')
+    g.add_argument('--checkpoint_every_minutes', default=0.0, type=NON_NEGATIVE,
+                   help='Also save save_latest.pth in the middle of an epoch, at the first settled batch after '
+                        'this many minutes, so that a crash without a signal loses at most that much training; '
+                        '0: only at the end of epochs (default: %(default)s)')
     g.add_argument('--multilabel', action='store_true',
                    help='Multi-label data (annotation labels may be lists): sigmoid + BCE loss; validation '
                         'reports mAP and top-k recall; inference writes per-label sigmoid scores')
@@ -299,6 +303,7 @@ RECORD_ONLY = {
     'n_finetune_classes': 'the --n_classes of a fine-tuning run (read back as --n_classes)',
     'root_path': 'already joined to the recorded paths',
     'config': 'the file the recorded run itself started from',
+    'resume_path': 'a run resumes only when asked: a re-run from the record starts fresh unless --resume_path is given',
 }
 
 

@@ -13,21 +13,21 @@ why: the caller saves that position and the run resumes from it exactly. The dea
 noticed where a batch is fetched (``fetch_batches``), never in the middle of a step.
 """
 import contextlib
+import itertools
 import math
 import os
-import signal
-import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
 from common.faults import report_fault
 from common.progress import progress
-from distributed.collectives import any_rank
+from distributed.agreement import Step, agree
 from models.precision import autocast
 from preprocessing import to_device
+from runs.stopping import WorkerDied, fetch_batches
 
 
 class NonFiniteLossError(RuntimeError):
@@ -60,57 +60,6 @@ def count_hits(logits: torch.Tensor, y: torch.Tensor) -> int:
     return int((top == y).sum())
 
 
-class WorkerDied(Exception):
-    """A DataLoader worker died (killed, crashed) while the next batch was fetched; the message says how."""
-
-
-def worker_death(e: BaseException) -> Optional[str]:
-    """What a fetch error says of a worker's death (killed, crashed, gone mid-handover), or None for other errors."""
-    text = ' '.join(str(e).split())
-    if 'in DataLoader worker process' in text:  # the dataset's own error, raised again in the main process
-        return None
-    if isinstance(e, RuntimeError) and 'DataLoader worker' in text and \
-            ('exited unexpectedly' in text or 'killed by signal' in text):
-        return text
-    if isinstance(e, (EOFError, ConnectionError)):  # the worker died while handing a batch over
-        return f'a DataLoader worker died while handing over a batch ({type(e).__name__})'
-    if isinstance(e, RuntimeError) and 'Pin memory thread exited unexpectedly' in text:  # the same, on a GPU
-        return 'the DataLoader\'s pin-memory thread died (a worker died while handing over a batch)'
-    return None
-
-
-def set_aside_sigchld() -> None:
-    """SIGCHLD back to its default, setting PyTorch's DataLoader handler aside (``StopSignals`` restores it).
-
-    That handler raises at whatever line the main thread runs when a worker dies, e.g. in the
-    middle of an optimizer step or a save, leaving a state no checkpoint can describe. Without
-    it PyTorch still finds a dead worker where the next batch is fetched (within seconds).
-    """
-    if hasattr(signal, 'SIGCHLD') and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-
-
-def fetch_batches(loader: Iterable[Any]) -> Iterator[Any]:
-    """``loader``'s batches; a worker's death surfaces here, between batches, as ``WorkerDied``."""
-    has_workers = getattr(loader, 'num_workers', 0) > 0
-    batches = None
-    while True:
-        try:
-            if batches is None:
-                batches = iter(loader)  # starts (or resumes) the workers; PyTorch sets its SIGCHLD handler
-                if has_workers:
-                    set_aside_sigchld()
-            batch = next(batches)
-        except StopIteration:
-            return
-        except Exception as e:
-            died = worker_death(e) if has_workers else None
-            if died is None:
-                raise
-            raise WorkerDied(died) from e
-        yield batch
-
-
 def set_frozen_eval(modules: Iterable[nn.Module]) -> None:
     """Keep frozen modules in eval mode so their BatchNorm statistics do not move."""
     for m in modules:
@@ -136,49 +85,77 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
                 accumulate_steps: int = 1, batch_log: Optional[Callable[[List[Any]], None]] = None,
                 iter_offset: int = 0, before_step: Optional[Callable[[int], None]] = None,
-                should_stop: Optional[Callable[[], bool]] = None, start_batch: int = 0,
-                carried: Optional[Dict[str, float]] = None, show_progress: bool = True) -> Dict[str, Any]:
+                stop_requested: Optional[Callable[[], bool]] = None,
+                checkpoint_due: Optional[Callable[[], bool]] = None,
+                on_checkpoint: Optional[Callable[[int, Dict[str, float]], None]] = None, start_batch: int = 0,
+                carried: Optional[Dict[str, float]] = None, show_progress: bool = True,
+                forward_collectives: bool = False) -> Dict[str, Any]:
     """Train for one pass over ``loader``; return loss, acc, lr, clips/s, data-wait share and faults.
 
-    ``should_stop`` is asked after every optimizer step (preemption): if it says so, the
-    epoch ends there with ``interrupted`` set and ``batches_done`` counted. A resumed epoch
-    passes the batches already done (``start_batch``) and their sums (``carried``).
+    Every batch ends in one agreement of all ranks (``distributed.agreement``): a batch that
+    cannot train on any rank is skipped by all; a stop signal on any rank (``stop_requested``:
+    this process's) ends the epoch on all at the next settled batch, with ``interrupted`` set and
+    ``batches_done`` counted; a dead DataLoader worker or a non-finite loss on any rank ends it on
+    all at once, at the last settled batch. ``checkpoint_due`` (rank 0's clock) makes every rank
+    call ``on_checkpoint(batches_done, this rank's sums)`` at the next settled batch. A resumed
+    epoch passes the batches already done (``start_batch``) and their sums (``carried``).
+    ``forward_collectives`` (SyncBatchNorm: the forward pass itself talks to the other ranks) adds an
+    agreement before the forward pass, so that a rank without a clip leaves no other waiting there.
     """
     model.train()
     set_frozen_eval(frozen)
     c = carried or {}
-    total_loss, correct, seen = c.get('loss_sum', 0.0), int(c.get('correct', 0)), int(c.get('clips', 0))
-    bad_frames, failed = int(c.get('bad_frames', 0)), int(c.get('failed_videos', 0))
+    sums = {k: (float if k == 'loss_sum' else int)(c.get(k, 0)) for k in SUMS}
     wait, start = 0.0, time.perf_counter()
-    seen_at_start = seen
+    seen_at_start = sums['clips']
     n_batches = start_batch + len(loader) if hasattr(loader, '__len__') else None
     batches = fetch_batches(loader)
     bar = progress(batches, total=n_batches, initial=start_batch, desc=f'epoch {epoch} train',
                    enabled=show_progress)
+    fetched = iter(bar)
     optimizer.zero_grad(set_to_none=True)
     tick = time.perf_counter()
-    interrupted, done, pending, died = False, start_batch, False, None
-    settled = (done, total_loss, correct, seen, bad_frames, failed)  # the last point with no gradient pending
+    interrupted, done, pending, died, stopping, saving = False, start_batch, False, None, False, False
+    settled = (done, dict(sums))  # the last point with no gradient pending
+    ddp = _ddp_of(model)
     try:
-        for i, batch in enumerate(bar, start_batch + 1):
+        for i in itertools.count(start_batch + 1):
+            batch, here_died = _next_batch(fetched)
+            fetched_batch = batch
+            if batch is None and here_died is None:  # the epoch's end: one last agreement, for a death elsewhere
+                if agree(Step(), device).died:
+                    died, interrupted = 'a DataLoader worker died on another rank', True
+                break
             wait += time.perf_counter() - tick
-            bad_frames += batch['bad_frames']
-            failed += len(batch['failed'])
-            done = i
-            loss = None  # stays None for a batch whose videos all failed, or that was left with one clip
-            if batch['clip'] is not None:
-                x = to_device(batch['clip'], device, normalize, channels_last)
-                y = batch['label'].to(device, non_blocking=True)
-                with autocast(device, amp_dtype):
-                    logits = forward_unless_one_clip(model, x, f'epoch {epoch}, batch {i}')
-                    loss = criterion(logits.float(), y) if logits is not None else None
-            if loss is not None:
-                loss_value = loss.item()  # one device sync per batch, reused below
-                if not math.isfinite(loss_value):
-                    raise NonFiniteLossError(f'epoch {epoch}, batch {i}: the loss is {loss_value}')
-                scaled = loss / accumulate_steps
-                (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                pending = True
+            micro = accumulate_steps > 1 and i % accumulate_steps != 0 and i != n_batches
+            with ddp.no_sync() if micro and ddp is not None else contextlib.nullcontext():
+                if forward_collectives:  # some rank without a clip: no rank enters the forward's collectives
+                    absent = batch is None or batch['clip'] is None
+                    before = agree(Step(skip=absent, died=here_died is not None), device)
+                    if before.died:
+                        died, interrupted = here_died or 'a DataLoader worker died on another rank', True
+                        break
+                    batch = None if before.skip else batch
+                logits, y, loss, value = _forward(batch, model, criterion, device, normalize, amp_dtype,
+                                                  channels_last, f'epoch {epoch}, batch {i}')
+                step = agree(Step(skip=loss is None, stop=bool(stop_requested and stop_requested()),
+                                  died=here_died is not None, nonfinite=value is not None and not math.isfinite(value),
+                                  save=bool(checkpoint_due and checkpoint_due())), device)
+                if step.nonfinite:
+                    here = value is not None and not math.isfinite(value)
+                    raise NonFiniteLossError(f"epoch {epoch}, batch {i}: the loss is "
+                                             f"{value if here else 'not finite on another rank'}")
+                if step.died:
+                    died, interrupted = here_died or 'a DataLoader worker died on another rank', True
+                    break
+                if fetched_batch is not None:
+                    sums['bad_frames'] += fetched_batch['bad_frames']
+                    sums['failed_videos'] += len(fetched_batch['failed'])
+                done = i
+                if not step.skip:
+                    scaled = loss / accumulate_steps
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                    pending = True
             # a step boundary steps whatever the batch held, so gradients never carry past it
             if pending and (i % accumulate_steps == 0 or i == n_batches):
                 if before_step is not None:  # e.g. the warm-up's learning rate for this iteration
@@ -190,86 +167,82 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                     optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 pending = False
-            if loss is not None:
+            if not step.skip:
                 n = y.shape[0]
                 batch_correct = count_hits(logits, y)
-                total_loss += loss_value * n
-                correct += batch_correct
-                seen += n
+                sums['loss_sum'] += value * n
+                sums['correct'] += batch_correct
+                sums['clips'] += n
                 lr = max(g['lr'] for g in optimizer.param_groups)
                 if batch_log is not None:
-                    batch_log([epoch, i, iter_offset + i, loss_value, batch_correct / n, lr])
+                    batch_log([epoch, i, iter_offset + i, value, batch_correct / n, lr])
                 elapsed = time.perf_counter() - start
-                bar.set_postfix({'loss': f'{total_loss / seen:.3f}', 'acc': f'{correct / seen:.3f}',
-                                 'clips/s': f'{(seen - seen_at_start) / elapsed:.1f}',
-                                 'data wait': f'{wait / elapsed:.0%}'})
+                bar_postfix(bar, sums, seen_at_start, elapsed, wait)
+            stopping, saving = stopping or step.stop, saving or step.save
             if not pending:
-                settled = (done, total_loss, correct, seen, bad_frames, failed)
-            # asked at every step boundary, whatever the batch held: under torchrun it is a collective
-            if i % accumulate_steps == 0 and should_stop is not None and should_stop():
-                interrupted = True
-                break
+                settled = (done, dict(sums))
+                if stopping:
+                    interrupted = True
+                    break
+                if saving and on_checkpoint is not None:
+                    on_checkpoint(done, dict(sums))
+                    saving = False
             tick = time.perf_counter()
-    except WorkerDied as e:
-        died, interrupted = str(e), True
-        done, total_loss, correct, seen, bad_frames, failed = settled
     finally:
         batches.close()
     bar.close()
+    if died is not None:  # back to the last settled batch: its weights are what the model holds
+        done, sums = settled
     elapsed = time.perf_counter() - start
     return {
-        'loss_sum': total_loss, 'correct': correct, 'clips': seen,
-        'loss': total_loss / max(seen, 1), 'acc': correct / max(seen, 1),
+        **sums, 'loss': sums['loss_sum'] / max(sums['clips'], 1), 'acc': sums['correct'] / max(sums['clips'], 1),
         'lr': max(g['lr'] for g in optimizer.param_groups),
-        'clips_per_s': (seen - seen_at_start) / max(elapsed, 1e-9), 'data_wait': wait / max(elapsed, 1e-9),
-        'bad_frames': bad_frames, 'failed_videos': failed, 'batches': n_batches or 0,
-        'interrupted': interrupted, 'batches_done': done, 'worker_died': died,
+        'clips_per_s': (sums['clips'] - seen_at_start) / max(elapsed, 1e-9), 'data_wait': wait / max(elapsed, 1e-9),
+        'batches': n_batches or 0, 'interrupted': interrupted, 'batches_done': done, 'worker_died': died,
     }
 
 
-class StopSignals:
-    """SIGTERM/SIGINT ask the run to stop at the next safe point, for the run's duration only.
+SUMS = ('loss_sum', 'correct', 'clips', 'bad_frames', 'failed_videos')  # what an epoch adds up, over ranks too
 
-    Used as a context manager: the previous handlers come back on exit. Calling the object
-    answers "stop now?"; under ``torch.distributed`` every rank gets the same answer (a
-    collective call: all ranks must ask at the same step). ``local()`` asks without talking
-    to other ranks, for loops whose length differs between ranks. A second SIGINT raises
-    ``KeyboardInterrupt`` at once, for a run stuck where it never checks. The SIGCHLD handler
-    that ``set_aside_sigchld`` sets aside during the run comes back on exit too.
-    """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+def _next_batch(batches: Iterator[Any]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """(the next batch, None); (None, how a worker died); (None, None) at the end."""
+    try:
+        return next(batches), None
+    except StopIteration:
+        return None, None
+    except WorkerDied as e:
+        return None, str(e)
 
-    def __init__(self, device: Optional[torch.device] = None):
-        self.device = device or torch.device('cpu')
-        self.signum: Optional[int] = None
-        self.previous: Dict[int, Any] = {}
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and self.signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
+def _ddp_of(model: nn.Module) -> Optional[nn.parallel.DistributedDataParallel]:
+    """The DistributedDataParallel wrapper of the training view (under torch.compile too), or None."""
+    model = getattr(model, '_orig_mod', model)
+    return model if isinstance(model, nn.parallel.DistributedDataParallel) else None
 
-    def __enter__(self) -> 'StopSignals':
-        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
-            for sig in self.SIGNALS:
-                self.previous[sig] = signal.signal(sig, self._handle)
-            if hasattr(signal, 'SIGCHLD') and signal.getsignal(signal.SIGCHLD) is not None:
-                self.previous[signal.SIGCHLD] = signal.getsignal(signal.SIGCHLD)  # set_aside_sigchld may change it
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        self.previous.clear()
+def _forward(batch: Optional[Dict[str, Any]], model: nn.Module, criterion: nn.Module, device: torch.device,
+             normalize: Callable, amp_dtype: Optional[torch.dtype], channels_last: bool, where: str) -> tuple:
+    """(logits, targets, loss, its value) of a batch, or Nones where it cannot train (no batch, no clip, one clip)."""
+    if batch is None or batch['clip'] is None:
+        return None, None, None, None
+    x = to_device(batch['clip'], device, normalize, channels_last)
+    y = batch['label'].to(device, non_blocking=True)
+    with autocast(device, amp_dtype):
+        logits = forward_unless_one_clip(model, x, where)
+        if logits is None:
+            return None, None, None, None
+        loss = criterion(logits.float(), y)
+    return logits, y, loss, loss.item()  # one device sync per batch, reused by the caller
 
-    def local(self) -> bool:
-        """Whether this process got a stop signal."""
-        return self.signum is not None
 
-    def __call__(self, flag: Optional[bool] = None) -> bool:
-        """Whether any rank got a signal (or passed ``flag`` True); the same answer on every rank."""
-        return any_rank(self.local() if flag is None else flag or self.local(), self.device)
+def bar_postfix(bar: Any, sums: Dict[str, float], seen_at_start: float, elapsed: float, wait: float) -> None:
+    """The progress bar's running loss, accuracy, throughput and data-wait share."""
+    if sums['clips']:
+        bar.set_postfix({'loss': f"{sums['loss_sum'] / sums['clips']:.3f}",
+                         'acc': f"{sums['correct'] / sums['clips']:.3f}",
+                         'clips/s': f"{(sums['clips'] - seen_at_start) / elapsed:.1f}",
+                         'data wait': f'{wait / elapsed:.0%}'})
 
 
 def warmup(optimizer: torch.optim.Optimizer, base_lrs: List[float], steps: int) -> Callable[[int], None]:

@@ -26,7 +26,8 @@ from evaluation.metrics import accuracy_summary
 from models.precision import autocast
 from preprocessing import to_device
 from runs.run_logs import top_k_text
-from training import WorkerDied, count_hits, fetch_batches
+from runs.stopping import WorkerDied, fetch_batches
+from training import count_hits
 
 Label = Union[int, Tuple[int, ...]]  # a class index, or a tuple of them for multi-label
 # id -> (sum of clip scores in float64, n clips, label)

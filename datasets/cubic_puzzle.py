@@ -19,10 +19,9 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import torch
 from torch.utils.data import Dataset
 
-from common.faults import report_fault
 from datasets.annotations import VideoList
 from datasets.decode import VideoReadError
-from datasets.samplers import Item, sample_rng
+from datasets.samplers import Item, sample_rng, with_fallbacks
 from datasets.video_dataset import Sample, collate
 from models.cubic_puzzle import N_PIECES, PERMUTATIONS, puzzle_class_names, puzzle_label
 from spatial_transforms import resize_clip
@@ -124,10 +123,13 @@ class CubicPuzzleDataset(Dataset):
         return len(self.records)
 
     def _failed(self, index: int, reason: str) -> Sample:
-        report_fault(f'{reason}; the video leaves the batch')
         return {'failed': reason, 'video_id': self.records[index].video_id}
 
     def __getitem__(self, item: Item) -> Sample:
+        """The puzzle of ``item``; a training item whose video fails gets one of its fallbacks' (``samplers.with_fallbacks``)."""
+        return with_fallbacks(self._sample, item)
+
+    def _sample(self, item: Item) -> Sample:
         index, rng = sample_rng(item, self.fixed)
         record = self.records[index]
         kind = rng.choice(KINDS)

@@ -3,10 +3,13 @@
 A sample is a dict: ``clip`` (uint8 C x T x H x W) or ``clips`` (K x C x T x H x W) with
 their ``segments``, ``label`` (a class index, -1 if unlabelled; with ``multilabel`` a float
 multi-hot vector, all -1 if unlabelled), ``video_id`` and ``bad_frames`` (frames replaced by a
-neighbour). A video that cannot give a clip comes back as ``{'failed': reason, 'video_id':
-...}`` with a warning; ``collate`` drops it from the batch and counts it.
+neighbour). A video that cannot give a clip is a data fault (a warning). A training item from
+``EpochSampler`` then takes one of its fallbacks' samples, from the same rank's share of the
+epoch, so the batch stays full (``samplers.with_fallbacks``: ``replaced`` lists the failures);
+otherwise, or when every fallback fails too, it comes back as ``{'failed': reason, 'video_id':
+...}``. ``collate`` drops such a sample from the batch and counts every failure once.
 
-Items are plain indices or ``(index, seed)`` pairs from ``EpochSampler``; every random draw
+Items are plain indices or ``(index, seed, fallbacks)`` from ``EpochSampler``; every random draw
 of a sample (temporal position, crop, flip, jitter) comes from the one generator
 ``samplers.sample_rng`` gives that item, handed to the transforms that need it.
 
@@ -25,7 +28,7 @@ from datasets.annotations import AnnotationError, VideoList
 from datasets.decode import VideoReadError, assemble
 from datasets.device_decode import Deferred, restored_rng
 from datasets.encoded_clip import decoded
-from datasets.samplers import Item, sample_rng
+from datasets.samplers import Item, sample_rng, with_fallbacks
 from spatial_transforms import is_encoded
 from temporal_transforms import apply, is_random
 
@@ -63,7 +66,7 @@ class VideoDataset(Dataset):
                                 None if rng is None else rng.getstate())
             return self._finished(index, plan, frames, bad, rng)
         except VideoReadError as e:
-            return self._unreadable(index, e)
+            return self._failed(index, str(e))
 
     def finish(self, deferred: Deferred, frames: Dict[int, Optional[torch.Tensor]]) -> Sample:
         """A ``Deferred`` sample made whole from its decoded frames (on any device), as a worker would."""
@@ -71,8 +74,9 @@ class VideoDataset(Dataset):
         try:
             video, bad = assemble(deferred.order, frames, lambda i: self._one_frame(deferred.index, i, device),
                                   deferred.source, lambda: deferred.size)
-        except VideoReadError as e:
-            return self._unreadable(deferred.index, e)
+        except VideoReadError as e:  # after the worker's refetch: nothing takes its place any more
+            report_fault(f'{e}; the video leaves the batch')
+            return self._failed(deferred.index, str(e))
         return self._finished(deferred.index, deferred.plan, video, bad, restored_rng(deferred.rng_state))
 
     def _finished(self, index: int, plan: Any, frames: Any, bad: int, rng: Optional[random.Random]) -> Sample:
@@ -87,11 +91,6 @@ class VideoDataset(Dataset):
             clip = apply(spatial, clip if getattr(spatial, 'takes_encoded', False) else decoded(clip), rng)
         clip = decoded(clip)
         return self._package(index, plan, clip, frames.bad if is_encoded(frames) else bad)
-
-    def _unreadable(self, index: int, error: VideoReadError) -> Sample:
-        """The failed sample of a video that cannot be read, reported as a data fault."""
-        report_fault(f'{error}; the video leaves the batch')
-        return self._failed(index, str(error))
 
     def _one_frame(self, index: int, i: int, device: torch.device) -> Optional[torch.Tensor]:
         """Frame ``i`` of a video decoded here (C x H x W on ``device``), None if it cannot be read."""
@@ -138,6 +137,10 @@ class VideoDataset(Dataset):
                 'segment': (min(plan), max(plan) + 1), 'bad_frames': bad}
 
     def __getitem__(self, item: Item) -> Sample:
+        """The sample of ``item``; a training item whose video fails gets one of its fallbacks' (``samplers.with_fallbacks``)."""
+        return with_fallbacks(self._sample, item)
+
+    def _sample(self, item: Item) -> Sample:
         index, rng = self._rng(item)
         plan = self._plan(index, rng)
         if not plan:
@@ -174,7 +177,8 @@ def collate(samples: Sequence[Sample]) -> Dict[str, Any]:
     ``failed`` (a list of (video_id, reason)) and ``views`` (consecutive entries that are views of one clip).
     """
     good = [s for s in samples if 'failed' not in s]
-    failed = [(s['video_id'], s['failed']) for s in samples if 'failed' in s]
+    failed = [(s['video_id'], s['failed']) for s in samples if 'failed' in s] + \
+        [replaced for s in samples for replaced in s.get('replaced', ())]  # each failed video counted once
     batch: Dict[str, Any] = {'clip': None, 'label': torch.zeros(0, dtype=torch.long), 'video_id': [],
                              'segment': [], 'bad_frames': sum(s['bad_frames'] for s in good),
                              'failed': failed, 'views': 1}

@@ -3,7 +3,7 @@
 Without an initialised process group each is the identity, so single-process code calls them
 unconditionally.
 """
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import torch
 import torch.distributed as dist
@@ -28,13 +28,22 @@ def reduce_sums(values: Dict[str, float], device: torch.device) -> Dict[str, flo
     return dict(zip(keys, t.tolist()))
 
 
-def gather_dict(d: Dict[str, Any]) -> Dict[str, Any]:
-    """Merge per-rank dicts (each rank holds different videos) on every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return d
-    parts: List[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, d)
-    merged: Dict[str, Any] = {}
-    for part in parts:
-        merged.update(part)
-    return merged
+def distributed() -> bool:
+    """Whether a process group is initialised (several processes take part in every collective)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (identity without distributed)."""
+    if not distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Rank ``src``'s buffers (BatchNorm statistics) copied into ``module`` on every rank (nothing in one process)."""
+    if distributed():
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=src)

@@ -114,12 +114,12 @@ def top_k_text(name: str, value: Optional[float], n_classes: int) -> str:
 
 
 def fault_text(m: Mapping[str, Any]) -> str:
-    """'' or '; N bad frames replaced, M videos skipped'."""
+    """'' or '; N bad frames replaced, M unreadable videos' (each replaced by another of its share, or dropped)."""
     parts = []
     if m.get('bad_frames'):
         parts.append(f"{int(m['bad_frames'])} bad frames replaced")
     if m.get('failed_videos'):
-        parts.append(f"{int(m['failed_videos'])} unreadable videos skipped")
+        parts.append(f"{int(m['failed_videos'])} unreadable videos")
     return ('; ' + ', '.join(parts)) if parts else ''
 
 

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from common.errors import UserError
+from distributed.collectives import broadcast_object
 from models.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 from models.factory import MODEL_OPTION_NAMES
 from runs.checkpoint_files import numbered, place, prune
@@ -197,12 +198,17 @@ class RunState:
             place(latest, result_path / 'save_best.pth')
 
     def save_position(self, result_path: Path, epoch: int, batches_done: int, sums: Mapping[str, float],
-                      seed: int, per_rank_batch: int) -> Path:
-        """``save_latest.pth`` of ``epoch`` stopped after ``batches_done`` batches, with their sums, to resume from."""
+                      sampler: Mapping[str, Any]) -> Path:
+        """``save_latest.pth`` of ``epoch`` stopped after ``batches_done`` batches per rank, to resume from.
+
+        ``sums`` are the epoch's running sums over all ranks (restored once, on rank 0); ``sampler``
+        says where the epoch's order stands: seed, world size, per-rank batch, training-set size and
+        the positions done by all ranks together (``samples_done``), so that another topology can
+        re-shard the rest.
+        """
         return self.save(result_path / 'save_latest.pth', epoch - 1, {},
                          position={'epoch': epoch, 'batch': batches_done, 'sums': dict(sums),
-                                   'sampler': {'seed': seed, 'epoch': epoch,
-                                               'samples_done': batches_done * per_rank_batch}})
+                                   'sampler': dict(sampler)})
 
     def restore(self, ckpt: Mapping[str, Any], source: str, training: bool,
                 milestones: Optional[List[int]] = None) -> None:
@@ -247,10 +253,15 @@ def latest_checkpoint(result_path: Path) -> Optional[Path]:
     return saves[-1][1] if saves else None
 
 
-def resume_checkpoint(opt: Any, say: bool = True) -> Optional[Dict[str, Any]]:
-    """The checkpoint ``--resume_path`` names (``auto``/``latest``: the newest in the result path), checked."""
+def resume_checkpoint(opt: Any, rank: int = 0) -> Optional[Dict[str, Any]]:
+    """The checkpoint ``--resume_path`` names (``auto``/``latest``: the newest in the result path), checked.
+
+    Rank 0 finds the newest checkpoint and every rank resumes from what it found, even if a save
+    lands in between or the ranks see the result path at different moments (a cluster file system).
+    """
+    say = rank == 0
     if opt.resume_path is not None and opt.resume_path.name in ('auto', 'latest'):
-        found = latest_checkpoint(opt.result_path)
+        found = broadcast_object(latest_checkpoint(opt.result_path) if rank == 0 else None)
         if found is None and opt.resume_path.name == 'latest':
             raise UserError(f'--resume_path latest: no checkpoint in {opt.result_path}')
         if say:

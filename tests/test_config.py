@@ -57,7 +57,7 @@ def test_the_ignored_keys_are_the_derived_ones(tmp_path):
     record = json.loads(recorded(tmp_path, FLAGS).read_text())
     flags = {a.dest for a in build_parser()._actions}
     assert set(record) - flags <= set(RECORD_ONLY)
-    assert set(RECORD_ONLY) & flags == {'root_path', 'config'}
+    assert set(RECORD_ONLY) & flags == {'root_path', 'config', 'resume_path'}
 
 
 @pytest.mark.parametrize('content, words', [
@@ -100,3 +100,8 @@ def test_a_run_continues_from_its_record(tmp_path):
     assert epochs == ['1', '2']
     record = json.loads((result / 'opts.json').read_text())
     assert record['n_epochs'] == 2 and record['config'] == str(result / 'opts.json')
+    # the record of that resumed run, re-run elsewhere with another learning rate, starts fresh: it does not
+    # resume the recorded run's checkpoint behind the new flags' back
+    again = parse_opts(['--config', str(result / 'opts.json'), '--result_path', str(tmp_path / 'lr'),
+                        '--learning_rate', '0.001'])
+    assert record['resume_path'] and again.resume_path is None and again.learning_rate == 0.001

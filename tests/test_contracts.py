@@ -100,7 +100,7 @@ def test_a_signal_during_inference_stops_cleanly_and_handlers_are_restored(video
 
 
 def test_stop_signals_flag_a_first_signal_raise_on_a_second_and_restore_the_handlers():
-    from training import StopSignals
+    from runs.stopping import StopSignals
     before = signal.getsignal(signal.SIGINT)
     with StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from models import load_checkpoint
-from training import train_epoch, worker_death
+from runs.stopping import worker_death
+from training import train_epoch
 from tests.video_fixtures import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,8 +52,9 @@ def test_main_trains_a_set_of_one_more_than_a_batch(tmp_path):
     assert len((tmp_path / 'out' / 'train_batch.log').read_text().splitlines()) == 1 + 2  # header, 2 batches of 2
 
 
-def test_a_batch_left_with_one_clip_by_an_unreadable_video_is_skipped_with_a_warning(tmp_path):
-    """4 training videos, batch 2, one unreadable: its batch keeps one clip at 1x1x1, which BatchNorm refuses."""
+def test_an_unreadable_training_video_is_replaced_from_the_same_share_and_counted_once(tmp_path):
+    """4 training videos, batch 2, one unreadable: another video of the rank's share takes its place,
+    so no batch is left with one clip (which BatchNorm would refuse at 1x1x1); the epoch counts it once."""
     ann = make_dataset(tmp_path / 'jpg', 'jpg', labels=('a', 'b'), n_train=2)
     for frame in (tmp_path / 'jpg' / 'a' / 'a_0').iterdir():
         frame.write_bytes(b'not a jpeg')
@@ -64,9 +65,13 @@ def test_a_batch_left_with_one_clip_by_an_unreadable_video_is_skipped_with_a_war
            '--no_cuda']
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert 'BatchNorm cannot train on a single clip' in done.stderr
+    assert done.stderr.count("a_0: no decodable frame among 8 requested; another video of this rank's share "
+                             'takes its place') == 1
+    assert 'BatchNorm cannot train' not in done.stderr
     batches = (tmp_path / 'out' / 'train_batch.log').read_text().splitlines()[1:]
-    assert len(batches) == 1  # the other batch of the epoch trained; the skipped one logs no row
+    assert len(batches) == 2  # both batches of the epoch trained, full
+    row = dict(zip(*[line.split('\t') for line in (tmp_path / 'out' / 'train.log').read_text().splitlines()[:2]]))
+    assert int(float(row['failed_videos'])) == 1
 
 
 def test_cpu_threads_follow_the_workers_on_the_cpu_and_come_back(monkeypatch):
@@ -88,7 +93,7 @@ def test_cpu_threads_follow_the_workers_on_the_cpu_and_come_back(monkeypatch):
 @pytest.mark.parametrize('skipped', ['one clip', 'all failed'])
 def test_a_skipped_batch_on_a_step_boundary_still_steps_and_asks_to_stop(skipped):
     """accumulate 2: batch 1 trains, batch 2 (the boundary) is skipped; the gradient of batch 1 is
-    stepped there, not carried into batch 3's step, and the stop check (a collective) is asked."""
+    stepped there, not carried into batch 3's step, and the stop flag goes into every batch's agreement."""
     import torch
     import torch.nn as nn
     from training import train_epoch
@@ -103,6 +108,6 @@ def test_a_skipped_batch_on_a_step_boundary_still_steps_and_asks_to_stop(skipped
                 'label': torch.arange(n) % 4, 'bad_frames': 0, 'failed': [('v', 'unreadable')] if n < 2 else []}
     loader = [batch(2), batch(1 if skipped == 'one clip' else 0), batch(2), batch(2)]
     out = train_epoch(1, loader, model, nn.CrossEntropyLoss(), optimizer, torch.device('cpu'), lambda x: x.float(),
-                      accumulate_steps=2, should_stop=lambda: asked.append(1) or False, show_progress=False)
-    assert len(steps) == 2 and len(asked) == 2  # at batches 2 and 4
+                      accumulate_steps=2, stop_requested=lambda: asked.append(1) or False, show_progress=False)
+    assert len(steps) == 2 and len(asked) == 4  # stepped at batches 2 and 4; asked in every batch's agreement
     assert out['clips'] == 6 and out['failed_videos'] == 1

@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 TORCH_FREE_PACKAGES = ['common', 'evaluation', 'conversion', 'datasets/formats', 'datasets/builders']
 # Packages that hold torch code too: their __init__ and their torch-free modules.
 TORCH_FREE_MODULES = ['datasets', 'runs', 'visuals', 'distributed', 'runs.run_lock', 'runs.run_logs', 'runs.run_config',
-                      'runs.history', 'runs.checkpoint_files', 'visuals.curves', 'visuals.sheet', 'visuals.overlay']
+                      'runs.history', 'runs.checkpoint_files', 'runs.position', 'visuals.curves', 'visuals.sheet', 'visuals.overlay']
 MODULES = sorted('.'.join(p.relative_to(REPO).with_suffix('').parts).removesuffix('.__init__')
                  for package in TORCH_FREE_PACKAGES for p in (REPO / package).glob('*.py')) + TORCH_FREE_MODULES
 TOOLS = ['util_scripts.eval_accuracy', 'util_scripts.fuse_results', 'util_scripts.ucf101_json',
