@@ -37,26 +37,32 @@ from evaluation.features import save_features
 from models.factory import head_of
 from models.precision import autocast
 from preprocessing import to_device
-from runs.stopping import StopSignals
+from runs.stopping import Lockstep, StopSignals, fetch_batches
 
 ClipScores = Dict[str, List[Clip]]  # id -> [(segment, softmax)]
 ClipFeatures = Dict[str, List[Clip]]  # id -> [(segment, features)]
 
 
 class Interrupted(Exception):
-    """A stop signal arrived during inference: nothing was written."""
+    """A stop signal (or a dead DataLoader worker: ``died`` says how, on its rank) ended inference: nothing written."""
+
+    def __init__(self, phase: str, died: Optional[str] = None):
+        super().__init__(phase)
+        self.died = died
 
 
 @torch.no_grad()
 def infer(loader: Iterable[Dict[str, Any]], model: nn.Module, device: torch.device, normalize: Callable, *,
           amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
           show_progress: bool = True, multilabel: bool = False, features: Optional[ClipFeatures] = None,
-          should_stop: Optional[Callable[[], bool]] = None, max_clips: int = 0
+          should_stop: Optional[Callable[[bool], bool]] = None, steps: Optional[int] = None, max_clips: int = 0
           ) -> Tuple[ClipScores, Dict[str, int]]:
     """Softmax (multi-label: per-label sigmoid) scores of every clip, grouped by video, and the fault counts.
 
     With a ``features`` dict, the pooled pre-classifier features of every clip are added to it.
-    ``should_stop`` is asked after every batch; if it says so, ``Interrupted`` is raised.
+    ``should_stop(worker_died_here)`` is asked after every batch, every rank as often (``steps``:
+    ``runs.stopping.Lockstep``); if it says so, or a DataLoader worker died, ``Interrupted`` is raised
+    (its ``died`` says how, when the worker was this rank's).
     ``max_clips`` > 0 splits a batch into forward passes of at most that many clips. A clip
     with several spatial views (``batch['views']``: crops, flips) gets the mean of its views'
     scores (and features): one entry per clip and segment, as with one view.
@@ -65,27 +71,41 @@ def infer(loader: Iterable[Dict[str, Any]], model: nn.Module, device: torch.devi
     scores: ClipScores = {}
     faults = {'bad_frames': 0, 'failed_videos': 0}
     total = len(loader) if hasattr(loader, '__len__') else None
-    for batch in progress(loader, total=total, desc='inference', enabled=show_progress):
-        faults['bad_frames'] += batch['bad_frames']
-        faults['failed_videos'] += len(batch['failed'])
-        clips, views = batch['clip'], batch.get('views', 1)
-        step = max_clips if max_clips > 0 else max(1, len(clips) if clips is not None else 1)
-        probs, pooled = [], []
-        for start in range(0, 0 if clips is None else len(clips), step):
-            x = to_device(clips[start:start + step], device, normalize, channels_last)
-            with autocast(device, amp_dtype):
-                p = model.forward_features(x) if features is not None else None
-                logits = (model(x) if p is None else head_of(model)(p)).float()
-            probs.append((torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu())
-            pooled += [] if p is None else [p.float().cpu()]
-        per_clip = (_view_mean(probs, views), _view_mean(pooled, views) if pooled else None)
-        for i, (vid, segment) in enumerate(zip(batch['video_id'][::views], batch['segment'][::views])):
-            scores.setdefault(vid, []).append((tuple(segment), per_clip[0][i]))
-            if per_clip[1] is not None:
-                features.setdefault(vid, []).append((tuple(segment), per_clip[1][i]))
-        if should_stop is not None and should_stop():
-            raise Interrupted('inference')
+    batches = fetch_batches(loader)
+    walk = Lockstep(progress(batches, total=total, desc='inference', enabled=show_progress), steps, should_stop)
+    try:
+        for batch in walk:
+            if batch is not None:
+                _score_clips(batch, model, device, normalize, amp_dtype, channels_last, multilabel, features,
+                             max_clips, scores, faults)
+    finally:
+        batches.close()
+    if walk.interrupted:
+        raise Interrupted('inference', walk.died)
     return scores, faults
+
+
+def _score_clips(batch: Dict[str, Any], model: nn.Module, device: torch.device, normalize: Callable,
+                 amp_dtype: Optional[torch.dtype], channels_last: bool, multilabel: bool,
+                 features: Optional[ClipFeatures], max_clips: int, scores: ClipScores, faults: Dict[str, int]) -> None:
+    """One batch's clip scores (and features) added to ``scores`` (and ``features``), its faults to ``faults``."""
+    faults['bad_frames'] += batch['bad_frames']
+    faults['failed_videos'] += len(batch['failed'])
+    clips, views = batch['clip'], batch.get('views', 1)
+    step = max_clips if max_clips > 0 else max(1, len(clips) if clips is not None else 1)
+    probs, pooled = [], []
+    for start in range(0, 0 if clips is None else len(clips), step):
+        x = to_device(clips[start:start + step], device, normalize, channels_last)
+        with autocast(device, amp_dtype):
+            p = model.forward_features(x) if features is not None else None
+            logits = (model(x) if p is None else head_of(model)(p)).float()
+        probs.append((torch.sigmoid(logits) if multilabel else F.softmax(logits, dim=1)).cpu())
+        pooled += [] if p is None else [p.float().cpu()]
+    per_clip = (_view_mean(probs, views), _view_mean(pooled, views) if pooled else None)
+    for i, (vid, segment) in enumerate(zip(batch['video_id'][::views], batch['segment'][::views])):
+        scores.setdefault(vid, []).append((tuple(segment), per_clip[0][i]))
+        if per_clip[1] is not None:
+            features.setdefault(vid, []).append((tuple(segment), per_clip[1][i]))
 
 
 def _view_mean(chunks: List[torch.Tensor], views: int) -> torch.Tensor:
@@ -153,19 +173,21 @@ def top_rankings(means: Dict[str, torch.Tensor], class_names: Sequence[str], vid
 
 # ----------------------------------------------------------------------------- an annotated subset
 
-def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], stop: StopSignals) -> bool:
+def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any],
+                 stop: StopSignals) -> Optional[Dict[str, Any]]:
     """``main.py --inference``: scores of ``--inference_subset`` over the views the inference flags
     ask for, preprocessed as the model was trained (``state.preprocessing``), sharded over the
     ranks; rank 0 writes the results JSON and, for a labelled subset, scores it and writes the
     per-class reports beside it, and the views, their cost and the metrics (``<subset>_views.json``).
 
     ``proc`` is main's process (rank, world, local_world, device, master, show_progress).
-    Returns False when a stop signal ended the pass (nothing written).
+    Returns None when done; when a stop signal or a dead DataLoader worker (on any rank) ended the
+    pass, nothing is written and the result says so (``worker_died``), as main's ``stopped`` takes it.
     """
     import datasets
     from datasets.device_decode import data_loader
     from datasets.formats.annotation_json import canonical_subset
-    from distributed.collectives import reduce_sums
+    from distributed.collectives import any_rank, max_over_ranks, reduce_sums
     from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from models.precision import amp_dtype
     from preprocessing import Preprocessing, normalization, with_views
@@ -185,12 +207,12 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
     try:
         scores, faults = infer(loader, state.model, proc.device, normalization(prep),
                                amp_dtype=amp_dtype(opt.precision, proc.device), channels_last=opt.channels_last,
-                               show_progress=proc.show_progress, multilabel=opt.multilabel, should_stop=stop.local,
+                               show_progress=proc.show_progress, multilabel=opt.multilabel, should_stop=stop,
+                               steps=int(max_over_ranks(len(loader), proc.device)),  # every rank asks as often
                                max_clips=max(1, opt.batch_size // proc.local_world))  # --batch_size is per node
-    except Interrupted:
-        scores, faults = {}, {}
-    if stop(stop.local()):
-        return False
+    except Interrupted as e:  # on every rank at once: the question after each batch is a collective
+        died = e.died or ('a DataLoader worker died on another rank' if any_rank(bool(e.died), proc.device) else None)
+        return {'worker_died': died}
     scores, faults = gather_clips(scores), reduce_sums(faults, proc.device)
     if proc.master:
         results = results_json(scores, names, opt.output_topk, not opt.inference_no_average)
@@ -213,7 +235,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any], s
                 write_examples(infer_data, means, names, prep, out.with_name(f'{out.stem}_examples.png'))
         atomic_write_json(summary_path(out), {**cost, 'metrics': m})
         print(line + fault_text(faults) + '\n' + cost_text(cost))
-    return True
+    return None
 
 
 # ----------------------------------------------------------------------------- any video file
@@ -294,10 +316,10 @@ def predict(argv: Optional[List[str]] = None) -> int:
         try:
             scores, faults = infer(loader, model, device, normalization(prep), show_progress=sys.stderr.isatty(),
                                    multilabel=multilabel, features=features if args.features else None,
-                                   max_clips=args.batch_size, should_stop=stop.local)
-        except Interrupted:
-            print(f'signal {stop.signum}: stopped; nothing was written', file=sys.stderr)
-            return 128 + int(stop.signum or signal.SIGINT)
+                                   max_clips=args.batch_size, should_stop=stop)
+        except Interrupted as e:
+            print(f"{e.died or f'signal {stop.signum}'}: stopped; nothing was written", file=sys.stderr)
+            return 3 if e.died else 128 + int(stop.signum or signal.SIGINT)
     for path in args.videos:
         if keys[path] in scores:
             ranked = _ranked(video_scores({keys[path]: scores[keys[path]]})[keys[path]], names, args.output_topk)

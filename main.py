@@ -20,7 +20,7 @@ import datasets
 from common.errors import UserError
 from datasets.device_decode import data_loader
 from distributed.agreement import on_rank_zero
-from distributed.collectives import any_rank, broadcast_buffers, reduce_sums
+from distributed.collectives import any_rank, broadcast_buffers, max_over_ranks, reduce_sums
 from distributed.launch import launch
 from inference import infer_subset
 from models import arch_name, generate_model, load_pretrained
@@ -82,7 +82,8 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         state = RunState.for_options(opt, model, options, prep.to_dict(), ft_begin_module, proc.device)
         if ckpt is not None:
             state.restore(ckpt, str(opt.resume_path), training=not opt.no_train,
-                          milestones=opt.multistep_milestones if opt.overwrite_milestones else None)
+                          milestones=opt.multistep_milestones if opt.overwrite_milestones else None,
+                          rank=proc.rank, world=proc.world)
         report_model(model, options, ft_begin_module, bool(frozen), proc)
         if proc.master:  # opts.json: how the checkpoints were trained; opts_eval.json: a run that trains nothing
             write_options(opt.result_path, run_record(opt, state.options, state.preprocessing,
@@ -93,8 +94,9 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                                                            data.loader_args['num_workers'], local_world):
             code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
             if code is None and opt.inference:
-                code = None if infer_subset(opt, proc, state, data.loader_args, stop) else \
-                    stopped(stop, proc, 'inference')
+                broadcast_buffers(state.model)  # every rank infers with rank 0's BatchNorm statistics, the saved ones
+                ended = infer_subset(opt, proc, state, data.loader_args, stop)
+                code = None if ended is None else stopped(stop, proc, 'inference', ended)
         if code is None and proc.master:
             print(f'done: epoch {state.begin_epoch - 1}; checkpoints, logs and results in {opt.result_path}')
         return code or 0
@@ -250,11 +252,12 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
             if data.val is not None:
                 broadcast_buffers(state.model)  # every rank validates rank 0's model, the one saved
                 v = val_epoch(epoch, data.val, state.model, criterion, proc.device, normalize, amp_dtype=dtype,
-                              channels_last=opt.channels_last, show_progress=proc.show_progress,
-                              should_stop=stop.local)
+                              channels_last=opt.channels_last, show_progress=proc.show_progress, should_stop=stop,
+                              steps=int(max_over_ranks(len(data.val), proc.device)))  # every rank asks as often
                 if stop(v['interrupted']):
-                    return stopped(stop, proc, 'validation', v) if data.train is None else \
-                        preempted(opt, proc, state, data, epoch, dict(t, worker_died=v['worker_died']), stop)
+                    died = v['worker_died'] or (ELSEWHERE if any_rank(bool(v['worker_died']), proc.device) else None)
+                    return stopped(stop, proc, 'validation', dict(v, worker_died=died)) if data.train is None else \
+                        preempted(opt, proc, state, data, epoch, dict(t, worker_died=died), stop)
                 v.update(reduce_sums({k: v[k] for k in SUMS}, proc.device))
                 videos = gather_videos(v.pop('videos'))  # a video's clips may lie on several ranks
                 v.update(multilabel_metrics(videos) if opt.multilabel else video_metrics(videos))
@@ -265,10 +268,12 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                                    proc.device)
                 state.scheduler.step(*([metrics['val']['loss']] if opt.lr_scheduler == 'plateau' else []))
             state.begin_epoch = epoch + 1
+            if data.train is not None:
+                state.gather_rng()
             on_rank_zero(lambda: end_of_epoch(opt, state, logs, epoch, metrics, data.train is not None), proc.rank)
             if data.train is not None and epoch < opt.n_epochs and stop():
                 if proc.master:
-                    print(f'signal {stop.signum}: stopped after epoch {epoch}; resume with --resume_path auto.',
+                    print(f'{signal_text(stop)}: stopped after epoch {epoch}; resume with --resume_path auto.',
                           flush=True)
                 return 0
     return None
@@ -302,7 +307,7 @@ def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module,
                         accumulate_steps=opt.accumulate_steps, batch_log=logs.batch,
                         iter_offset=(epoch - 1) * per_epoch, before_step=warm, stop_requested=stop.local,
                         checkpoint_due=clock.due, on_checkpoint=save_now, start_batch=start_batch,
-                        carried=carried, show_progress=proc.show_progress, forward_collectives=opt.batchnorm_sync)
+                        carried=carried, show_progress=proc.show_progress)
     except NonFiniteLossError as e:
         raise UserError(f'{e}: stopping; the last good checkpoint is kept in {opt.result_path} '
                         '(lower --learning_rate, or try --precision fp32)')
@@ -329,6 +334,7 @@ def save_position(opt, proc: Process, state: RunState, data: Data, epoch: int, s
                   batches_done: int, rank_sums: Dict[str, float]) -> Optional[str]:
     """Every rank: the epoch's sums over all ranks and where it stands, saved by rank 0 (its path there)."""
     sums = reduce_sums(rank_sums, proc.device)
+    state.gather_rng()
     record = sampler_record(data.sampler, opt.manual_seed, epoch, proc.world, data.per_rank_batch,
                             batches_done - start_batch)
     saved = on_rank_zero(lambda: state.save_position(opt.result_path, epoch, batches_done, sums, record), proc.rank)
@@ -343,10 +349,18 @@ def preempted(opt, proc: Process, state: RunState, data: Data, epoch: int, t: Di
     if died and not proc.master and 'another rank' not in died:  # the rank that saw it says what died
         print(f'rank {proc.rank}: {died}', file=sys.stderr, flush=True)
     if proc.master:
-        print(f"{died or f'signal {stop.signum}'}: stopped after batch {t['batches_done']} of epoch {epoch}; "
+        print(f"{died or signal_text(stop)}: stopped after batch {t['batches_done']} of epoch {epoch}; "
               f'saved {saved}. Resume with --resume_path auto' + (DEAD_WORKER_HINT if died else '.'),
               file=sys.stderr if died else sys.stdout, flush=True)
     return 3 if died else 0
+
+
+ELSEWHERE = 'a DataLoader worker died on another rank'
+
+
+def signal_text(stop: StopSignals) -> str:
+    """'signal 15', or what the other ranks knew when only another rank got the signal."""
+    return f'signal {stop.signum}' if stop.signum is not None else 'a stop signal on another rank'
 
 
 DEAD_WORKER_HINT = (' (if the system killed the worker for memory, with fewer --n_threads or a smaller '
@@ -356,10 +370,11 @@ DEAD_WORKER_HINT = (' (if the system killed the worker for memory, with fewer --
 def stopped(stop: StopSignals, proc: Process, phase: str, result: Optional[Dict[str, Any]] = None) -> int:
     """A signal (or a dead worker: code 3) ended a run that trains nothing: nothing was written; 128 + signal."""
     died = (result or {}).get('worker_died')
+    signum = int(max_over_ranks(float(stop.signum or 0), proc.device)) or 2  # the same code on every rank
     if proc.master:
-        print(f"{died or f'signal {stop.signum}'}: {phase} stopped; no results were written", file=sys.stderr,
+        print(f"{died or f'signal {signum}'}: {phase} stopped; no results were written", file=sys.stderr,
               flush=True)
-    return 3 if died else 128 + int(stop.signum or 2)
+    return 3 if died else 128 + signum
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -88,8 +88,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 stop_requested: Optional[Callable[[], bool]] = None,
                 checkpoint_due: Optional[Callable[[], bool]] = None,
                 on_checkpoint: Optional[Callable[[int, Dict[str, float]], None]] = None, start_batch: int = 0,
-                carried: Optional[Dict[str, float]] = None, show_progress: bool = True,
-                forward_collectives: bool = False) -> Dict[str, Any]:
+                carried: Optional[Dict[str, float]] = None, show_progress: bool = True) -> Dict[str, Any]:
     """Train for one pass over ``loader``; return loss, acc, lr, clips/s, data-wait share and faults.
 
     Every batch ends in one agreement of all ranks (``distributed.agreement``): a batch that
@@ -99,8 +98,9 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
     all at once, at the last settled batch. ``checkpoint_due`` (rank 0's clock) makes every rank
     call ``on_checkpoint(batches_done, this rank's sums)`` at the next settled batch. A resumed
     epoch passes the batches already done (``start_batch``) and their sums (``carried``).
-    ``forward_collectives`` (SyncBatchNorm: the forward pass itself talks to the other ranks) adds an
-    agreement before the forward pass, so that a rank without a clip leaves no other waiting there.
+    Under DDP a first agreement comes before the forward pass: DDP's forward may itself talk to the
+    other ranks (its bucket rebuild after the first step, SyncBatchNorm), so a rank without a clip
+    or with a dead worker keeps every rank out of it.
     """
     model.train()
     set_frozen_eval(frozen)
@@ -116,6 +116,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
     optimizer.zero_grad(set_to_none=True)
     tick = time.perf_counter()
     interrupted, done, pending, died, stopping, saving = False, start_batch, False, None, False, False
+    micro_grads = False  # gradients accumulated under no_sync and not yet all-reduced
     settled = (done, dict(sums))  # the last point with no gradient pending
     ddp = _ddp_of(model)
     try:
@@ -129,7 +130,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
             wait += time.perf_counter() - tick
             micro = accumulate_steps > 1 and i % accumulate_steps != 0 and i != n_batches
             with ddp.no_sync() if micro and ddp is not None else contextlib.nullcontext():
-                if forward_collectives:  # some rank without a clip: no rank enters the forward's collectives
+                if ddp is not None:  # some rank without a clip: no rank enters the forward's collectives
                     absent = batch is None or batch['clip'] is None
                     before = agree(Step(skip=absent, died=here_died is not None), device)
                     if before.died:
@@ -156,8 +157,11 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                     scaled = loss / accumulate_steps
                     (scaler.scale(scaled) if scaler is not None else scaled).backward()
                     pending = True
+                    micro_grads = micro and ddp is not None  # gradients of this rank alone, so far
             # a step boundary steps whatever the batch held, so gradients never carry past it
             if pending and (i % accumulate_steps == 0 or i == n_batches):
+                if step.skip and micro_grads:  # the skipped boundary's backward would have all-reduced them
+                    average_gradients(model)
                 if before_step is not None:  # e.g. the warm-up's learning rate for this iteration
                     before_step(iter_offset + i)
                 if scaler is not None:
@@ -166,7 +170,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 else:
                     optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                pending = False
+                pending = micro_grads = False
             if not step.skip:
                 n = y.shape[0]
                 batch_correct = count_hits(logits, y)
@@ -213,6 +217,15 @@ def _next_batch(batches: Iterator[Any]) -> Tuple[Optional[Dict[str, Any]], Optio
         return None, None
     except WorkerDied as e:
         return None, str(e)
+
+
+def average_gradients(model: nn.Module) -> None:
+    """Every rank's gradients replaced by their mean over the ranks, as DDP's backward would (a collective)."""
+    world = torch.distributed.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
 
 
 def _ddp_of(model: nn.Module) -> Optional[nn.parallel.DistributedDataParallel]:

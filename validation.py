@@ -26,7 +26,7 @@ from evaluation.metrics import accuracy_summary
 from models.precision import autocast
 from preprocessing import to_device
 from runs.run_logs import top_k_text
-from runs.stopping import WorkerDied, fetch_batches
+from runs.stopping import Lockstep, fetch_batches
 from training import count_hits
 
 Label = Union[int, Tuple[int, ...]]  # a class index, or a tuple of them for multi-label
@@ -38,21 +38,26 @@ VideoScores = Dict[str, Tuple[torch.Tensor, int, Label]]
 def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, criterion: nn.Module,
               device: torch.device, normalize: Callable, *, amp_dtype: Optional[torch.dtype] = None,
               channels_last: bool = False, show_progress: bool = True,
-              should_stop: Optional[Callable[[], bool]] = None) -> Dict[str, Any]:
+              should_stop: Optional[Callable[[bool], bool]] = None, steps: Optional[int] = None) -> Dict[str, Any]:
     """One pass over the validation clips: clip loss/accuracy sums and per-video score sums.
 
-    ``should_stop`` is asked after every batch; if it says so, the pass ends with ``interrupted`` set,
-    as it does (with ``worker_died`` saying why) when a DataLoader worker dies.
+    ``should_stop(worker_died)`` is asked after every batch; if it says so, the pass ends with
+    ``interrupted`` set (and ``worker_died`` saying why when a DataLoader worker died here). Under
+    distributed, where it is a collective (``StopSignals``), ``steps`` is the most batches of any
+    rank: a rank with fewer keeps asking until then, so every rank asks as often and all stop at
+    the same step when one of them is stopped or has lost a worker.
     """
     model.eval()
-    interrupted, died = False, None
     loss_sum, correct, seen, bad_frames, failed = 0.0, 0, 0, 0, 0
     videos: VideoScores = {}
     batches = fetch_batches(loader)
     bar = progress(batches, total=len(loader) if hasattr(loader, '__len__') else None, desc=f'epoch {epoch} val',
                    enabled=show_progress)
+    walk = Lockstep(bar, steps, should_stop)
     try:
-        for batch in bar:
+        for batch in walk:
+            if batch is None:
+                continue
             bad_frames += batch['bad_frames']
             failed += len(batch['failed'])
             if batch['clip'] is not None:
@@ -60,14 +65,10 @@ def val_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, cr
                                                        channels_last, videos, (loss_sum, correct, seen))
             if seen:
                 bar.set_postfix(loss=f'{loss_sum / seen:.3f}', acc=f'{correct / seen:.3f}')
-            if should_stop is not None and should_stop():
-                interrupted = True
-                break
-    except WorkerDied as e:
-        died, interrupted = str(e), True
     finally:
         batches.close()
     bar.close()
+    interrupted, died = walk.interrupted, walk.died
     return {'loss_sum': loss_sum, 'correct': correct, 'clips': seen, 'videos': videos,
             'bad_frames': bad_frames, 'failed_videos': failed, 'interrupted': interrupted, 'worker_died': died}
 

@@ -20,6 +20,7 @@ from common.errors import UserError
 from datasets.decode import decode_many
 from datasets.frame_sizes import Size
 
+
 @dataclass
 class Deferred:
     """A sample read in a worker, to be decoded and transformed in the main process."""
@@ -60,8 +61,8 @@ def finish_batch(dataset: Any, samples: Sequence[Dict[str, Any]], device: torch.
     finished = iter(dataset.finish(d, f) for d, f in zip(deferred, frames))
     out = []
     for s in samples:
-        if 'deferred' in s:
-            out.append(next(finished))
+        if 'deferred' in s:  # a sample that took a failed video's place still counts that failure
+            out.append(dict(next(finished), **({'replaced': s['replaced']} if s.get('replaced') else {})))
         else:
             out.append({k: (v.to(device) if k in ('clip', 'clips') else v) for k, v in s.items()})
     return out

@@ -3,7 +3,7 @@
 Without an initialised process group each is the identity, so single-process code calls them
 unconditionally.
 """
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import torch
 import torch.distributed as dist
@@ -16,6 +16,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         flag = bool(t.item())
     return bool(flag)
+
+
+def max_over_ranks(value: float, device: torch.device) -> float:
+    """The largest ``value`` of any rank, on every rank (identity without distributed)."""
+    if not distributed():
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
 
 
 def reduce_sums(values: Dict[str, float], device: torch.device) -> Dict[str, float]:
@@ -40,6 +49,15 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def gather_objects(obj: Any) -> List[Any]:
+    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` without distributed)."""
+    if not distributed():
+        return [obj]
+    parts: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, obj)
+    return parts
 
 
 def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:

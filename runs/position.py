@@ -26,7 +26,8 @@ def continue_epoch(position: Mapping[str, Any], sampler: Any, *, world: int, per
     is still trained once. Another seed or training set cannot continue the epoch: a UserError.
     """
     record, batch, epoch = position.get('sampler') or {}, int(position['batch']), int(position['epoch'])
-    was_world, was_batch = int(record.get('world', 1)), int(record.get('per_rank_batch', per_rank_batch))
+    # records written before the world size was recorded continued on the same topology, as they still do
+    was_world, was_batch = int(record.get('world', world)), int(record.get('per_rank_batch', per_rank_batch))
     done, n = int(record.get('samples_done', batch * was_batch * was_world)), int(record.get('n', sampler.n))
     if min(batch, done, n) < 0 or min(was_world, was_batch) < 1:
         raise UserError(f'{source}: its resume position is out of range (batch {batch}, samples done {done} of {n}, '

@@ -21,7 +21,8 @@ alive, or belongs to a process with another start time (PID reuse), or the machi
 rebooted since. A lock from another host is taken over only when its record shows an earlier
 incarnation of this same job: the same ``SLURM_JOB_ID`` with a lower ``SLURM_RESTART_COUNT`` (a
 requeued job; two runs in one allocation have equal counts), or the same ``TORCHELASTIC_RUN_ID``
-(torchrun has one rank 0 at a time). Any other lock from another host is never taken over; the
+with a lower ``TORCHELASTIC_RESTART_COUNT`` (torchrun restarted the job; the run id alone is the
+user's ``--rdzv-id``, which the same command started twice would share). Any other lock from another host is never taken over; the
 error says how to remove it when that run is known to be dead. Without flock (Windows, some NFS
 mounts) two runs taking over the same stale lock at the same instant could both succeed.
 """
@@ -76,6 +77,7 @@ class Holder:
     slurm_job_id: Optional[str] = None  # the scheduler's job, where there is one (older records have none)
     slurm_restart_count: Optional[int] = None
     torchelastic_run_id: Optional[str] = None
+    torchelastic_restart_count: Optional[int] = None
 
     def __str__(self) -> str:
         command = ' '.join(self.command.split())  # one line, whatever the arguments hold
@@ -89,7 +91,8 @@ def job_identity() -> Dict[str, Any]:
     return {'slurm_job_id': os.environ.get('SLURM_JOB_ID', '').strip() or None,
             'slurm_restart_count': _count(os.environ.get('SLURM_RESTART_COUNT')),
             # 'none' is torchrun's --rdzv-id when none is given: shared by unrelated runs
-            'torchelastic_run_id': run_id if run_id not in ('', 'none') else None}
+            'torchelastic_run_id': run_id if run_id not in ('', 'none') else None,
+            'torchelastic_restart_count': _count(os.environ.get('TORCHELASTIC_RESTART_COUNT'))}
 
 
 def _count(value: Any) -> Optional[int]:
@@ -112,7 +115,10 @@ def earlier_incarnation(holder: Holder, me: Holder) -> Optional[str]:
         if before < now:
             return f'SLURM job {me.slurm_job_id}, restart {before} -> {now}'
     if holder.torchelastic_run_id and str(holder.torchelastic_run_id) == me.torchelastic_run_id:
-        return f'torchelastic run {me.torchelastic_run_id}'
+        # the run id is the user's --rdzv-id: the same command started twice shares it, but not a restart count
+        before, now = _count(holder.torchelastic_restart_count) or 0, me.torchelastic_restart_count or 0
+        if before < now:
+            return f'torchelastic run {me.torchelastic_run_id}, restart {before} -> {now}'
     return None
 
 

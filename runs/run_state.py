@@ -14,6 +14,7 @@ What a checkpoint written by ``RunState.save`` holds (the first five keys are th
 | ``version`` | this framework's version |
 | ``scaler`` | the fp16 GradScaler state, or None |
 | ``rng_state`` | Python, numpy, torch (and CUDA) random states, for an exact resume |
+| ``rank_rng_states`` | under distributed: every rank's ``rng_state``, each restored on its own rank (same world size) |
 | ``best_video_top1`` | the best validation video top-1 so far (``--multilabel``: mAP) |
 | ``ft_begin_module``, ``multilabel`` | how the run trains |
 | ``metrics`` | the epoch's train/val summary |
@@ -24,6 +25,7 @@ No checkpoint holds a NaN or an infinity: ``save`` refuses a state with one (in 
 the BatchNorm statistics or the optimizer state) with a ``UserError`` naming it and the
 last good checkpoint, and ``check_finite`` stops a run at the end of an epoch that left one.
 """
+import io
 import math
 import random
 from collections import Counter
@@ -35,7 +37,7 @@ import torch
 import torch.nn as nn
 
 from common.errors import UserError
-from distributed.collectives import broadcast_object
+from distributed.collectives import broadcast_object, gather_objects
 from models.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 from models.factory import MODEL_OPTION_NAMES
 from runs.checkpoint_files import numbered, place, prune
@@ -118,6 +120,7 @@ class RunState:
         self.best = -1.0
         self.begin_epoch = 1
         self.position: Optional[Dict[str, Any]] = None  # where a preempted epoch stopped
+        self.rank_rng: Optional[List[Dict[str, Any]]] = None  # every rank's random states (gather_rng)
 
     @classmethod
     def for_options(cls, opt: Any, model: nn.Module, options: Mapping[str, Any], preprocessing: Mapping[str, Any],
@@ -174,7 +177,8 @@ class RunState:
                                scheduler=self.scheduler, class_names=self.class_names,
                                preprocessing=self.preprocessing,
                                extra={'scaler': self.scaler.state_dict() if self.scaler else None,
-                                      'rng_state': rng_state(), 'best_video_top1': self.best,
+                                      'rng_state': rng_state(), 'rank_rng_states': self.rank_rng,
+                                      'best_video_top1': self.best,
                                       'ft_begin_module': self.ft_begin_module, 'multilabel': self.multilabel,
                                       'metrics': dict(metrics or {}),
                                       'resume_position': dict(position) if position else None, **pretext})
@@ -210,8 +214,15 @@ class RunState:
                          position={'epoch': epoch, 'batch': batches_done, 'sums': dict(sums),
                                    'sampler': dict(sampler)})
 
+    def gather_rng(self) -> None:
+        """Every rank's random states, for rank 0's next save (a collective under distributed; nothing otherwise)."""
+        mine = io.BytesIO()
+        torch.save(rng_state(), mine)  # as bytes: the object collectives unpickle tensors weights-only and fail
+        states = gather_objects(mine.getvalue())
+        self.rank_rng = [torch.load(io.BytesIO(s), weights_only=True) for s in states] if len(states) > 1 else None
+
     def restore(self, ckpt: Mapping[str, Any], source: str, training: bool,
-                milestones: Optional[List[int]] = None) -> None:
+                milestones: Optional[List[int]] = None, rank: int = 0, world: int = 1) -> None:
         """Load the weights, and (when ``training``) the optimizer, schedule, scaler and position.
 
         ``milestones`` replace the restored schedule's (``--overwrite_milestones``).
@@ -240,7 +251,10 @@ class RunState:
                 self.scheduler.milestones = Counter(milestones)
             if self.scaler is not None and ckpt.get('scaler'):
                 self.scaler.load_state_dict(ckpt['scaler'])
-        if ckpt.get('rng_state'):
+        ranks = ckpt.get('rank_rng_states')
+        if isinstance(ranks, list) and len(ranks) == world:  # each rank its own generators (dropout masks)
+            set_rng_state(ranks[rank])
+        elif ckpt.get('rng_state'):
             set_rng_state(ckpt['rng_state'])
         self.best = float(ckpt.get('best_video_top1', -1.0))  # with --multilabel: the best mAP (same key)
 

@@ -5,9 +5,10 @@
 the middle of a step; ``ignore_stop_signals`` is every DataLoader worker's start: a scheduler
 (SLURM) signals every process of a job step, and only the main process may act on it.
 """
+import itertools
 import signal
 import threading
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
 import torch
 
@@ -114,3 +115,36 @@ class StopSignals:
     def __call__(self, flag: Optional[bool] = None) -> bool:
         """Whether any rank got a signal (or passed ``flag`` True); the same answer on every rank."""
         return any_rank(self.local() if flag is None else flag or self.local(), self.device)
+
+
+class Lockstep:
+    """The batches of an evaluation pass, walked in step by every rank; None where this rank has none.
+
+    After each batch ``should_stop(worker_died_here)`` is asked; under distributed it is a
+    collective (``StopSignals``), and ``steps`` (the most batches of any rank) makes every rank ask
+    as often: a rank whose shard is shorter yields None until the longest is done, and a rank whose
+    DataLoader worker died yields None until the others learn it, at the next question. Alone
+    (``steps`` None), the pass ends with the batches, or at once when a worker dies.
+    """
+
+    def __init__(self, batches: Iterable[Any], steps: Optional[int] = None,
+                 should_stop: Optional[Callable[[bool], bool]] = None):
+        self.batches, self.steps, self.should_stop = batches, steps, should_stop
+        self.interrupted, self.died = False, None  # type: bool, Optional[str]
+
+    def __iter__(self) -> Iterator[Optional[Any]]:
+        fetched = iter(self.batches)
+        for _ in range(self.steps) if self.steps is not None else itertools.count():
+            try:
+                batch = next(fetched) if self.died is None else None
+            except StopIteration:
+                if self.steps is None:
+                    return
+                batch = None  # this rank's shard is done; it keeps answering until every rank's is
+            except WorkerDied as e:
+                self.died, batch = str(e), None
+            yield batch
+            asked = self.should_stop is not None and self.should_stop(self.died is not None)
+            if asked or (self.died is not None and self.steps is None):
+                self.interrupted = True
+                return

@@ -82,3 +82,25 @@ def test_fallbacks_never_name_the_item_itself_and_stay_few():
         for s in shares(n, world, 2):
             for index, _, fallbacks in s:
                 assert len(fallbacks) <= 4 and (index not in fallbacks or len(set(s.indices())) < len(s.indices()))
+
+
+def test_each_rank_restores_its_own_random_states():
+    """Rank 1 of a resumed run continues its own generators (dropout masks), not rank 0's."""
+    import torch
+    import torch.nn as nn
+
+    from runs.run_state import RunState, rng_state
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = RunState(model, {'model': 'resnet', 'model_depth': 10}, optimizer,
+                     torch.optim.lr_scheduler.MultiStepLR(optimizer, [5]), None, preprocessing={}, class_names=None,
+                     ft_begin_module='', multilabel=False, pretext='')
+    torch.manual_seed(0)
+    rank0 = rng_state()
+    torch.manual_seed(1)
+    rank1 = rng_state()
+    ckpt = {'state_dict': model.state_dict(), 'epoch': 1, 'rng_state': rank0, 'rank_rng_states': [rank0, rank1]}
+    for rank, world, expected in ((1, 2, rank1), (0, 2, rank0), (1, 3, rank0)):  # another world: rank 0's, as before
+        torch.manual_seed(99)
+        state.restore(ckpt, 'ckpt', training=True, rank=rank, world=world)
+        assert torch.equal(torch.get_rng_state(), expected['torch'])

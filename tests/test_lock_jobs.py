@@ -10,7 +10,7 @@ from common.processes import process_start_ticks
 from runs import run_lock
 from runs.run_lock import Holder, ResultPathLock
 
-JOB_VARIABLES = ('SLURM_JOB_ID', 'SLURM_RESTART_COUNT', 'TORCHELASTIC_RUN_ID')
+JOB_VARIABLES = ('SLURM_JOB_ID', 'SLURM_RESTART_COUNT', 'TORCHELASTIC_RUN_ID', 'TORCHELASTIC_RESTART_COUNT')
 
 
 @pytest.fixture
@@ -63,10 +63,10 @@ def test_a_requeued_slurm_job_takes_over_its_own_lock_from_another_host(tmp_path
 
 
 def test_a_torchelastic_restart_takes_over_its_own_lock_from_another_host(tmp_path, job):
-    job(TORCHELASTIC_RUN_ID='r-17')
-    plant_lock(tmp_path, torchelastic_run_id='r-17')
+    job(TORCHELASTIC_RUN_ID='r-17', TORCHELASTIC_RESTART_COUNT='1')
+    plant_lock(tmp_path, torchelastic_run_id='r-17', torchelastic_restart_count=0)
     said = take(tmp_path)
-    assert len(said) == 1 and 'same job (torchelastic run r-17)' in said[0]
+    assert len(said) == 1 and 'same job (torchelastic run r-17, restart 0 -> 1)' in said[0]
 
 
 @pytest.mark.parametrize('env, recorded', [
@@ -79,6 +79,9 @@ def test_a_torchelastic_restart_takes_over_its_own_lock_from_another_host(tmp_pa
     ({}, {}),
     ({'TORCHELASTIC_RUN_ID': 'r-17'}, {'torchelastic_run_id': 'r-18'}),
     ({'TORCHELASTIC_RUN_ID': 'none'}, {'torchelastic_run_id': 'none'}),  # torchrun's id when none is given
+    ({'TORCHELASTIC_RUN_ID': 'r-17'}, {'torchelastic_run_id': 'r-17'}),  # the same command started twice
+    ({'TORCHELASTIC_RUN_ID': 'r-17', 'TORCHELASTIC_RESTART_COUNT': '1'},
+     {'torchelastic_run_id': 'r-17', 'torchelastic_restart_count': 1}),
 ])
 def test_another_jobs_lock_from_another_host_is_refused_as_before(tmp_path, job, env, recorded):
     job(**env)

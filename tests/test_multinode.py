@@ -215,3 +215,17 @@ def test_the_original_spawned_form_on_two_nodes_returns_real_exit_codes_and_one_
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 2, err
         assert err.strip() == f'error: {tmp_path / "missing.pth"}: no such checkpoint file', err
+
+
+def test_inference_right_after_two_node_training_scores_with_the_saved_model(data, tmp_path):
+    """--no_val --inference after training: every rank scores its shard with rank 0's BatchNorm statistics,
+    those of the saved checkpoint, so the JSON is that of the checkpoint scored on one process."""
+    infer = ['--inference', '--inference_subset', 'val', '--inference_stride', '4', '--inference_batch_size', '1']
+    job = Job(flags(data, tmp_path / 'two', '--n_epochs', '1', '--no_val', *infer), tmp_path)
+    assert job.wait() == [0, 0], job.all_output()
+    single = [sys.executable, 'main.py', *flags(data, tmp_path / 'one', '--no_train', '--no_val', '--resume_path',
+                                                 str(tmp_path / 'two' / 'save_latest.pth'), *infer)]
+    done = subprocess.run([c for c in single if c != '--distributed'], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=environment())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / 'one' / 'val.json').read_bytes() == (tmp_path / 'two' / 'val.json').read_bytes()
