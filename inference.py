@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
 from common.atomic import atomic_write_json
 from common.progress import progress
+from distributed.collectives import gather_objects
 from evaluation.clip_scores import Clip, canonical_clips, merge_clips
 from evaluation.features import save_features
 from models.factory import head_of
 from models.precision import autocast
 from preprocessing import to_device
-from runs.stopping import Lockstep, StopSignals, fetch_batches
+from runs.stopping import Lockstep, StopSignals, death_anywhere, fetch_batches
 
 ClipScores = Dict[str, List[Clip]]  # id -> [(segment, softmax)]
 ClipFeatures = Dict[str, List[Clip]]  # id -> [(segment, features)]
@@ -128,11 +128,7 @@ def gather_clips(clips: ClipScores) -> ClipScores:
     A collective call under distributed: every rank calls it at the same point. The means over a
     video's clips are then taken in the same order whatever the number of processes.
     """
-    parts: List[Any] = [clips]
-    if dist.is_available() and dist.is_initialized():
-        parts = [None] * dist.get_world_size()
-        dist.all_gather_object(parts, clips)
-    return merge_clips(parts)
+    return merge_clips(gather_objects(clips))
 
 
 def video_scores(scores: ClipScores) -> Dict[str, torch.Tensor]:
@@ -187,7 +183,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any],
     import datasets
     from datasets.device_decode import data_loader
     from datasets.formats.annotation_json import canonical_subset
-    from distributed.collectives import any_rank, max_over_ranks, reduce_sums
+    from distributed.collectives import max_over_ranks, reduce_sums
     from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
     from models.precision import amp_dtype
     from preprocessing import Preprocessing, normalization, with_views
@@ -211,8 +207,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any],
                                steps=int(max_over_ranks(len(loader), proc.device)),  # every rank asks as often
                                max_clips=max(1, opt.batch_size // proc.local_world))  # --batch_size is per node
     except Interrupted as e:  # on every rank at once: the question after each batch is a collective
-        died = e.died or ('a DataLoader worker died on another rank' if any_rank(bool(e.died), proc.device) else None)
-        return {'worker_died': died}
+        return {'worker_died': death_anywhere(e.died, proc.device)}
     scores, faults = gather_clips(scores), reduce_sums(faults, proc.device)
     if proc.master:
         results = results_json(scores, names, opt.output_topk, not opt.inference_no_average)

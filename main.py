@@ -35,7 +35,7 @@ from runs.history import append_history, write_options
 from runs.position import PeriodicSave, continue_epoch, sampler_record
 from runs.run_logs import RunLogs
 from runs.run_state import RunState, recorded_model_options, resume_checkpoint
-from runs.stopping import StopSignals, ignore_stop_signals
+from runs.stopping import StopSignals, death_anywhere, ignore_stop_signals
 from training import SUMS, NonFiniteLossError, cpu_threads, criterion_for, train_epoch, warmup
 from validation import gather_videos, multilabel_metrics, val_epoch, video_metrics
 from visuals.curves import write_curves
@@ -255,7 +255,7 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                               channels_last=opt.channels_last, show_progress=proc.show_progress, should_stop=stop,
                               steps=int(max_over_ranks(len(data.val), proc.device)))  # every rank asks as often
                 if stop(v['interrupted']):
-                    died = v['worker_died'] or (ELSEWHERE if any_rank(bool(v['worker_died']), proc.device) else None)
+                    died = death_anywhere(v['worker_died'], proc.device)
                     return stopped(stop, proc, 'validation', dict(v, worker_died=died)) if data.train is None else \
                         preempted(opt, proc, state, data, epoch, dict(t, worker_died=died), stop)
                 v.update(reduce_sums({k: v[k] for k in SUMS}, proc.device))
@@ -300,7 +300,10 @@ def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module,
         base_lrs = list(getattr(state.scheduler, 'base_lrs', [opt.learning_rate] * len(state.optimizer.param_groups)))
         warm = warmup(state.optimizer, base_lrs, max(1, round(opt.warmup_epochs * per_epoch)))
     clock = PeriodicSave(opt.checkpoint_every_minutes, proc.master)
-    save_now = lambda done, sums: clock.saved(save_position(opt, proc, state, data, epoch, start_batch, done, sums))
+
+    def save_now(done: int, sums: Dict[str, float]) -> None:  # every rank, at the agreed settled batch
+        save_position(opt, proc, state, data, epoch, start_batch, done, sums)
+        clock.restart()
     try:
         t = train_epoch(epoch, data.train, train_model, criterion, state.optimizer, proc.device, normalize,
                         frozen=frozen, scaler=state.scaler, amp_dtype=dtype, channels_last=opt.channels_last,
@@ -353,9 +356,6 @@ def preempted(opt, proc: Process, state: RunState, data: Data, epoch: int, t: Di
               f'saved {saved}. Resume with --resume_path auto' + (DEAD_WORKER_HINT if died else '.'),
               file=sys.stderr if died else sys.stdout, flush=True)
     return 3 if died else 0
-
-
-ELSEWHERE = 'a DataLoader worker died on another rank'
 
 
 def signal_text(stop: StopSignals) -> str:

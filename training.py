@@ -27,7 +27,7 @@ from common.progress import progress
 from distributed.agreement import Step, agree
 from models.precision import autocast
 from preprocessing import to_device
-from runs.stopping import WorkerDied, fetch_batches
+from runs.stopping import DIED_ELSEWHERE, WorkerDied, fetch_batches
 
 
 class NonFiniteLossError(RuntimeError):
@@ -125,7 +125,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
             fetched_batch = batch
             if batch is None and here_died is None:  # the epoch's end: one last agreement, for a death elsewhere
                 if agree(Step(), device).died:
-                    died, interrupted = 'a DataLoader worker died on another rank', True
+                    died, interrupted = DIED_ELSEWHERE, True
                 break
             wait += time.perf_counter() - tick
             micro = accumulate_steps > 1 and i % accumulate_steps != 0 and i != n_batches
@@ -134,7 +134,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                     absent = batch is None or batch['clip'] is None
                     before = agree(Step(skip=absent, died=here_died is not None), device)
                     if before.died:
-                        died, interrupted = here_died or 'a DataLoader worker died on another rank', True
+                        died, interrupted = here_died or DIED_ELSEWHERE, True
                         break
                     batch = None if before.skip else batch
                 logits, y, loss, value = _forward(batch, model, criterion, device, normalize, amp_dtype,
@@ -147,7 +147,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                     raise NonFiniteLossError(f"epoch {epoch}, batch {i}: the loss is "
                                              f"{value if here else 'not finite on another rank'}")
                 if step.died:
-                    died, interrupted = here_died or 'a DataLoader worker died on another rank', True
+                    died, interrupted = here_died or DIED_ELSEWHERE, True
                     break
                 if fetched_batch is not None:
                     sums['bad_frames'] += fetched_batch['bad_frames']

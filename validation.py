@@ -17,11 +17,11 @@ Under distributed each rank scores its shard; ``gather_videos`` merges the ranks
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
 from common.progress import progress
+from distributed.collectives import gather_objects
 from evaluation.metrics import accuracy_summary
 from models.precision import autocast
 from preprocessing import to_device
@@ -123,11 +123,7 @@ def gather_videos(videos: VideoScores) -> VideoScores:
 
     A collective call under distributed: every rank calls it at the same point.
     """
-    parts: List[Any] = [videos]
-    if dist.is_available() and dist.is_initialized():
-        parts = [None] * dist.get_world_size()
-        dist.all_gather_object(parts, videos)
-    return merge_videos(parts)
+    return merge_videos(gather_objects(videos))
 
 
 def _n_classes(videos: VideoScores) -> int:

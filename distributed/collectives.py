@@ -9,13 +9,14 @@ import torch
 import torch.distributed as dist
 
 
+def distributed() -> bool:
+    """Whether a process group is initialised (several processes take part in every collective)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """Whether ``flag`` is True on any rank: the same answer on every rank (a collective call under distributed)."""
-    if dist.is_available() and dist.is_initialized():
-        t = torch.tensor([float(flag)], device=device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        flag = bool(t.item())
-    return bool(flag)
+    return max_over_ranks(float(flag), device) > 0
 
 
 def max_over_ranks(value: float, device: torch.device) -> float:
@@ -29,17 +30,12 @@ def max_over_ranks(value: float, device: torch.device) -> float:
 
 def reduce_sums(values: Dict[str, float], device: torch.device) -> Dict[str, float]:
     """Sum the given numbers over all ranks (identity without distributed)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not distributed():
         return values
     keys = sorted(values)
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return dict(zip(keys, t.tolist()))
-
-
-def distributed() -> bool:
-    """Whether a process group is initialised (several processes take part in every collective)."""
-    return dist.is_available() and dist.is_initialized()
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:

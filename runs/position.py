@@ -58,6 +58,6 @@ class PeriodicSave:
         """Whether the minutes have passed since the start or the last save (always False off rank 0)."""
         return self.every_s > 0 and time.monotonic() - self.last >= self.every_s
 
-    def saved(self, _: object = None) -> None:
-        """Start counting again."""
+    def restart(self) -> None:
+        """Start counting again (after a save)."""
         self.last = time.monotonic()

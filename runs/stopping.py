@@ -66,6 +66,14 @@ def fetch_batches(loader: Iterable[Any]) -> Iterator[Any]:
         yield batch
 
 
+DIED_ELSEWHERE = 'a DataLoader worker died on another rank'  # what the ranks whose workers live are told
+
+
+def death_anywhere(died_here: Optional[str], device: torch.device) -> Optional[str]:
+    """How a DataLoader worker died on this rank, or ``DIED_ELSEWHERE`` if on another, or None (a collective)."""
+    return died_here or (DIED_ELSEWHERE if any_rank(died_here is not None, device) else None)
+
+
 def ignore_stop_signals(worker_id: int = 0) -> None:
     """A DataLoader ``worker_init_fn``: SIGTERM and SIGINT are the main process's to handle, not the worker's."""
     for sig in StopSignals.SIGNALS:
