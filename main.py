@@ -19,6 +19,7 @@ from torch.utils.data import Subset
 import datasets
 from common.errors import UserError
 from datasets.device_decode import data_loader
+from datasets.multigrid import Batching, Grid, multigrid_schedule, smallest_shapes, table
 from distributed.agreement import on_rank_zero
 from distributed.collectives import any_rank, broadcast_buffers, max_over_ranks, reduce_sums
 from distributed.launch import launch
@@ -27,6 +28,7 @@ from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
 from models.precision import amp_dtype
+from models.summary import shape_problem
 from models.torchvision_weights import load_imagenet_backbone
 from opts import model_options, parse_opts, run_record
 from preprocessing import Preprocessing, normalization, resumed_preprocessing
@@ -36,7 +38,8 @@ from runs.position import PeriodicSave, continue_epoch, sampler_record
 from runs.run_logs import RunLogs
 from runs.run_state import RunState, recorded_model_options, resume_checkpoint
 from runs.stopping import StopSignals, death_anywhere, ignore_stop_signals
-from training import SUMS, NonFiniteLossError, cpu_threads, criterion_for, train_epoch, warmup
+from training import (SUMS, NonFiniteLossError, cpu_threads, criterion_for, recalibrate_batchnorm, train_epoch,
+                      warmup)
 from validation import gather_videos, multilabel_metrics, val_epoch, video_metrics
 from visuals.curves import write_curves
 
@@ -63,8 +66,10 @@ class Data:
     train: Optional[Iterable]  # a DataLoader, or one wrapped in device_decode.DeviceDecoding
     sampler: Optional[datasets.EpochSampler]
     val: Optional[Iterable]
-    per_rank_batch: int
+    per_rank_batch: int  # clips
     loader_args: Dict[str, Any]
+    batching: Optional[Batching] = None  # how the training epochs are batched (--multigrid, --repeat_aug)
+    calibration: Optional[Iterable] = None  # full-shape training clips for BatchNorm statistics (--multigrid)
 
 
 def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: int = 1) -> int:
@@ -206,7 +211,7 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
                        collate_fn=datasets.collate_puzzles if opt.pretext else datasets.collate,
                        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
                        worker_init_fn=ignore_stop_signals)  # a scheduler's SIGTERM is the main process's
-    data = Data(None, None, None, per_rank_batch, loader_args)
+    data = Data(None, None, None, per_rank_batch, loader_args, Batching(per_rank_batch, opt.repeat_aug))
     on_device = opt.decode_device == 'cuda'  # workers only read; batches decoded on the GPU (datasets.device_decode)
     names = None
     if not opt.no_train:
@@ -214,8 +219,18 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         datasets.require_videos('training', train_data, proc.master)
         names = train_data.class_names
         data.sampler = datasets.EpochSampler(len(train_data), seed=opt.manual_seed, rank=proc.rank, world=proc.world,
-                                             batch_size=per_rank_batch)  # never a one-clip batch: BatchNorm
-        data.train = data_loader(train_data, proc.device, on_device, batch_size=per_rank_batch, sampler=data.sampler,
+                                             batch_size=data.batching.videos)  # never a one-clip batch: BatchNorm
+        if opt.multigrid:
+            data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank * opt.repeat_aug, per_rank_batch)
+            problem = shape_problem(state.options, smallest_shapes(data.batching.stages, opt.sample_duration,
+                                                                   opt.sample_size))
+            if problem:
+                raise UserError(f"--multigrid: --model {state.options['model']} cannot take the schedule's {problem}")
+            data.calibration = calibration_loader(train_data, opt, proc, per_rank_batch, loader_args)
+            if proc.master:
+                print(table(data.batching.stages, (opt.sample_duration, opt.sample_size, opt.sample_t_stride),
+                            opt.learning_rate))
+        data.train = data_loader(train_data, proc.device, on_device, batch_sampler=datasets.EpochBatches(data.sampler),
                                  generator=torch.Generator().manual_seed(opt.manual_seed + proc.rank), **loader_args)
     if not opt.no_val:
         val_data = datasets.get_pretext_data(opt, 'validation') if opt.pretext else datasets.get_validation_data(opt)
@@ -228,6 +243,18 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
     state.class_names = names or state.class_names
     datasets.check_class_count(state.class_names, state.options['n_classes'])
     return data
+
+
+def calibration_loader(train_data: Any, opt, proc: Process, per_rank_batch: int,
+                       loader_args: Dict[str, Any]) -> Optional[Iterable]:
+    """``--multigrid_bn_batches`` batches of full-shape training clips, the same every epoch (None: 0 batches)."""
+    n = min(len(train_data), opt.multigrid_bn_batches * per_rank_batch * proc.world)
+    if n == 0:
+        return None
+    order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(opt.manual_seed))[:n].tolist()
+    items = [(i, datasets.sample_seed(opt.manual_seed, 0, i)) for i in order[proc.rank::proc.world]]
+    return data_loader(train_data, proc.device, opt.decode_device == 'cuda', batch_size=per_rank_batch,
+                       sampler=items, **dict(loader_args, persistent_workers=False))
 
 
 def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, frozen: List[nn.Module],
@@ -249,6 +276,9 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                 if t['interrupted']:
                     return preempted(opt, proc, state, data, epoch, t, stop)
                 metrics['train'] = t
+            if data.calibration is not None and data.batching.cycle(epoch) != [Grid(data.per_rank_batch)]:
+                recalibrate_batchnorm(state.model, data.calibration, proc.device, normalize, frozen=frozen,
+                                      amp_dtype=dtype, channels_last=opt.channels_last)
             if data.val is not None:
                 broadcast_buffers(state.model)  # every rank validates rank 0's model, the one saved
                 v = val_epoch(epoch, data.val, state.model, criterion, proc.device, normalize, amp_dtype=dtype,
@@ -292,13 +322,15 @@ def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module,
                     data: Data, stop: StopSignals, epoch: int, logs: RunLogs, normalize: Callable,
                     dtype: Optional[torch.dtype], criterion: nn.Module) -> Dict[str, Any]:
     """One training epoch (or the rest of a preempted one), its sums reduced over the ranks."""
-    data.sampler.set_epoch(epoch)
-    per_epoch = -(-data.sampler.per_rank // data.per_rank_batch)
+    data.sampler.set_epoch(epoch, data.batching.batches(epoch))
+    per_epoch = data.sampler.n_batches()
     start_batch, carried = resume_in_epoch(opt, proc, state, data, epoch, per_epoch)
     warm = None
-    if opt.warmup_epochs > 0:
+    if opt.warmup_epochs > 0:  # over the iterations of the first epochs' length
         base_lrs = list(getattr(state.scheduler, 'base_lrs', [opt.learning_rate] * len(state.optimizer.param_groups)))
-        warm = warmup(state.optimizer, base_lrs, max(1, round(opt.warmup_epochs * per_epoch)))
+        first = data.batching.batches_in(1, data.sampler.n, data.sampler.world)
+        warm = warmup(state.optimizer, base_lrs, max(1, round(opt.warmup_epochs * first)))
+    factors = [g.lr_factor for g in data.batching.cycle(epoch)]
     clock = PeriodicSave(opt.checkpoint_every_minutes, proc.master)
 
     def save_now(done: int, sums: Dict[str, float]) -> None:  # every rank, at the agreed settled batch
@@ -308,7 +340,9 @@ def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module,
         t = train_epoch(epoch, data.train, train_model, criterion, state.optimizer, proc.device, normalize,
                         frozen=frozen, scaler=state.scaler, amp_dtype=dtype, channels_last=opt.channels_last,
                         accumulate_steps=opt.accumulate_steps, batch_log=logs.batch,
-                        iter_offset=(epoch - 1) * per_epoch, before_step=warm, stop_requested=stop.local,
+                        iter_offset=data.batching.iterations_before(epoch, data.sampler.n, data.sampler.world),
+                        before_step=warm, stop_requested=stop.local,
+                        lr_factor=None if factors == [1.0] else lambda i: factors[(i - 1) % len(factors)],
                         checkpoint_due=clock.due, on_checkpoint=save_now, start_batch=start_batch,
                         carried=carried, show_progress=proc.show_progress)
     except NonFiniteLossError as e:

@@ -15,7 +15,7 @@ from common.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in
 from common.errors import UserError
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
 from models.conv_lstm import LSTM_EVAL_OUTPUTS
-from models.factory import FRAME_NET_MODELS
+from models.factory import FRAME_NET_MODELS, TWO_STREAM_MODELS
 from models.safe_load import TRUST_HELP
 
 # Types of the numeric flags: each checks its range as the flag is parsed (``error: --flag must be ...``).
@@ -186,6 +186,24 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--compile', action='store_true', help='torch.compile the model')
     g.add_argument('--accumulate_steps', default=1, type=POSITIVE,
                    help='Optimizer step every n batches (gradient accumulation) (default: %(default)s)')
+    g.add_argument('--multigrid', nargs='?', const='both', default=None, choices=['both', 'long', 'short'],
+                   help='Multigrid training (Wu et al., CVPR 2020): coarse clips (fewer frames, smaller crops) '
+                        'in larger batches at a proportionally larger learning rate, moving to the full '
+                        '--sample_duration x --sample_size by the last learning-rate stage; long: the long cycle '
+                        'alone (a shape for several epochs), short: the short cycle alone (the side changes every '
+                        'iteration); no value: both. The schedule is printed at the start')
+    g.add_argument('--multigrid_min_steps', default=8, type=POSITIVE,
+                   help='With --multigrid: a coarse batch grows at most to a rank\'s epoch / this many clips, so that '
+                        'a coarse epoch of a small training set still takes this many steps (default: %(default)s)')
+    g.add_argument('--multigrid_bn_batches', default=8, type=NATURAL,
+                   help='With --multigrid: after an epoch that trained on other shapes, re-estimate the BatchNorm '
+                        'statistics on this many batches of full-shape training clips (forward passes only), so '
+                        'that validation and the saved checkpoint see full-shape statistics; 0: never, the final '
+                        'full-shape stage sets them (default: %(default)s)')
+    g.add_argument('--repeat_aug', default=1, type=POSITIVE,
+                   help='Repeated augmentation: K training clips per read of a video (each its own temporal position '
+                        'and spatial draw), decoded once; a batch of --batch_size clips holds --batch_size / K videos '
+                        'and an epoch trains K clips of every video (default: %(default)s)')
     g.add_argument('--label_smoothing', default=0.0, type=float_in(0, 1, open_hi=True), help='Cross-entropy label smoothing')
     g.add_argument('--warmup_epochs', default=0.0, type=NON_NEGATIVE,
                    help='Raise the learning rate linearly from 0 over this many epochs, iteration by iteration')
@@ -265,6 +283,14 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
              f'not --model {opt.model}')
     if opt.model == 'lstm' and opt.pretext:
         fail('--pretext needs one prediction per clip: --model lstm makes one per time step in training')
+    if opt.multigrid and (opt.pretext or opt.model in TWO_STREAM_MODELS):
+        what = '--pretext cubic_puzzle cuts its own fixed-size cubes' if opt.pretext else \
+            f'--model {opt.model} stacks a fixed number of flow frames'
+        fail(f'--multigrid varies the clips\' frames and size: {what}')
+    if opt.repeat_aug > 1 and opt.pretext:
+        fail('--repeat_aug repeats clips of videos: --pretext cubic_puzzle makes puzzles, not clips')
+    if opt.repeat_aug > 1 and opt.decode_device == 'cuda':
+        fail('--repeat_aug decodes a video\'s clips together in the DataLoader workers: use --decode_device cpu')
     if opt.lr_scheduler == 'plateau' and opt.no_val:
         fail('--lr_scheduler plateau steps on the validation loss: it cannot be used with --no_val')
     if opt.batchnorm_sync and not opt.distributed:

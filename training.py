@@ -88,14 +88,16 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 stop_requested: Optional[Callable[[], bool]] = None,
                 checkpoint_due: Optional[Callable[[], bool]] = None,
                 on_checkpoint: Optional[Callable[[int, Dict[str, float]], None]] = None, start_batch: int = 0,
-                carried: Optional[Dict[str, float]] = None, show_progress: bool = True) -> Dict[str, Any]:
+                carried: Optional[Dict[str, float]] = None, show_progress: bool = True,
+                lr_factor: Optional[Callable[[int], float]] = None) -> Dict[str, Any]:
     """Train for one pass over ``loader``; return loss, acc, lr, clips/s, data-wait share and faults.
 
     Every batch ends in one agreement of all ranks (``distributed.agreement``): a batch that
     cannot train on any rank is skipped by all; a stop signal on any rank (``stop_requested``:
     this process's) ends the epoch on all at the next settled batch, with ``interrupted`` set and
     ``batches_done`` counted; a dead DataLoader worker or a non-finite loss on any rank ends it on
-    all at once, at the last settled batch. ``checkpoint_due`` (rank 0's clock) makes every rank
+    all at once, at the last settled batch. ``lr_factor(i)`` scales the learning rate of the step
+    that ends batch ``i`` (``datasets.multigrid``: the linear scaling rule for its batch's size). ``checkpoint_due`` (rank 0's clock) makes every rank
     call ``on_checkpoint(batches_done, this rank's sums)`` at the next settled batch. A resumed
     epoch passes the batches already done (``start_batch``) and their sums (``carried``).
     Under DDP a first agreement comes before the forward pass: DDP's forward may itself talk to the
@@ -164,11 +166,12 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                     average_gradients(model)
                 if before_step is not None:  # e.g. the warm-up's learning rate for this iteration
                     before_step(iter_offset + i)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                with scaled_lr(optimizer, lr_factor(i) if lr_factor is not None else 1.0):
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 pending = micro_grads = False
             if not step.skip:
@@ -177,7 +180,7 @@ def train_epoch(epoch: int, loader: Iterable[Dict[str, Any]], model: nn.Module, 
                 sums['loss_sum'] += value * n
                 sums['correct'] += batch_correct
                 sums['clips'] += n
-                lr = max(g['lr'] for g in optimizer.param_groups)
+                lr = max(g['lr'] for g in optimizer.param_groups) * (lr_factor(i) if lr_factor is not None else 1.0)
                 if batch_log is not None:
                     batch_log([epoch, i, iter_offset + i, value, batch_correct / n, lr])
                 elapsed = time.perf_counter() - start
@@ -256,6 +259,52 @@ def bar_postfix(bar: Any, sums: Dict[str, float], seen_at_start: float, elapsed:
                          'acc': f"{sums['correct'] / sums['clips']:.3f}",
                          'clips/s': f"{(sums['clips'] - seen_at_start) / elapsed:.1f}",
                          'data wait': f'{wait / elapsed:.0%}'})
+
+
+def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Dict[str, Any]], device: torch.device,
+                          normalize: Callable, *, frozen: Iterable[nn.Module] = (),
+                          amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False) -> int:
+    """BatchNorm running statistics re-estimated as the plain mean over ``loader``'s batches (train-mode forward
+    passes, no gradient, frozen modules left alone); the clips seen (none: the statistics are kept)."""
+    was_training = model.training
+    model.train()
+    set_frozen_eval(frozen)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    kept = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    clips = 0
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                if batch['clip'] is not None and len(batch['clip']) > 1:
+                    with autocast(device, amp_dtype):
+                        model(to_device(batch['clip'], device, normalize, channels_last))
+                    clips += len(batch['clip'])
+    finally:
+        for m, (momentum, mean, var, tracked) in zip(norms, kept):
+            m.momentum = momentum
+            if clips == 0:
+                m.running_mean.copy_(mean), m.running_var.copy_(var), m.num_batches_tracked.copy_(tracked)
+        model.train(was_training)
+    return clips
+
+
+@contextlib.contextmanager
+def scaled_lr(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
+    """Every group's learning rate times ``factor`` for one step, then back: the schedule never sees the factor."""
+    if factor == 1.0:
+        yield
+        return
+    lrs = [g['lr'] for g in optimizer.param_groups]
+    for g in optimizer.param_groups:
+        g['lr'] = g['lr'] * factor
+    try:
+        yield
+    finally:
+        for g, lr in zip(optimizer.param_groups, lrs):
+            g['lr'] = lr
 
 
 def warmup(optimizer: torch.optim.Optimizer, base_lrs: List[float], steps: int) -> Callable[[int], None]:

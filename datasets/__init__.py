@@ -19,7 +19,7 @@ _EXPORTS = {
     'CubicPuzzleDataset': 'cubic_puzzle', 'collate_puzzles': 'cubic_puzzle',
     'Hdf5Loader': 'loaders', 'JpgLoader': 'loaders', 'VideoLoader': 'video_loader', 'VideoReadError': 'decode',
     'decode_image': 'decode',
-    'EpochSampler': 'samplers', 'sample_seed': 'samplers',
+    'EpochSampler': 'samplers', 'EpochBatches': 'samplers', 'sample_seed': 'samplers',
     'MultiClipDataset': 'video_dataset', 'VideoDataset': 'video_dataset', 'collate': 'video_dataset',
     'get_inference_data': 'build', 'get_loader': 'build', 'get_normalization': 'build',
     'get_pretext_data': 'build', 'require_videos': 'build', 'check_class_count': 'build', 'get_training_data': 'build', 'get_validation_data': 'build',

@@ -6,6 +6,7 @@ leave the workers as uint8; ``get_normalization(opt)`` gives the callable that t
 into the model's float input (run it on the device, where it is cheapest).
 """
 from argparse import Namespace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -71,7 +72,18 @@ def _subsampling(opt: Namespace) -> List[Callable]:
 
 
 def get_training_data(opt: Namespace) -> VideoDataset:
-    """One randomly placed, augmented clip per training video."""
+    """One randomly placed, augmented clip per training video (``--repeat_aug`` K: K clips from one read)."""
+    temporal, spatial = training_transforms(opt)
+    return VideoDataset(_video_list(opt, 'training'), _clip_loader(opt), temporal, spatial,
+                        multilabel=getattr(opt, 'multilabel', False), reshaped=partial(training_transforms, opt),
+                        repeat=getattr(opt, 'repeat_aug', 1))
+
+
+def training_transforms(opt: Namespace, shape: Optional[Tuple[int, int, int]] = None) -> Tuple[Callable, Callable]:
+    """The training clips' (temporal, spatial) transforms; ``shape`` (frames, side, temporal stride) replaces the
+    options' ``--sample_duration``, ``--sample_size`` and ``--sample_t_stride`` (``datasets.multigrid``)."""
+    if shape is not None:
+        opt = Namespace(**dict(vars(opt), sample_duration=shape[0], sample_size=shape[1], sample_t_stride=shape[2]))
     crop = tt.TemporalRandomCrop if opt.train_t_crop == 'random' else tt.TemporalCenterCrop
     temporal = tt.TemporalCompose(_subsampling(opt) + [crop(opt.sample_duration)])
     if opt.train_crop == 'random':
@@ -85,8 +97,7 @@ def get_training_data(opt: Namespace) -> VideoDataset:
         spatial.append(st.RandomHorizontalFlip(flow=opt.input_type != 'rgb'))  # flow, rgb_flow: u reversed
     if opt.colorjitter and opt.input_type == 'rgb':
         spatial.append(st.ColorJitter())
-    return VideoDataset(_video_list(opt, 'training'), _clip_loader(opt),
-                        temporal, st.Compose(spatial), multilabel=getattr(opt, 'multilabel', False))
+    return temporal, st.Compose(spatial)
 
 
 def get_validation_data(opt: Namespace) -> MultiClipDataset:

@@ -31,6 +31,7 @@ class Deferred:
     source: str                        # the file, for messages
     size: Size                         # the size a frame must have not to be replaced (``EncodedClip.reference_size``)
     rng_state: Optional[Tuple]         # the sample's generator after the temporal draw
+    shape: Optional[Tuple] = None      # the clip shape of its batch (datasets.multigrid); None: the dataset's own
 
 
 def defer(dataset: Any) -> Any:

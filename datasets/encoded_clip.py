@@ -110,6 +110,7 @@ class EncodedClip:
         self.size = size
         self.bad = 0
         self.factor = 1  # the reduction of the last decode
+        self.decodes: Dict[int, torch.Tensor] = {}  # reduction -> all frames decoded at it, for ``select``'s clips
 
     @classmethod
     def of(cls, blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: str,
@@ -146,16 +147,16 @@ class EncodedClip:
         smallest scale where it still covers ``out`` (None: full size)."""
         d = reduction(box, out, self.size)
         self.factor = d
+        return cut(self.frames_at(d), box, d)
+
+    def frames_at(self, d: int) -> torch.Tensor:
+        """All of the clip's frames decoded at 1/d (C x T x h x w)."""
         clip = self._straight(d)
-        if clip is None:
-            clip = self._assembled(d)
-        if box is None:
-            return clip
-        top, left, height, width = box
-        y0, x0 = round(top / d), round(left / d)
-        y1 = min(clip.shape[-2], max(y0 + 1, round((top + height) / d)))
-        x1 = min(clip.shape[-1], max(x0 + 1, round((left + width) / d)))
-        return clip[..., y0:y1, x0:x1]
+        return self._assembled(d) if clip is None else clip
+
+    def select(self, positions: Sequence[int]) -> 'SharedFrames':
+        """A clip of the frames at ``positions`` that shares this clip's decodes with the others selected from it."""
+        return SharedFrames(self, positions)
 
     def _straight(self, d: int) -> Optional[torch.Tensor]:
         """The common case in one buffer, no copy: distinct frames that all decode to the clip's size."""
@@ -191,6 +192,54 @@ class EncodedClip:
         clip, self.bad = assemble(self.indices, frames, lambda i: self._read_more(i, d),
                                   self.source, video_size)
         return clip.transpose(0, 1)  # T x C x H x W -> C x T x H x W
+
+
+def cut(clip: torch.Tensor, box: Optional[Box], d: int) -> torch.Tensor:
+    """``box`` (full-size pixels; None: all) of a clip decoded at 1/d."""
+    if box is None:
+        return clip
+    top, left, height, width = box
+    y0, x0 = round(top / d), round(left / d)
+    y1 = min(clip.shape[-2], max(y0 + 1, round((top + height) / d)))
+    x1 = min(clip.shape[-1], max(x0 + 1, round((left + width) / d)))
+    return clip[..., y0:y1, x0:x1]
+
+
+class SharedFrames:
+    """Some frames of an ``EncodedClip`` (``--repeat_aug``: one clip of several cut from one read of a video).
+
+    Each frame is decoded once for all the clips selected from the same ``EncodedClip``: at the
+    scale the first crop asks for; a later crop that can do with a coarser scale cuts its box
+    from those frames, and only one that needs a finer scale decodes again (at that scale).
+    """
+
+    def __init__(self, source: EncodedClip, positions: Sequence[int]):
+        self.source = source
+        self.positions = list(positions)
+
+    @property
+    def shape(self) -> Tuple[int, int, int, int]:
+        """C x T x H x W of the frames decoded at full size."""
+        return 3, len(self.positions), self.source.size[0], self.source.size[1]
+
+    @property
+    def bad(self) -> int:
+        """Frames of the shared read replaced by a neighbour."""
+        return self.source.bad
+
+    def crop_resized(self, box: Box, size: Tuple[int, int]) -> torch.Tensor:
+        """As ``EncodedClip.crop_resized``, from the shared decodes."""
+        return resize_clip(self.decode_for(box, size), size)
+
+    def decode_for(self, box: Optional[Box] = None, out: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """As ``EncodedClip.decode_for``: from the coarsest decode so far that still covers ``out``, or a new one."""
+        want = reduction(box, out, self.source.size)
+        decodes = self.source.decodes
+        have = [d for d in decodes if d <= want]
+        d = max(have) if have else want
+        if d not in decodes:
+            decodes[d] = self.source.frames_at(d)
+        return cut(decodes[d][:, self.positions], box, d)
 
 
 def decoded(clip: object) -> torch.Tensor:

@@ -10,7 +10,7 @@ converted (``decode_for``). Frames in other formats (full-range MJPEG, 4:4:4, 10
 get here: the loader converts them to RGB itself, so every clip that leaves it is RGB.
 """
 import math
-from typing import Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -95,6 +95,10 @@ class PlanarClip:
     def shape(self) -> Tuple[int, int, int, int]:
         """C x T x H x W of the RGB clip."""
         return 3, self.packed.shape[0], self.height, self.width
+
+    def select(self, positions: List[int]) -> 'PlanarClip':
+        """The clip of the frames at ``positions`` (repeats allowed): the packed planes are indexed, not converted."""
+        return PlanarClip(self.packed[positions], self.height, self.width, self.bad)
 
     def _planes(self, box: Box) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """T x h x w views of the box's luma, and T x ch x cw views of the chroma samples that cover it."""

@@ -9,7 +9,7 @@ bitwise equal to an uninterrupted one.
 """
 import math
 import random
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch.utils.data import Sampler
@@ -18,9 +18,10 @@ from common.faults import report_fault
 
 MASK = (1 << 63) - 1
 REFETCH = 4  # other videos of the same rank's epoch that may take the place of one that fails
-# What a dataset is indexed with: an index; (index, seed); or (index, seed, fallbacks): training
-# items carry the indices that may replace theirs, from the same rank's share of the epoch.
-Item = Union[int, Tuple[int, int], Tuple[int, int, Tuple[int, ...]]]
+# What a dataset is indexed with: an index; (index, seed); or (index, seed, fallbacks[, shape]): training
+# items carry the indices that may replace theirs, from the same rank's share of the epoch, and the
+# clip shape of their batch where it is not the dataset's own (datasets.multigrid).
+Item = Union[int, Tuple[int, int], Tuple[int, int, Tuple[int, ...]], Tuple[int, int, Tuple[int, ...], Tuple]]
 Sample = Dict[str, Any]
 
 
@@ -49,6 +50,11 @@ def sample_rng(item: Item, fixed: bool = False) -> Tuple[int, random.Random]:
     return index, random.Random(seed)
 
 
+def item_shape(item: Item) -> Optional[Tuple]:
+    """The clip shape an item carries (``datasets.multigrid``), None for the dataset's own."""
+    return item[3] if isinstance(item, tuple) and len(item) > 3 else None
+
+
 def with_fallbacks(get: Callable[[Item], Sample], item: Item) -> Sample:
     """``get(item)``; if that sample failed, the first of the item's fallbacks that does not (a batch stays full).
 
@@ -61,8 +67,9 @@ def with_fallbacks(get: Callable[[Item], Sample], item: Item) -> Sample:
     sample = get(item)
     if 'failed' not in sample:
         return sample
+    shape = item_shape(item)
     for k, other in enumerate(item[2] if isinstance(item, tuple) and len(item) > 2 else (), 1):
-        replacement = get((other, sample_seed(item[1], k, other)))
+        replacement = get((other, sample_seed(item[1], k, other)) + (() if shape is None else ((), shape)))
         if 'failed' not in replacement:
             report_fault(f"{sample['failed']}; another video of this rank's share takes its place")
             return dict(replacement, replaced=[(sample['video_id'], sample['failed'])])
@@ -70,58 +77,107 @@ def with_fallbacks(get: Callable[[Item], Sample], item: Item) -> Sample:
     return sample
 
 
-def epoch_length(n: int, world: int = 1, batch_size: int = 1) -> int:
+def count_batches(samples: int, sizes: Sequence[int], phase: int = 0) -> int:
+    """Batches that ``samples`` items make when batch k (from ``phase`` on) holds ``sizes[k % len(sizes)]``."""
+    per_cycle, k = sum(sizes), 0
+    full = max(0, samples // per_cycle - 1)  # whole cycles, counted at once; the rest walked
+    samples -= full * per_cycle
+    while samples > 0:
+        samples -= sizes[(phase + k) % len(sizes)]
+        k += 1
+    return full * len(sizes) + k
+
+
+def epoch_length(n: int, world: int = 1, batch_size: int = 1, sizes: Sequence[int] = (), phase: int = 0) -> int:
     """Samples per rank: ``ceil(n / world)``, plus one repeated sample when the last batch would hold one clip.
 
     BatchNorm cannot train on a single clip whose features have shrunk to 1x1x1, so with
-    ``batch_size`` > 1 no training batch is ever a single clip.
+    batches of more than one clip no training batch is ever a single clip. The batches are
+    ``batch_size`` clips, or ``sizes`` in turn from the epoch's batch ``phase`` (``datasets.multigrid``).
     """
     per_rank = math.ceil(n / world) if n else 0
-    return per_rank + 1 if batch_size > 1 and per_rank % batch_size == 1 else per_rank
+    sizes = tuple(sizes) or (batch_size,)
+    left, k = per_rank - max(0, per_rank // sum(sizes) - 1) * sum(sizes), phase  # whole cycles at once
+    while left > sizes[k % len(sizes)]:
+        left -= sizes[k % len(sizes)]
+        k += 1
+    return per_rank + 1 if sizes[k % len(sizes)] > 1 and left == 1 else per_rank
+
+
+Shape = Tuple[int, ...]  # one iteration's clip shape (datasets.multigrid), carried by its items
 
 
 class EpochSampler(Sampler):
     """Shuffled (or ordered) indices of ``n`` samples for one rank, from ``start`` on.
 
     Like DistributedSampler, the permutation is padded by repetition so that every rank gets
-    the same number of samples, ``epoch_length(n, world, batch_size)``: batches of
-    ``batch_size`` never end with a single clip. Rank r takes positions r, r + world, ... of the
-    padded order, so after b batches the ranks together have done its first b * batch_size *
-    world positions: a preempted epoch is a prefix of its order. ``set_epoch`` picks the epoch's
-    permutation; ``set_start`` skips the samples a resumed epoch has already trained on (the same
-    world and batch size); ``rest_from`` re-shards what follows a prefix done with another world
-    or batch size (each sample of the epoch still trained once). Both reset at the next epoch.
+    the same number of samples, ``epoch_length``: batches never end with a single clip. Rank r
+    takes positions r, r + world, ... of the padded order, so after b batches the ranks together
+    have done a prefix of its order: a preempted epoch is a prefix of its order. ``set_epoch``
+    picks the epoch's permutation and its batches: ``batch_size`` items, or a ``cycle`` of
+    (items, clip shape) taken in turn, batch by batch (``datasets.multigrid``; the shape rides on
+    each item: ``(index, seed, fallbacks, shape)``); ``skip_batches`` skips the batches a resumed
+    epoch has already trained on (the same world and batches); ``rest_from`` re-shards what
+    follows a prefix done with another world or batches (each sample of the epoch still trained
+    once). Both reset at the next epoch. ``EpochBatches`` makes the DataLoader's batches of it.
     """
 
     def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1, shuffle: bool = True,
                  batch_size: int = 1):
         self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world, shuffle
         self.batch_size = batch_size
+        self.cycle: Tuple[Tuple[int, Optional[Shape]], ...] = ((batch_size, None),)
         self.epoch = 0
         self.start = 0
+        self.phase = 0  # the epoch's batch at which this run's batches begin (their place in the cycle)
         self.offset = 0  # positions of the epoch's order done before this run, by every rank together
         self.rest: Optional[int] = None  # set by rest_from: the order from this position on, re-sharded
         self.per_rank = epoch_length(n, world, batch_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use the permutation of ``epoch`` and start from its beginning."""
+    @property
+    def sizes(self) -> Tuple[int, ...]:
+        """Items per batch, batch by batch of the cycle."""
+        return tuple(size for size, _ in self.cycle)
+
+    def set_epoch(self, epoch: int, cycle: Optional[Sequence[Tuple[int, Optional[Shape]]]] = None) -> None:
+        """Use the permutation of ``epoch`` (and its batches' ``cycle``: default, ``batch_size`` items) from its start."""
         self.epoch = epoch
-        self.start, self.offset, self.rest = 0, 0, None
-        self.per_rank = epoch_length(self.n, self.world, self.batch_size)
+        self.cycle = tuple(cycle) if cycle else ((self.batch_size, None),)
+        self.start, self.offset, self.rest, self.phase = 0, 0, None, 0
+        self.per_rank = epoch_length(self.n, self.world, sizes=self.sizes)
 
     def set_start(self, start: int) -> None:
         """Skip this rank's first ``start`` samples of the current epoch (all ranks skip as many)."""
         self.start = start
         self.offset = start * self.world
 
-    def rest_from(self, done: int) -> None:
-        """Train only what follows the first ``done`` positions of the epoch's order, re-sharded over these ranks."""
-        self.rest, self.start, self.offset = done, 0, done
-        self.per_rank = epoch_length(max(0, self.n - done), self.world, self.batch_size)
+    def skip_batches(self, batches: int) -> None:
+        """Skip the epoch's first ``batches`` batches (every rank as many): the cycle goes on from there."""
+        self.set_start(self._items(0, batches, self.per_rank))
+        self.phase = batches
+
+    def rest_from(self, done: int, phase: int = 0) -> None:
+        """Train only what follows the first ``done`` positions of the epoch's order, re-sharded over these
+        ranks, in batches from the cycle's ``phase`` (the epoch's batches done before)."""
+        self.rest, self.start, self.offset, self.phase = done, 0, done, phase
+        self.per_rank = epoch_length(max(0, self.n - done), self.world, sizes=self.sizes, phase=phase)
+
+    def _items(self, phase: int, batches: int, limit: int) -> int:
+        """Items in ``batches`` batches from the cycle's ``phase`` on, at most ``limit``."""
+        sizes = self.sizes
+        return min(limit, sum(sizes[(phase + k) % len(sizes)] for k in range(batches)))
 
     def samples_done(self, batches: int) -> int:
         """Positions of the epoch's order done by all ranks after this run's first ``batches`` batches."""
-        return self.offset + batches * self.batch_size * self.world
+        return self.offset + self._items(self.phase, batches, len(self)) * self.world
+
+    def n_batches(self) -> int:
+        """This run's batches of the epoch (from ``start`` on)."""
+        return count_batches(len(self), self.sizes, self.phase)
+
+    def grid(self, batch: int) -> Tuple[int, Optional[Shape]]:
+        """(items, shape) of the epoch's batch number ``batch`` (from 0)."""
+        return self.cycle[batch % len(self.cycle)]
 
     def _order(self) -> list:
         if self.shuffle:
@@ -138,11 +194,36 @@ class EpochSampler(Sampler):
         order = (order * (total // len(order) + 1))[:total] if order else order  # padded by repetition
         return order[self.rank:total:self.world]
 
-    def __iter__(self) -> Iterator[Tuple[int, int, Tuple[int, ...]]]:
+    def batches(self) -> Iterator[List[Item]]:
+        """This run's batches of items, each item with its batch's shape where the cycle gives one."""
         mine = self.indices()
-        for p in range(self.start, len(mine)):
-            fallbacks = tuple(mine[(p + k) % len(mine)] for k in range(1, min(REFETCH, len(mine) - 1) + 1))
-            yield mine[p], sample_seed(self.seed, self.epoch, mine[p]), fallbacks
+        p, k = self.start, self.phase
+        while p < len(mine):
+            size, shape = self.grid(k)
+            batch = []
+            for q in range(p, min(p + size, len(mine))):
+                fallbacks = tuple(mine[(q + j) % len(mine)] for j in range(1, min(REFETCH, len(mine) - 1) + 1))
+                item = (mine[q], sample_seed(self.seed, self.epoch, mine[q]), fallbacks)
+                batch.append(item if shape is None else item + (shape,))
+            yield batch
+            p, k = p + size, k + 1
+
+    def __iter__(self) -> Iterator[Item]:
+        for batch in self.batches():
+            yield from batch
 
     def __len__(self) -> int:
         return max(0, self.per_rank - self.start)
+
+
+class EpochBatches:
+    """The DataLoader's ``batch_sampler`` of an ``EpochSampler``: its batches, each of its cycle's size."""
+
+    def __init__(self, sampler: EpochSampler):
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[List[Item]]:
+        return self.sampler.batches()
+
+    def __len__(self) -> int:
+        return self.sampler.n_batches()

@@ -28,18 +28,34 @@ from datasets.annotations import AnnotationError, VideoList
 from datasets.decode import VideoReadError, assemble
 from datasets.device_decode import Deferred, restored_rng
 from datasets.encoded_clip import decoded
-from datasets.samplers import Item, sample_rng, with_fallbacks
+from datasets.samplers import Item, Shape, item_shape, sample_rng, sample_seed, with_fallbacks
 from spatial_transforms import is_encoded
 from temporal_transforms import apply, is_random
 
 Sample = Dict[str, Any]
+Transforms = Tuple[Callable, Optional[Callable]]  # (temporal, spatial)
+
+
+def clip_rngs(item: Item, rng: Optional[random.Random], k: int) -> List[Optional[random.Random]]:
+    """The generators of ``--repeat_aug``'s ``k`` clips of one item: the item's own first (so one clip is the
+    plain sample), then ones seeded from its seed and the clip's number (a pure function of the item)."""
+    if rng is None:
+        return [None] * k
+    index, seed = (item[0], item[1]) if isinstance(item, tuple) else (item, rng.getrandbits(63))
+    return [rng] + [random.Random(sample_seed(seed, 1 << 20 | j, index)) for j in range(1, k)]
+
+
+def select_frames(frames: Any, positions: List[int]) -> Any:
+    """The frames at ``positions`` of a loader's clip: a tensor's (T x C x H x W) or an encoded clip's view."""
+    return frames.select(positions) if hasattr(frames, 'select') else frames[positions]
 
 
 class VideoDataset(Dataset):
     """One clip per video: ``temporal_transform`` gives its frame indices."""
 
     def __init__(self, videos: VideoList, loader: Callable, temporal_transform: Callable,
-                 spatial_transform: Optional[Callable] = None, multilabel: bool = False):
+                 spatial_transform: Optional[Callable] = None, multilabel: bool = False,
+                 reshaped: Optional[Callable[[Shape], Transforms]] = None, repeat: int = 1):
         self.videos = videos
         self.records = videos.records
         self.class_names = videos.labels
@@ -48,6 +64,9 @@ class VideoDataset(Dataset):
         self.spatial_transform = spatial_transform
         self.multilabel = multilabel
         self.defer_decode = False  # device_decode.defer: hand JPEG bytes over undecoded
+        self.reshaped = reshaped  # a clip shape (an item's, datasets.multigrid) -> its (temporal, spatial) transforms
+        self._shaped: Dict[Shape, Transforms] = {}
+        self.repeat = repeat  # clips per decoded video (--repeat_aug)
         if not multilabel:
             multi = self.records.first_multilabel()
             if multi is not None:
@@ -57,16 +76,35 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _load(self, index: int, plan: Any, rng: Optional[random.Random]) -> Union[Sample, Deferred]:
+    def _load(self, index: int, plan: Any, rng: Optional[random.Random], shape: Optional[Shape] = None
+              ) -> Union[Sample, Deferred]:
         """The finished sample, a ``Deferred`` one (deferred mode), or the failed sample of an unreadable video."""
         try:
             frames, bad = self.loader(self.records[index].path, self._order(plan))
             if self.defer_decode and is_encoded(frames):
                 return Deferred(index, plan, frames.blobs, frames.indices, frames.source, frames.reference_size(),
-                                None if rng is None else rng.getstate())
-            return self._finished(index, plan, frames, bad, rng)
+                                None if rng is None else rng.getstate(), shape)
+            return self._finished(index, plan, frames, bad, rng, self._transforms(shape)[1])
         except VideoReadError as e:
             return self._failed(index, str(e))
+
+    def _load_repeated(self, index: int, plans: List[Any], rngs: List[random.Random], shape: Optional[Shape]
+                       ) -> Sample:
+        """``--repeat_aug``: the frames of all ``plans`` read and decoded once, then one clip per plan, each
+        with its own spatial draw; one sample of ``clips`` (K x C x T x H x W)."""
+        union = sorted({i for plan in plans for i in plan})
+        position = {i: p for p, i in enumerate(union)}
+        spatial = self._transforms(shape)[1]
+        try:
+            frames, bad = self.loader(self.records[index].path, union)
+            clips = [self._finished(index, plan, select_frames(frames, [position[i] for i in plan]), bad, rng, spatial)
+                     for plan, rng in zip(plans, rngs)]
+        except VideoReadError as e:
+            return self._failed(index, str(e))
+        record = self.records[index]
+        return {'clips': torch.stack([c['clip'] for c in clips]), 'label': self.target(index),
+                'video_id': record.video_id, 'segments': [c['segment'] for c in clips],
+                'bad_frames': max(c['bad_frames'] for c in clips), 'views': 1}
 
     def finish(self, deferred: Deferred, frames: Dict[int, Optional[torch.Tensor]]) -> Sample:
         """A ``Deferred`` sample made whole from its decoded frames (on any device), as a worker would."""
@@ -77,16 +115,25 @@ class VideoDataset(Dataset):
         except VideoReadError as e:  # after the worker's refetch: nothing takes its place any more
             report_fault(f'{e}; the video leaves the batch')
             return self._failed(deferred.index, str(e))
-        return self._finished(deferred.index, deferred.plan, video, bad, restored_rng(deferred.rng_state))
+        return self._finished(deferred.index, deferred.plan, video, bad, restored_rng(deferred.rng_state),
+                              self._transforms(deferred.shape)[1])
 
-    def _finished(self, index: int, plan: Any, frames: Any, bad: int, rng: Optional[random.Random]) -> Sample:
+    def _transforms(self, shape: Optional[Shape]) -> Transforms:
+        """(temporal, spatial) transforms of clips of ``shape`` (None: the dataset's own)."""
+        if shape is None or self.reshaped is None:
+            return self.temporal_transform, self.spatial_transform
+        if shape not in self._shaped:
+            self._shaped[shape] = self.reshaped(shape)
+        return self._shaped[shape]
+
+    def _finished(self, index: int, plan: Any, frames: Any, bad: int, rng: Optional[random.Random],
+                  spatial: Optional[Callable]) -> Sample:
         """The sample of a clip's frames (T x C x H x W, or still encoded): spatial transform, then ``_package``.
 
         A clip still encoded (``encoded_clip.EncodedClip``) is decoded by the spatial transform at the
         scale its crop needs, and its replaced frames are counted then.
         """
         clip = frames if is_encoded(frames) else frames.transpose(0, 1)  # T x C x H x W -> C x T x H x W
-        spatial = self.spatial_transform
         if spatial is not None:
             clip = apply(spatial, clip if getattr(spatial, 'takes_encoded', False) else decoded(clip), rng)
         clip = decoded(clip)
@@ -123,9 +170,9 @@ class VideoDataset(Dataset):
         """The sample of a video that gave no clip, with why."""
         return {'failed': reason, 'video_id': self.records[index].video_id}
 
-    def _plan(self, index: int, rng: Optional[random.Random]) -> Any:
-        """The clip's frame indices (``temporal_transform``'s draw)."""
-        return apply(self.temporal_transform, list(self.records[index].frames), rng)
+    def _plan(self, index: int, rng: Optional[random.Random], temporal: Optional[Callable] = None) -> Any:
+        """The clip's frame indices (``temporal``'s draw; default: ``temporal_transform``'s)."""
+        return apply(temporal or self.temporal_transform, list(self.records[index].frames), rng)
 
     def _order(self, plan: Any) -> List[int]:
         """The frames to read for ``plan``, in order."""
@@ -142,10 +189,18 @@ class VideoDataset(Dataset):
 
     def _sample(self, item: Item) -> Sample:
         index, rng = self._rng(item)
-        plan = self._plan(index, rng)
+        shape = item_shape(item)
+        temporal = self._transforms(shape)[0]
+        if self.repeat > 1:
+            rngs = clip_rngs(item, rng, self.repeat)
+            plans = [self._plan(index, r, temporal) for r in rngs]
+            if not all(plans):
+                return self._failed(index, f'{self.records[index].path}: no clip')
+            return self._load_repeated(index, plans, rngs, shape)
+        plan = self._plan(index, rng, temporal)
         if not plan:
             return self._failed(index, f'{self.records[index].path}: no clip')
-        loaded = self._load(index, plan, rng)
+        loaded = self._load(index, plan, rng, shape)
         return {'deferred': loaded} if isinstance(loaded, Deferred) else loaded
 
 

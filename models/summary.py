@@ -2,7 +2,7 @@
 (``summarize``), or of a built model on its own device (``forward_gmacs``)."""
 import contextlib
 import warnings
-from typing import Any, Dict, Iterator, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -29,6 +29,24 @@ def summarize(options: Dict[str, Any], sample_size: int = 112, sample_duration: 
         'output_shape': tuple(out.shape),
         'state_dict_entries': len(model.state_dict()),
     }
+
+
+def shape_problem(options: Dict[str, Any], shapes: Sequence[Tuple[int, int]]) -> Optional[str]:
+    """Why the model ``options`` define cannot classify clips of these (frames, side) shapes; None if it can.
+
+    Run on the meta device: shapes only, no memory and no arithmetic."""
+    with torch.device('meta'):
+        model = generate_model(**options).eval()
+        for frames, side in shapes:
+            clip = torch.empty(2, options.get('n_input_channels', 3), frames, side, side)
+            try:
+                with torch.no_grad():
+                    out = model(clip)
+            except (RuntimeError, ValueError) as e:
+                return f'{frames} x {side} x {side} clips: {str(e).splitlines()[0]}'
+            if out.shape[:2] != (2, options['n_classes']):
+                return f'{frames} x {side} x {side} clips: output {tuple(out.shape)}, not 2 x {options["n_classes"]}'
+    return None
 
 
 @contextlib.contextmanager

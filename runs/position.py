@@ -14,7 +14,8 @@ def sampler_record(sampler: Any, seed: int, epoch: int, world: int, per_rank_bat
                    batches_in_run: int) -> Dict[str, Any]:
     """What a checkpoint records of the epoch's order after this run's ``batches_in_run`` batches."""
     return {'seed': seed, 'epoch': epoch, 'world': world, 'per_rank_batch': per_rank_batch, 'n': sampler.n,
-            'samples_done': sampler.samples_done(batches_in_run), 'resharded': sampler.rest is not None}
+            'samples_done': sampler.samples_done(batches_in_run), 'resharded': sampler.rest is not None,
+            'batches': list(sampler.sizes)}
 
 
 def continue_epoch(position: Mapping[str, Any], sampler: Any, *, world: int, per_rank_batch: int, seed: int,
@@ -29,19 +30,21 @@ def continue_epoch(position: Mapping[str, Any], sampler: Any, *, world: int, per
     # records written before the world size was recorded continued on the same topology, as they still do
     was_world, was_batch = int(record.get('world', world)), int(record.get('per_rank_batch', per_rank_batch))
     done, n = int(record.get('samples_done', batch * was_batch * was_world)), int(record.get('n', sampler.n))
-    if min(batch, done, n) < 0 or min(was_world, was_batch) < 1:
+    was_sizes = [int(b) for b in record.get('batches', [was_batch])]
+    if min(batch, done, n) < 0 or min(was_world, was_batch, min(was_sizes, default=0)) < 1:
         raise UserError(f'{source}: its resume position is out of range (batch {batch}, samples done {done} of {n}, '
-                        f'{was_world} processes x batch {was_batch})')
+                        f'{was_world} processes x batch {was_batch}, batches {was_sizes})')
     if int(record.get('seed', seed)) != seed:
         raise UserError(f"{source}: epoch {epoch} was preempted with --manual_seed {record['seed']}: "
                         'its order continues only with that seed')
     if n != sampler.n:
         raise UserError(f'{source}: epoch {epoch} was preempted on {n} training videos, not the {sampler.n} here: '
                         'the rest of its order cannot be known')
-    if (was_world, was_batch) == (world, per_rank_batch) and not record.get('resharded'):
-        sampler.set_start(batch * per_rank_batch)
+    if (was_world, was_batch, was_sizes) == (world, per_rank_batch, list(sampler.sizes)) \
+            and not record.get('resharded'):
+        sampler.skip_batches(batch)
         return batch, f'epoch {epoch}: resuming after batch {batch} of {per_epoch}'
-    sampler.rest_from(done)
+    sampler.rest_from(done, phase=batch)
     return batch, (f'epoch {epoch}: resuming after {min(done, n)} of its {n} samples, done by {was_world} processes '
                    f'x batch {was_batch}; the other {max(0, n - done)} are re-sharded over {world} x batch '
                    f'{per_rank_batch}, each trained once')
