@@ -14,7 +14,7 @@ Frames that simplejpeg cannot decode (PNG, CMYK, a missing wheel) fall back to
 as ``loaders.assemble`` does, and counted in ``bad``.
 """
 import math
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -208,9 +208,9 @@ def cut(clip: torch.Tensor, box: Optional[Box], d: int) -> torch.Tensor:
 class SharedFrames:
     """Some frames of an ``EncodedClip`` (``--repeat_aug``: one clip of several cut from one read of a video).
 
-    Each frame is decoded once for all the clips selected from the same ``EncodedClip``: at the
-    scale the first crop asks for; a later crop that can do with a coarser scale cuts its box
-    from those frames, and only one that needs a finer scale decodes again (at that scale).
+    Each frame is decoded once for all the clips selected from the same ``EncodedClip``, at the
+    finest scale their crops need (``finest_scale``, asked first); a crop that can do with a
+    coarser scale cuts its box from those frames and resizes it.
     """
 
     def __init__(self, source: EncodedClip, positions: Sequence[int]):
@@ -240,6 +240,48 @@ class SharedFrames:
         if d not in decodes:
             decodes[d] = self.source.frames_at(d)
         return cut(decodes[d][:, self.positions], box, d)
+
+
+class _Probed(Exception):
+    """Raised by ``ScaleProbe`` once a transform has asked for its crop."""
+
+
+class ScaleProbe:
+    """Stands in for an ``EncodedClip`` to learn which scale a spatial transform's crop would decode at."""
+
+    def __init__(self, clip: EncodedClip, frames: int):
+        self.size, self.frames = clip.size, frames
+
+    @property
+    def shape(self) -> Tuple[int, int, int, int]:
+        """C x T x H x W at full size, as the clip's."""
+        return 3, self.frames, self.size[0], self.size[1]
+
+    def crop_resized(self, box: Box, size: Tuple[int, int]) -> torch.Tensor:
+        """Stop the transform: the crop's scale is known."""
+        raise _Probed(reduction(box, size, self.size))
+
+    def decode_for(self, box: Optional[Box] = None, out: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Stop the transform: it wants the frames at this scale."""
+        raise _Probed(reduction(box, out, self.size))
+
+
+def finest_scale(clip: EncodedClip, frames: int, transform: Callable, rngs: Sequence[Any]) -> int:
+    """The smallest reduction any of the clips that ``transform`` makes with ``rngs`` needs (their
+    generators left as they were), so that one decode at it serves them all (``SharedFrames``)."""
+    from temporal_transforms import apply
+    scales = []
+    for rng in rngs:
+        state = None if rng is None else rng.getstate()
+        try:
+            apply(transform, ScaleProbe(clip, frames), rng)
+            scales.append(1)  # a transform that never crops: full size
+        except _Probed as probed:
+            scales.append(probed.args[0])
+        finally:
+            if state is not None:
+                rng.setstate(state)
+    return min(scales, default=1)
 
 
 def decoded(clip: object) -> torch.Tensor:
