@@ -33,11 +33,7 @@ def _step(title: str) -> float:
 
 def prepare_demo_data(root: Path = DEMO_ROOT) -> int:
     """Steps 1-3: render the videos, extract JPG frames, write ``ucf101_0{1,2,3}.json``; 0 on success."""
-    from common.cli import run
     from conversion import demo_videos
-    from conversion.runner import run_conversion
-    from conversion.writers import write_jpgs
-    from datasets.builders import ucf101
 
     stamp = root / 'VERSION'
     if stamp.is_file() and stamp.read_text().strip() != demo_videos.VERSION or \
@@ -48,12 +44,31 @@ def prepare_demo_data(root: Path = DEMO_ROOT) -> int:
     _step(f'1/5 rendering the demo dataset into {root / "videos"}')
     demo_videos.make_demo_dataset(root, videos_per_class=VIDEOS_PER_CLASS)
     _step('2/5 converting the videos to JPG frames (conversion.runner, as generate_video_jpgs does)')
-    every_frame = functools.partial(write_jpgs, size=64, fps=Fraction(-1))
+    code = convert_to_jpgs(root, size=64)
+    if code != 0:
+        return code
+    _step('3/5 building the annotation files (datasets.builders.ucf101, as ucf101_json does)')
+    return build_annotations(root)
+
+
+def convert_to_jpgs(root: Path, size: int) -> int:
+    """``root/videos`` (UCF-101 class folders) to JPG frame folders in ``root/jpg`` at short side ``size``; 0: done."""
+    from common.cli import run
+    from conversion.runner import run_conversion
+    from conversion.writers import write_jpgs
+
+    every_frame = functools.partial(write_jpgs, size=size, fps=Fraction(-1))
     code = run(lambda: run_conversion(root / 'videos', root / 'jpg', 'ucf101', '', every_frame))
     if code != 0:
         print('error: frame extraction failed', file=sys.stderr)
-        return code
-    _step('3/5 building the annotation files (datasets.builders.ucf101, as ucf101_json does)')
+    return code
+
+
+def build_annotations(root: Path) -> int:
+    """``root/ucf101_0{1,2,3}.json`` from ``root/splits`` and the frame folders in ``root/jpg``; 0 on success."""
+    from common.cli import run
+    from datasets.builders import ucf101
+
     return run(lambda: ucf101.build(root / 'splits', root / 'jpg', root))
 
 

@@ -10,7 +10,7 @@ split 3). Existing videos are kept, so rerunning is cheap; ``VERSION`` in ``DST`
 that made them (``demo.prepare_demo_data`` starts over when it changes).
 """
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -87,13 +87,13 @@ def write_avi(path: Path, frames: List[np.ndarray]) -> None:
                                               container_format='avi'))
 
 
-def write_splits(split_dir: Path, names: List[Tuple[str, int]]) -> None:
-    """classInd.txt and three train/test splits by group, in UCF-101's formats."""
+def write_splits(split_dir: Path, names: List[Tuple[str, int]], classes: Sequence[str] = CLASSES) -> None:
+    """classInd.txt and three train/test splits by group, in UCF-101's formats (names ``v_<Class>_...``)."""
     split_dir.mkdir(parents=True, exist_ok=True)
-    (split_dir / 'classInd.txt').write_text(''.join(f'{i + 1} {c}\n' for i, c in enumerate(CLASSES)))
+    (split_dir / 'classInd.txt').write_text(''.join(f'{i + 1} {c}\n' for i, c in enumerate(classes)))
     for k in (1, 2, 3):
         test_groups = {2 * k - 1, 2 * k}
-        train = [f'{n.split("_")[1]}/{n} {CLASSES.index(n.split("_")[1]) + 1}\n' for n, g in names if g not in test_groups]
+        train = [f'{n.split("_")[1]}/{n} {classes.index(n.split("_")[1]) + 1}\n' for n, g in names if g not in test_groups]
         test = [f'{n.split("_")[1]}/{n}\n' for n, g in names if g in test_groups]
         (split_dir / f'trainlist0{k}.txt').write_text(''.join(train))
         (split_dir / f'testlist0{k}.txt').write_text(''.join(test))

@@ -3,10 +3,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
 
 import bench_loader  # noqa: E402
 import bench_scale  # noqa: E402
+import bench_time_to_accuracy  # noqa: E402
+import moving_task  # noqa: E402
 
 
 def test_bench_loader_measures_every_pipeline(tmp_path, capsys):
@@ -23,3 +27,46 @@ def test_bench_scale_builds_and_reads(tmp_path, capsys):
     assert bench_scale.main(['--entries', '60', '--batches', '4', '--workers', '1', '--every', '2', '--folders', '2',
                              '--frames', '20', '--sample_size', '32', '--data_dir', str(tmp_path)]) == 0
     assert '60' in capsys.readouterr().out
+
+
+TINY_MOVING = ['--classes', '2', '--videos_per_class', '2', '--frames', '8']
+
+
+def test_moving_task_makes_a_ucf101_dataset_from_its_seed(tmp_path):
+    assert moving_task.main(['--root', str(tmp_path), *TINY_MOVING]) == 0
+    split = json.loads((tmp_path / 'ucf101_01.json').read_text())
+    assert split['labels'] == ['Left', 'Right']
+    assert sorted(v['subset'] for v in split['database'].values()) == ['training', 'training', 'validation', 'validation']
+    assert len(list((tmp_path / 'jpg' / 'Left' / 'v_Left_g01_c01').glob('*.jpg'))) == 8
+    before = (tmp_path / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').read_bytes()
+    (tmp_path / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').unlink()
+    assert moving_task.main(['--root', str(tmp_path), *TINY_MOVING]) == 0
+    assert (tmp_path / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').read_bytes() == before  # the seed decides
+
+
+def test_moving_task_windows_move_in_their_class_direction():
+    spec = moving_task.MovingSpec(frames=10, still=True)
+    source = np.random.default_rng(0).integers(0, 255, (12, 144, 256, 3), dtype=np.uint8)
+    for label, (dx, dy) in moving_task.MOTIONS.items():
+        path = moving_task.window_path((dx, dy), 2.0, spec, (144, 256), np.random.default_rng(1))
+        moved = np.subtract(path[-1], path[0])
+        assert np.allclose(moved, np.multiply((dx, dy), 2.0 * 9), atol=1), label
+    frames = moving_task.render('Down', [source], spec, np.random.default_rng(2))
+    assert len(frames) == 10 and frames[0].shape == (72, 96, 3)
+    shifts = [k for k in range(1, 30) if np.array_equal(frames[0][k:], frames[-1][:-k])]
+    assert len(shifts) == 1 and abs(shifts[0] - 18) <= 9  # the content moved up: the window went down
+
+
+def test_bench_time_to_accuracy_reports_the_plain_recipe(tmp_path, capsys):
+    work = tmp_path / 'work'
+    assert bench_time_to_accuracy.main([
+        '--tasks', 'moving', '--recipes', 'plain', '--maths', 'default', '--epochs', '1',
+        '--work_dir', str(work), '--data_root', str(tmp_path / 'data'), '--moving_classes', '2',
+        '--moving_videos_per_class', '2', '--moving_frames', '8',
+        '--main_flags=--sample_size 32 --sample_duration 4 --batch_size 2 --n_threads 0 '
+        '--resnet_widen_factor 0.125 --checkpoint 0']) == 0
+    out = capsys.readouterr().out
+    assert '| plain | default | 1 |' in out and 'avx512_bf16' in out
+    run, = json.loads((work / 'time_to_accuracy.json').read_text())['runs']
+    assert run['exit_code'] == 0 and run['epochs'][0]['epoch'] == 1
+    assert 0 < run['epochs'][0]['wall_s'] <= run['wall_s'] and run['epochs'][0]['video_top1'] is not None
