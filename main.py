@@ -5,7 +5,6 @@ schedule, restored progress) -> data -> the epoch loop (train, validate, schedul
 save) -> inference. One CPU, one GPU, ``torchrun --nproc_per_node N main.py --distributed
 ...`` (or the original's ``python main.py --distributed --world_size 1``), many machines.
 """
-import inspect
 import random
 import sys
 from dataclasses import dataclass
@@ -19,16 +18,15 @@ from torch.utils.data import Subset
 import datasets
 from common.errors import UserError
 from datasets.device_decode import data_loader
-from datasets.multigrid import Batching, Grid, multigrid_schedule, smallest_shapes, table
+from datasets.multigrid import Batching, Grid, calibration_items, multigrid_schedule
 from distributed.agreement import on_rank_zero
-from distributed.collectives import any_rank, broadcast_buffers, max_over_ranks, reduce_sums
+from distributed.collectives import any_rank, broadcast_buffers, ddp_without_forward_sync, max_over_ranks, reduce_sums
 from distributed.launch import launch
 from inference import infer_subset
 from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
 from models.precision import amp_dtype
-from models.summary import shape_problem
 from models.torchvision_weights import load_imagenet_backbone
 from opts import model_options, parse_opts, run_record
 from preprocessing import Preprocessing, normalization, resumed_preprocessing
@@ -37,9 +35,8 @@ from runs.history import append_history, write_options
 from runs.position import PeriodicSave, continue_epoch, sampler_record
 from runs.run_logs import RunLogs
 from runs.run_state import RunState, recorded_model_options, resume_checkpoint
-from runs.stopping import StopSignals, death_anywhere, ignore_stop_signals
-from training import (SUMS, NonFiniteLossError, cpu_threads, criterion_for, recalibrate_batchnorm, train_epoch,
-                      warmup)
+from runs.stopping import DEAD_WORKER_HINT, StopSignals, death_anywhere, ignore_stop_signals
+from training import SUMS, NonFiniteLossError, cpu_threads, criterion_for, recalibrate_batchnorm, train_epoch, warmup
 from validation import gather_videos, multilabel_metrics, val_epoch, video_metrics
 from visuals.curves import write_curves
 
@@ -180,17 +177,8 @@ def place_model(model: nn.Module, opt, device: torch.device) -> nn.Module:
 def training_view(model: nn.Module, opt, proc: Process) -> nn.Module:
     """What the training step calls: the model, wrapped for DDP and compiled where asked (same weights)."""
     if proc.world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[proc.local_rank]
-                                                    if proc.device.type == 'cuda' else None, **NO_FORWARD_SYNC)
+        model = ddp_without_forward_sync(model, proc.local_rank if proc.device.type == 'cuda' else None)
     return torch.compile(model) if opt.compile else model
-
-
-# No buffer broadcast in forward passes: they hold no collective, so a rank whose batch cannot train
-# skips its own without leaving the others waiting (distributed.agreement). BatchNorm statistics are
-# each rank's own while an epoch trains; rank 0's are given to all before validation and saved.
-NO_FORWARD_SYNC = ({'forward_sync_buffers': False} if 'forward_sync_buffers' in
-                   inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
-                   else {'broadcast_buffers': False})
 
 
 def report_model(model: nn.Module, options: Dict[str, Any], ft_begin_module: str, frozen: bool,
@@ -220,16 +208,13 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         names = train_data.class_names
         data.sampler = datasets.EpochSampler(len(train_data), seed=opt.manual_seed, rank=proc.rank, world=proc.world,
                                              batch_size=data.batching.videos)  # never a one-clip batch: BatchNorm
-        if opt.multigrid:
-            data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank * opt.repeat_aug, per_rank_batch)
-            problem = shape_problem(state.options, smallest_shapes(data.batching.stages, opt.sample_duration,
-                                                                   opt.sample_size))
-            if problem:
-                raise UserError(f"--multigrid: --model {state.options['model']} cannot take the schedule's {problem}")
-            data.calibration = calibration_loader(train_data, opt, proc, per_rank_batch, loader_args)
-            if proc.master:
-                print(table(data.batching.stages, (opt.sample_duration, opt.sample_size, opt.sample_t_stride),
-                            opt.learning_rate))
+        if opt.multigrid:  # the schedule, checked against the model, printed; full-shape clips for BatchNorm
+            data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank * opt.repeat_aug, per_rank_batch,
+                                                      state.options, say=proc.master)
+            items = calibration_items(len(train_data), opt.manual_seed, opt.multigrid_bn_batches * per_rank_batch,
+                                      proc.rank, proc.world)
+            data.calibration = data_loader(train_data, proc.device, on_device, batch_size=per_rank_batch,
+                                           sampler=items, **dict(loader_args, persistent_workers=False)) if items else None
         data.train = data_loader(train_data, proc.device, on_device, batch_sampler=datasets.EpochBatches(data.sampler),
                                  generator=torch.Generator().manual_seed(opt.manual_seed + proc.rank), **loader_args)
     if not opt.no_val:
@@ -243,18 +228,6 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
     state.class_names = names or state.class_names
     datasets.check_class_count(state.class_names, state.options['n_classes'])
     return data
-
-
-def calibration_loader(train_data: Any, opt, proc: Process, per_rank_batch: int,
-                       loader_args: Dict[str, Any]) -> Optional[Iterable]:
-    """``--multigrid_bn_batches`` batches of full-shape training clips, the same every epoch (None: 0 batches)."""
-    n = min(len(train_data), opt.multigrid_bn_batches * per_rank_batch * proc.world)
-    if n == 0:
-        return None
-    order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(opt.manual_seed))[:n].tolist()
-    items = [(i, datasets.sample_seed(opt.manual_seed, 0, i)) for i in order[proc.rank::proc.world]]
-    return data_loader(train_data, proc.device, opt.decode_device == 'cuda', batch_size=per_rank_batch,
-                       sampler=items, **dict(loader_args, persistent_workers=False))
 
 
 def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, frozen: List[nn.Module],
@@ -303,7 +276,7 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
             on_rank_zero(lambda: end_of_epoch(opt, state, logs, epoch, metrics, data.train is not None), proc.rank)
             if data.train is not None and epoch < opt.n_epochs and stop():
                 if proc.master:
-                    print(f'{signal_text(stop)}: stopped after epoch {epoch}; resume with --resume_path auto.',
+                    print(f'{stop.text()}: stopped after epoch {epoch}; resume with --resume_path auto.',
                           flush=True)
                 return 0
     return None
@@ -386,19 +359,10 @@ def preempted(opt, proc: Process, state: RunState, data: Data, epoch: int, t: Di
     if died and not proc.master and 'another rank' not in died:  # the rank that saw it says what died
         print(f'rank {proc.rank}: {died}', file=sys.stderr, flush=True)
     if proc.master:
-        print(f"{died or signal_text(stop)}: stopped after batch {t['batches_done']} of epoch {epoch}; "
+        print(f"{died or stop.text()}: stopped after batch {t['batches_done']} of epoch {epoch}; "
               f'saved {saved}. Resume with --resume_path auto' + (DEAD_WORKER_HINT if died else '.'),
               file=sys.stderr if died else sys.stdout, flush=True)
     return 3 if died else 0
-
-
-def signal_text(stop: StopSignals) -> str:
-    """'signal 15', or what the other ranks knew when only another rank got the signal."""
-    return f'signal {stop.signum}' if stop.signum is not None else 'a stop signal on another rank'
-
-
-DEAD_WORKER_HINT = (' (if the system killed the worker for memory, with fewer --n_threads or a smaller '
-                    '--batch_size).')
 
 
 def stopped(stop: StopSignals, proc: Process, phase: str, result: Optional[Dict[str, Any]] = None) -> int:

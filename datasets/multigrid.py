@@ -22,9 +22,13 @@ same shape at the same step and a resumed run continues the cycle where it stopp
 import math
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
-from datasets.samplers import count_batches, epoch_length
+import torch
+
+from common.errors import UserError
+from datasets.samplers import count_batches, epoch_length, sample_seed
+from models.summary import shape_problem
 
 # (frames, side) as fractions of --sample_duration and --sample_size; the batch grows as 1 / (t s²)
 LONG_CYCLE: Tuple[Tuple[float, float], ...] = ((1 / 4, 2 ** -0.5), (1 / 2, 2 ** -0.5), (1 / 2, 1.0), (1.0, 1.0))
@@ -142,12 +146,21 @@ def table(stages: Sequence[Stage], full: Shape, learning_rate: float) -> str:
     return '\n'.join(lines)
 
 
-def multigrid_schedule(opt: Namespace, epoch_samples: int, per_rank_batch: int) -> List[Stage]:
-    """``--multigrid``'s schedule for the options, a rank's clips per epoch and its batch of clips."""
-    return schedule(opt.n_epochs, opt.multistep_milestones if opt.lr_scheduler == 'multistep' else [],
-                    opt.sample_duration, opt.sample_size, opt.sample_t_stride, per_rank_batch,
-                    long=opt.multigrid in ('both', 'long'), short=opt.multigrid in ('both', 'short'),
-                    epoch_samples=epoch_samples, min_steps=opt.multigrid_min_steps)
+def multigrid_schedule(opt: Namespace, epoch_samples: int, per_rank_batch: int, model_options: Mapping[str, Any],
+                       say: bool = True) -> List[Stage]:
+    """``--multigrid``'s schedule for the options, a rank's clips per epoch and batch of clips; printed (``say``).
+
+    A model that cannot take its coarsest clips is a UserError naming the shape."""
+    stages = schedule(opt.n_epochs, opt.multistep_milestones if opt.lr_scheduler == 'multistep' else [],
+                      opt.sample_duration, opt.sample_size, opt.sample_t_stride, per_rank_batch,
+                      long=opt.multigrid in ('both', 'long'), short=opt.multigrid in ('both', 'short'),
+                      epoch_samples=epoch_samples, min_steps=opt.multigrid_min_steps)
+    problem = shape_problem(dict(model_options), smallest_shapes(stages, opt.sample_duration, opt.sample_size))
+    if problem:
+        raise UserError(f"--multigrid: --model {model_options['model']} cannot take the schedule's {problem}")
+    if say:
+        print(table(stages, (opt.sample_duration, opt.sample_size, opt.sample_t_stride), opt.learning_rate))
+    return stages
 
 
 @dataclass
@@ -181,3 +194,10 @@ class Batching:
         if not self.stages:
             return (epoch - 1) * self.batches_in(1, n, world)
         return sum(self.batches_in(e, n, world) for e in range(1, epoch))
+
+
+def calibration_items(n: int, seed: int, clips: int, rank: int, world: int) -> List[Tuple[int, int]]:
+    """This rank's ``clips`` training items (a share of ``clips`` x ``world``) for the BatchNorm recalibration
+    after a coarse epoch (``--multigrid_bn_batches``): the same videos and draws every epoch."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:min(n, clips * world)].tolist()
+    return [(i, sample_seed(seed, 0, i)) for i in order[rank::world]]

@@ -3,7 +3,8 @@
 Without an initialised process group each is the identity, so single-process code calls them
 unconditionally.
 """
-from typing import Any, Dict, List
+import inspect
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -61,3 +62,17 @@ def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
     if distributed():
         for buffer in module.buffers():
             dist.broadcast(buffer.data, src=src)
+
+
+def ddp_without_forward_sync(model: torch.nn.Module, device_id: Optional[int]) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel with no buffer broadcast in its forward passes.
+
+    A forward pass then holds no collective, so a rank whose batch cannot train skips its own
+    without leaving the others waiting (distributed.agreement). BatchNorm statistics are each
+    rank's own while an epoch trains; rank 0's are given to all (``broadcast_buffers``) before
+    validation and saved.
+    """
+    ddp = torch.nn.parallel.DistributedDataParallel
+    no_sync = 'forward_sync_buffers' if 'forward_sync_buffers' in inspect.signature(ddp.__init__).parameters \
+        else 'broadcast_buffers'
+    return ddp(model, device_ids=None if device_id is None else [device_id], **{no_sync: False})

@@ -80,6 +80,10 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+DEAD_WORKER_HINT = (' (if the system killed the worker for memory, with fewer --n_threads or a smaller '
+                    '--batch_size).')
+
+
 class StopSignals:
     """SIGTERM/SIGINT ask the run to stop at the next safe point, for the run's duration only.
 
@@ -115,6 +119,10 @@ class StopSignals:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.previous.clear()
+
+    def text(self) -> str:
+        """'signal 15', or what the other ranks knew when only another rank got the signal."""
+        return f'signal {self.signum}' if self.signum is not None else 'a stop signal on another rank'
 
     def local(self) -> bool:
         """Whether this process got a stop signal."""
