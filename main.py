@@ -90,8 +90,9 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                                                       ft_begin_module=state.ft_begin_module), not opt.no_train)
         train_model = training_view(model, opt, proc)
         data = make_data(opt, proc, state)
-        with StopSignals(proc.device) as stop, cpu_threads(proc.device, opt.cpu_threads,
-                                                           data.loader_args['num_workers'], local_world):
+        with StopSignals(proc.device) as stop, cpu_threads(proc.device, opt.cpu_threads, local_world,
+                                                           deterministic=opt.deterministic, say=proc.master) as threads:
+            data.train = threads.watch(data.train) if threads is not None else data.train  # measures its workers
             code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
             if code is None and opt.inference:
                 broadcast_buffers(state.model)  # every rank infers with rank 0's BatchNorm statistics, the saved ones

@@ -115,8 +115,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     from preprocessing import add_view_arguments
     add_view_arguments(g)  # --inference_clips, --inference_crop, --inference_short_side, --inference_flip
     flag('n_threads', 4, 'DataLoader workers', type=NATURAL)
-    flag('cpu_threads', 0, 'Intra-op threads of the training process when it runs on the CPU; 0: the CPUs '
-         'left beside the DataLoader workers, at least 1', type=NATURAL)
+    flag('cpu_threads', 0, 'Intra-op threads of the training process when it runs on the CPU; 0: measured: '
+         "every CPU of the process's share at first, then, from the first batches of each epoch (20, or 10 s), "
+         'the share less the cores the DataLoader workers were seen to use, at least 1 (with --deterministic: '
+         'the whole share, not measured)', type=NATURAL)
     flag('jpeg_decode', 'scaled', 'scaled: decode JPEG frames at 1/2, 1/4 or 1/8 size when the crop still covers '
          'the model input (libjpeg-turbo DCT scaling, faster); full: always at full size', choices=['scaled', 'full'])
     flag('decode_device', 'cpu', 'cpu: the DataLoader workers decode JPEG frames; cuda: the workers only read '

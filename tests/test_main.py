@@ -195,3 +195,11 @@ def test_speed_and_launch_options_run_on_the_cpu(data, tmp_path, extra):
     assert all(not k.startswith(('_orig_mod.', 'module.')) for k in ckpt['state_dict'])
     _, rows = read_tsv(tmp_path / 'train.log')
     assert len(rows) == 1 and math.isfinite(float(rows[0][1]))  # a finite loss was logged
+
+
+def test_the_cpu_threads_are_measured_from_the_dataloader_workers(data, tmp_path, capsys):
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '1', '--no_val', '--precision', 'fp32',
+                                 '--n_threads', '1')) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith('CPU threads: ')]
+    assert len(said) == 1 and 'for the model (the 1 DataLoader worker used ' in said[0], said
+    assert said[0].endswith('of a core over 2 batches)')
