@@ -149,8 +149,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--weight_decay', default=1e-3, type=NON_NEGATIVE, help='Weight decay')
     g.add_argument('--nesterov', action='store_true', help='Nesterov momentum')
     g.add_argument('--optimizer', default='sgd', type=str, help='Optimizer (sgd)')
-    g.add_argument('--lr_scheduler', default='multistep', choices=['multistep', 'plateau'],
-                   help='Learning-rate schedule (default: %(default)s)')
+    g.add_argument('--lr_scheduler', default='multistep', choices=['multistep', 'plateau', 'cosine'],
+                   help='Learning-rate schedule: multistep (x0.1 at --multistep_milestones), plateau (x0.1 when the '
+                        'validation loss stalls), cosine (half a cosine from the learning rate at the end of '
+                        '--warmup_epochs to 0 at --n_epochs, epoch by epoch; on resume, the flags\' --n_epochs) '
+                        '(default: %(default)s)')
     g.add_argument('--multistep_milestones', default=[50, 100, 150], type=POSITIVE, nargs='+',
                    help='Epochs at which the learning rate is multiplied by 0.1')
     g.add_argument('--overwrite_milestones', action='store_true',

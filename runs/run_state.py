@@ -43,6 +43,7 @@ from models.checkpoint import load_checkpoint, load_state_dict_checked, save_che
 from models.factory import MODEL_OPTION_NAMES
 from models.precision import FP32, MathPlan
 from runs.checkpoint_files import numbered, place, prune
+from runs.lr_schedule import CosineLR
 
 
 def rng_state() -> Dict[str, Any]:
@@ -146,6 +147,8 @@ class RunState:
                                         weight_decay=opt.weight_decay, nesterov=opt.nesterov)
         if opt.lr_scheduler == 'multistep':
             scheduler: Any = torch.optim.lr_scheduler.MultiStepLR(optimizer, opt.multistep_milestones)
+        elif opt.lr_scheduler == 'cosine':
+            scheduler = CosineLR(optimizer, opt.n_epochs, opt.warmup_epochs)
         else:
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, 'min', patience=opt.plateau_patience)
         fp16 = math.train.dtype == torch.float16

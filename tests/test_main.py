@@ -232,3 +232,18 @@ def test_the_cpu_threads_are_measured_from_the_dataloader_workers(data, tmp_path
     said = [line for line in capsys.readouterr().out.splitlines() if line.startswith('CPU threads: ')]
     assert len(said) == 1 and 'for the model (the 1 DataLoader worker used ' in said[0], said
     assert said[0].endswith('of a core over 2 batches)')
+
+
+def test_cosine_decay_follows_the_warm_up_and_resumes_on_the_same_curve(data, tmp_path):
+    def lrs(result):
+        _, rows = read_tsv(result / 'train_batch.log')
+        return [float(r[5]) for r in rows]
+    cosine = ['--lr_scheduler', 'cosine', '--warmup_epochs', '1', '--no_val', '--precision', 'fp32']
+    assert main_module.main(args(data, tmp_path / 'all', '--n_epochs', '4', *cosine)) == 0
+    # 2 batches an epoch: the warm-up's ramp, the base after it, then 0.5 (1 + cos(pi k / 3)) for k = 1, 2
+    assert lrs(tmp_path / 'all') == pytest.approx([0.005, 0.01, 0.01, 0.01, 0.0075, 0.0075, 0.0025, 0.0025])
+    assert main_module.main(args(data, tmp_path / 'resumed', '--n_epochs', '2', *cosine)) == 0
+    assert main_module.main(args(data, tmp_path / 'resumed', '--n_epochs', '4', '--resume_path', 'auto',
+                                 *cosine)) == 0
+    assert lrs(tmp_path / 'resumed') == lrs(tmp_path / 'all')
+    assert load_checkpoint(tmp_path / 'resumed' / 'save_latest.pth')['scheduler']['last_epoch'] == 4
