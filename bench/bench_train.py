@@ -5,7 +5,7 @@
     python bench/bench_train.py --device cpu --archs resnet-18 --batch_sizes 4 --steps 3 --modes fp32
 
 For each architecture at 3 x 16 x 112 x 112 (``--sample_duration``, ``--sample_size``) and each
-mode (``fp32``, ``bf16`` autocast, ``bf16+cl`` with channels_last_3d, ``bf16+cl+compile``):
+mode (``fp32``, ``fp32+compile``, ``bf16`` autocast, ``bf16+cl`` with channels_last_3d, ``bf16+cl+compile``):
 
 - model-only training: uint8 clips already on the device, normalised there, forward, backward,
   SGD step — clips/s, peak memory, GMACs per clip and achieved TFLOP/s (3 x forward FLOPs)
@@ -44,7 +44,8 @@ from models.summary import summarize  # noqa: E402
 # Dense peak TFLOP/s (bf16 tensor cores, fp32 non-tensor) of GPUs we may meet, by name.
 PEAK_TFLOPS = {'H200': (989.0, 67.0), 'H100': (989.0, 67.0), 'A100': (312.0, 19.5), 'L40S': (362.0, 91.6),
                'A10': (125.0, 31.2), 'V100': (125.0, 15.7), '4090': (165.0, 82.6)}
-MODES = {'fp32': (None, False, False), 'bf16': (torch.bfloat16, False, False),
+MODES = {'fp32': (None, False, False), 'fp32+compile': (None, False, True),
+         'bf16': (torch.bfloat16, False, False),
          'bf16+cl': (torch.bfloat16, True, False), 'bf16+cl+compile': (torch.bfloat16, True, True)}
 
 
@@ -81,11 +82,12 @@ def build(options: Dict, device: torch.device, mode: str) -> Tuple[torch.nn.Modu
 
 def train_steps(run: torch.nn.Module, model: torch.nn.Module, batches, device: torch.device, mode: str,
                 normalize, steps: int, warmup: int) -> Tuple[float, float]:
-    """clips/s and seconds over ``steps`` training steps after ``warmup``."""
+    """clips/s over ``steps`` training steps after ``warmup``, and the seconds of the warm-up (compiling, if any)."""
     dtype, channels_last, _ = MODES[mode]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
-    clips, start = 0, 0.0
+    clips, began = 0, time.perf_counter()
+    start = began
     for i in range(warmup + steps):
         if i == warmup:
             synchronize(device)
@@ -100,16 +102,17 @@ def train_steps(run: torch.nn.Module, model: torch.nn.Module, batches, device: t
         if i >= warmup:
             clips += x.shape[0]
     synchronize(device)
-    elapsed = time.perf_counter() - start
-    return clips / elapsed, elapsed
+    return clips / (time.perf_counter() - start), start - began
 
 
 def infer_steps(run: torch.nn.Module, model: torch.nn.Module, batches, device: torch.device, mode: str,
-                normalize, steps: int, warmup: int) -> float:
-    """Inference clips/s (eval mode, ``torch.inference_mode``) over ``steps`` forward passes after ``warmup``."""
+                normalize, steps: int, warmup: int) -> Tuple[float, float]:
+    """Inference clips/s (eval mode, ``torch.inference_mode``) over ``steps`` forward passes after ``warmup``,
+    and the seconds of the warm-up."""
     dtype, channels_last, _ = MODES[mode]
     model.eval()
-    clips, start = 0, 0.0
+    clips, began = 0, time.perf_counter()
+    start = began
     with torch.inference_mode():
         for i in range(warmup + steps):
             if i == warmup:
@@ -120,7 +123,7 @@ def infer_steps(run: torch.nn.Module, model: torch.nn.Module, batches, device: t
                 run(x).float()
             clips += x.shape[0] if i >= warmup else 0
     synchronize(device)
-    return clips / (time.perf_counter() - start)
+    return clips / (time.perf_counter() - start), start - began
 
 
 def resident(batch: int, options: Dict, size: int, duration: int, device: torch.device):
@@ -178,8 +181,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'# bench_train  {time.strftime("%Y-%m-%d")}  {name}, torch {torch.__version__}, '
           f'clips 3x{duration}x{size}x{size}\n')
 
-    print(f'| model | mode | batch | clips/s | inference clips/s | peak GiB | GMACs/clip | TFLOP/s | % of peak |')
-    print('|---|---|---|---|---|---|---|---|---|')
+    print('| model | mode | batch | clips/s | inference clips/s | warm-up s (train, inference) | peak GiB | '
+          'GMACs/clip | TFLOP/s | % of peak |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     model_only: Dict[Tuple[str, str], float] = {}
     for arch in archs:
         options = parse_arch(arch, args.widen_factor)
@@ -188,14 +192,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             if device.type == 'cuda':
                 torch.cuda.reset_peak_memory_stats(device)
             model, run = build(options, device, mode)
-            rate, _ = train_steps(run, model, resident(args.batch_size, options, size, duration, device),
-                                  device, mode, normalize, args.steps, args.warmup)
+            rate, warm = train_steps(run, model, resident(args.batch_size, options, size, duration, device),
+                                     device, mode, normalize, args.steps, args.warmup)
             model_only[arch, mode] = rate
-            inference = infer_steps(run, model, resident(args.batch_size, options, size, duration, device), device,
-                                    mode, normalize, args.steps, args.warmup)
+            inference, infer_warm = infer_steps(run, model, resident(args.batch_size, options, size, duration, device),
+                                                device, mode, normalize, args.steps, args.warmup)
             tflops = 3 * 2 * gmacs * 1e9 * rate / 1e12
             peak = peak_tflops(device, mode)
             print(f'| {arch} | {mode} | {args.batch_size} | {rate:.1f} | {inference:.1f} | '
+                  f'{warm:.1f}, {infer_warm:.1f} | '
                   f'{fmt(peak_memory_gib(device), 2)} | '
                   f"{gmacs:.2f} | {tflops:.2f} | {fmt(100 * tflops / peak, 0) + '%' if peak else '-'} |", flush=True)
             del model, run
