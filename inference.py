@@ -7,14 +7,16 @@ Used by ``main.py --inference`` on an annotated subset, and runnable on any vide
     python inference.py VIDEO [VIDEO ...] --resume_path CKPT [--output OUT.json] [--output_topk 5]
                         [--features OUT.hdf5|OUT_DIR] [--inference_stride N] [--batch_size 32] [--no_cuda]
                         [--inference_clips N] [--inference_crop center|nocrop|three]
-                        [--inference_short_side S] [--inference_flip]
+                        [--inference_short_side S] [--inference_flip] [--precision auto|fp32|bf16|fp16]
 
 which decodes the files directly (PyAV) and preprocesses them exactly as the checkpoint
 records (``preprocessing``: clip size and length, temporal stride, normalisation,
 and the views, which the ``--inference_*`` flags replace), prints the top-k labels per file
 and, with ``--output``, writes the results JSON that ``main.py --inference`` writes, keyed
 by each file's path relative to the common folder of the inputs, and beside it the views per
-video and their cost (``<stem>_views.json``). ``--features`` saves the pooled
+video and their cost (``<stem>_views.json``). ``--precision auto`` (the default) probes the fastest
+math for inference on the CPU (``runs.math_choice``; its line goes to stderr) and takes bf16 on GPUs
+that support it. ``--features`` saves the pooled
 pre-classifier features of every clip and their per-video mean (one .hdf5 file, or .npy
 files in a folder), under the same keys.
 """
@@ -185,7 +187,7 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any],
     from datasets.formats.annotation_json import canonical_subset
     from distributed.collectives import max_over_ranks, reduce_sums
     from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
-    from models.precision import amp_dtype
+    from models.precision import set_layout
     from preprocessing import Preprocessing, normalization, with_views
     from runs.run_logs import fault_text
     from validation import score_inference
@@ -200,9 +202,11 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any],
     loader = data_loader(shard, proc.device, opt.decode_device == 'cuda', batch_size=max(1, batch // proc.local_world),
                          **loader_args)
     started = time.perf_counter()
+    math = state.math.inference  # the run's math for inference (runs.math_choice)
+    set_layout(state.model, math.channels_last)
     try:
         scores, faults = infer(loader, state.model, proc.device, normalization(prep),
-                               amp_dtype=amp_dtype(opt.precision, proc.device), channels_last=opt.channels_last,
+                               amp_dtype=math.dtype, channels_last=math.channels_last,
                                show_progress=proc.show_progress, multilabel=opt.multilabel, should_stop=stop,
                                steps=int(max_over_ranks(len(loader), proc.device)),  # every rank asks as often
                                max_clips=max(1, opt.batch_size // proc.local_world))  # --batch_size is per node
@@ -252,8 +256,11 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from models.checkpoint import model_from_checkpoint
     from models.conv_lstm import LSTM_EVAL_OUTPUTS, ConvLSTM
     from models.inference_cost import cost_text, first_frame_size, summary_path, view_cost
+    from models.math_probe import probe_math
+    from models.precision import DTYPES, set_layout
     from models.safe_load import TRUST_HELP
     from preprocessing import Preprocessing, add_view_arguments, normalization, views_from
+    from runs.math_choice import choose_math
     from visuals.annotate import add_annotate_args, annotate_files
 
     parser = OneLineParser(description='Predict the actions in video files with a checkpoint')
@@ -271,6 +278,10 @@ def predict(argv: Optional[List[str]] = None) -> int:
                         help='class names from this annotation file, for checkpoints that carry none')
     parser.add_argument('--features', type=Path, default=None, help='save features to OUT.hdf5 or a folder')
     parser.add_argument('--no_cuda', action='store_true')
+    parser.add_argument('--precision', default='auto', choices=['auto', *DTYPES],
+                        help='auto: on the CPU the fastest of fp32, bf16 and bf16 + channels_last_3d in a short '
+                             'probe on the model; on a GPU bf16 where supported, else fp32 (default: %(default)s)')
+    parser.add_argument('--channels_last', action='store_true', help='channels_last_3d memory format (no probe)')
     parser.add_argument('--lstm_eval', choices=LSTM_EVAL_OUTPUTS, default=None,
                         help="--model lstm checkpoints: predict with the last time step's logits or their mean "
                              '(default: what the checkpoint records)')
@@ -300,6 +311,11 @@ def predict(argv: Optional[List[str]] = None) -> int:
         return 2
     device = torch.device('cuda' if torch.cuda.is_available() and not args.no_cuda else 'cpu')
     model.to(device)
+    shape = (3, prep.sample_duration, prep.sample_size, prep.sample_size)
+    math = choose_math(args.precision, args.channels_last, device, file=sys.stderr,
+                       probe=lambda: probe_math(model, shape, min(args.batch_size, 4), device, False,
+                                                torch.get_num_threads())).inference
+    set_layout(model, math.channels_last)
     multilabel = bool(ckpt.get('multilabel'))  # trained with --multilabel: independent per-label scores
     keys = unique_keys(args.videos)
     data, failed = file_dataset(args.videos, keys, prep, args.inference_stride or None, multilabel)
@@ -309,7 +325,8 @@ def predict(argv: Optional[List[str]] = None) -> int:
     features: ClipFeatures = {}
     with StopSignals() as stop:
         try:
-            scores, faults = infer(loader, model, device, normalization(prep), show_progress=sys.stderr.isatty(),
+            scores, faults = infer(loader, model, device, normalization(prep), amp_dtype=math.dtype,
+                                   channels_last=math.channels_last, show_progress=sys.stderr.isatty(),
                                    multilabel=multilabel, features=features if args.features else None,
                                    max_clips=args.batch_size, should_stop=stop)
         except Interrupted as e:

@@ -26,12 +26,13 @@ from inference import infer_subset
 from models import arch_name, generate_model, load_pretrained
 from models.cubic_puzzle import N_PUZZLE_CLASSES, CubicPuzzleNet
 from models.finetune import freeze_before
-from models.precision import amp_dtype
+from models.precision import set_layout
 from models.torchvision_weights import load_imagenet_backbone
 from opts import model_options, parse_opts, run_record
 from preprocessing import Preprocessing, normalization, resumed_preprocessing
 from runs import run_lock
 from runs.history import append_history, write_options
+from runs.math_choice import run_math
 from runs.position import PeriodicSave, continue_epoch, sampler_record
 from runs.run_logs import RunLogs
 from runs.run_state import RunState, recorded_model_options, resume_checkpoint
@@ -79,9 +80,10 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
         ckpt = resume_checkpoint(opt, rank=proc.rank)
         model, options, ft_begin_module = build_model(opt, ckpt, proc)
         prep = resumed_preprocessing(opt, ckpt, say=proc.master)
-        model = place_model(model, opt, proc.device)
+        math = run_math(opt, model, prep, ckpt, proc.device, proc.rank, proc.local_world)
+        model = place_model(model, opt, proc.device, math.train.channels_last)
         frozen = freeze_before(model, ft_begin_module)
-        state = RunState.for_options(opt, model, options, prep.to_dict(), ft_begin_module, proc.device)
+        state = RunState.for_options(opt, model, options, prep.to_dict(), ft_begin_module, proc.device, math)
         if ckpt is not None:
             state.restore(ckpt, str(opt.resume_path), training=not opt.no_train,
                           milestones=opt.multistep_milestones if opt.overwrite_milestones else None,
@@ -92,8 +94,9 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                                                       ft_begin_module=state.ft_begin_module), not opt.no_train)
         train_model = training_view(model, opt, proc)
         data = make_data(opt, proc, state)
-        with StopSignals(proc.device) as stop, cpu_threads(proc.device, opt.cpu_threads,
-                                                           data.loader_args['num_workers'], local_world):
+        with StopSignals(proc.device) as stop, cpu_threads(proc.device, opt.cpu_threads, local_world,
+                                                           deterministic=opt.deterministic, say=proc.master) as threads:
+            data.train = threads.watch(data.train) if threads is not None else data.train  # measures its workers
             code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
             if code is None and opt.inference:
                 broadcast_buffers(state.model)  # every rank infers with rank 0's BatchNorm statistics, the saved ones
@@ -166,11 +169,9 @@ def build_model(opt, ckpt: Optional[Dict[str, Any]], proc: Process) -> tuple:
     return (CubicPuzzleNet(model) if opt.pretext else model), options, ft_begin_module
 
 
-def place_model(model: nn.Module, opt, device: torch.device) -> nn.Module:
-    """The model on its device, in channels-last layout and with synchronised BatchNorm where asked."""
-    model.to(device)
-    if opt.channels_last:
-        model.to(memory_format=torch.channels_last_3d)
+def place_model(model: nn.Module, opt, device: torch.device, channels_last: bool) -> nn.Module:
+    """The model on its device, in the channels_last_3d layout where asked, with synchronised BatchNorm where asked."""
+    set_layout(model.to(device), channels_last)
     return nn.SyncBatchNorm.convert_sync_batchnorm(model) if opt.batchnorm_sync else model
 
 
@@ -233,7 +234,7 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
 def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, frozen: List[nn.Module],
                data: Data, stop: StopSignals) -> Optional[int]:
     """Train, validate, schedule, log, save: epoch by epoch. None when done; an exit code when stopped."""
-    normalize, dtype = normalization(Preprocessing(**state.preprocessing)), amp_dtype(opt.precision, proc.device)
+    normalize, inference = normalization(Preprocessing(**state.preprocessing)), state.math.inference
     criterion = criterion_for(opt.multilabel, opt.label_smoothing)
     begin = state.begin_epoch
     epochs = range(begin, opt.n_epochs + 1) if data.train is not None else \
@@ -244,8 +245,9 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
         for epoch in epochs:
             metrics: Dict[str, Any] = {}
             if data.train is not None:
+                set_layout(state.model, state.math.train.channels_last)
                 t = train_one_epoch(opt, proc, state, train_model, frozen, data, stop, epoch, logs,
-                                    normalize, dtype, criterion)
+                                    normalize, criterion)
                 if t['interrupted']:
                     return preempted(opt, proc, state, data, epoch, t, stop)
                 metrics['train'] = t
@@ -254,8 +256,10 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                                       amp_dtype=dtype, channels_last=opt.channels_last)
             if data.val is not None:
                 broadcast_buffers(state.model)  # every rank validates rank 0's model, the one saved
-                v = val_epoch(epoch, data.val, state.model, criterion, proc.device, normalize, amp_dtype=dtype,
-                              channels_last=opt.channels_last, show_progress=proc.show_progress, should_stop=stop,
+                set_layout(state.model, inference.channels_last)
+                v = val_epoch(epoch, data.val, state.model, criterion, proc.device, normalize,
+                              amp_dtype=inference.dtype, channels_last=inference.channels_last,
+                              show_progress=proc.show_progress, should_stop=stop,
                               steps=int(max_over_ranks(len(data.val), proc.device)))  # every rank asks as often
                 if stop(v['interrupted']):
                     died = death_anywhere(v['worker_died'], proc.device)
@@ -293,7 +297,7 @@ def end_of_epoch(opt, state: RunState, logs: RunLogs, epoch: int, metrics: Dict[
 
 def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module, frozen: List[nn.Module],
                     data: Data, stop: StopSignals, epoch: int, logs: RunLogs, normalize: Callable,
-                    dtype: Optional[torch.dtype], criterion: nn.Module) -> Dict[str, Any]:
+                    criterion: nn.Module) -> Dict[str, Any]:
     """One training epoch (or the rest of a preempted one), its sums reduced over the ranks."""
     data.sampler.set_epoch(epoch, data.batching.batches(epoch))
     per_epoch = data.sampler.n_batches()
@@ -311,7 +315,8 @@ def train_one_epoch(opt, proc: Process, state: RunState, train_model: nn.Module,
         clock.restart()
     try:
         t = train_epoch(epoch, data.train, train_model, criterion, state.optimizer, proc.device, normalize,
-                        frozen=frozen, scaler=state.scaler, amp_dtype=dtype, channels_last=opt.channels_last,
+                        frozen=frozen, scaler=state.scaler, amp_dtype=state.math.train.dtype,
+                        channels_last=state.math.train.channels_last,
                         accumulate_steps=opt.accumulate_steps, batch_log=logs.batch,
                         iter_offset=data.batching.iterations_before(epoch, data.sampler.n, data.sampler.world),
                         before_step=warm, stop_requested=stop.local,

@@ -115,8 +115,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     from preprocessing import add_view_arguments
     add_view_arguments(g)  # --inference_clips, --inference_crop, --inference_short_side, --inference_flip
     flag('n_threads', 4, 'DataLoader workers', type=NATURAL)
-    flag('cpu_threads', 0, 'Intra-op threads of the training process when it runs on the CPU; 0: the CPUs '
-         'left beside the DataLoader workers, at least 1', type=NATURAL)
+    flag('cpu_threads', 0, 'Intra-op threads of the training process when it runs on the CPU; 0: measured: '
+         "every CPU of the process's share at first, then, from the first batches of each epoch (20, or 10 s), "
+         'the share less the cores the DataLoader workers were seen to use, at least 1 (with --deterministic: '
+         'the whole share, not measured)', type=NATURAL)
     flag('jpeg_decode', 'scaled', 'scaled: decode JPEG frames at 1/2, 1/4 or 1/8 size when the crop still covers '
          'the model input (libjpeg-turbo DCT scaling, faster); full: always at full size', choices=['scaled', 'full'])
     flag('decode_device', 'cpu', 'cpu: the DataLoader workers decode JPEG frames; cuda: the workers only read '
@@ -147,8 +149,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--weight_decay', default=1e-3, type=NON_NEGATIVE, help='Weight decay')
     g.add_argument('--nesterov', action='store_true', help='Nesterov momentum')
     g.add_argument('--optimizer', default='sgd', type=str, help='Optimizer (sgd)')
-    g.add_argument('--lr_scheduler', default='multistep', choices=['multistep', 'plateau'],
-                   help='Learning-rate schedule (default: %(default)s)')
+    g.add_argument('--lr_scheduler', default='multistep', choices=['multistep', 'plateau', 'cosine'],
+                   help='Learning-rate schedule: multistep (x0.1 at --multistep_milestones), plateau (x0.1 when the '
+                        'validation loss stalls), cosine (half a cosine from the learning rate at the end of '
+                        '--warmup_epochs to 0 at --n_epochs, epoch by epoch; on resume, the flags\' --n_epochs) '
+                        '(default: %(default)s)')
     g.add_argument('--multistep_milestones', default=[50, 100, 150], type=POSITIVE, nargs='+',
                    help='Epochs at which the learning rate is multiplied by 0.1')
     g.add_argument('--overwrite_milestones', action='store_true',
@@ -180,9 +185,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     g.add_argument('--world_size', default=-1, type=int_in(1, also=(-1,)), help='Number of nodes')
     g = parser.add_argument_group('beyond the original')
     g.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'bf16', 'fp16'],
-                   help='auto: bf16 autocast on GPUs that support it, fp32 otherwise; fp16 uses a '
-                        'gradient scaler (default: %(default)s)')
-    g.add_argument('--channels_last', action='store_true', help='channels_last_3d memory format')
+                   help='auto: on GPUs bf16 autocast where supported, else fp32; on the CPU the fastest of fp32, '
+                        'bf16 autocast and bf16 autocast + channels_last_3d in a short probe on a copy of the model '
+                        '(one for training, one for validation and inference; a resume keeps the checkpoint\'s; '
+                        'fp32 with --deterministic); fp16 uses a gradient scaler (default: %(default)s)')
+    g.add_argument('--channels_last', action='store_true', help='channels_last_3d memory format (no probe)')
     g.add_argument('--compile', action='store_true', help='torch.compile the model')
     g.add_argument('--accumulate_steps', default=1, type=POSITIVE,
                    help='Optimizer step every n batches (gradient accumulation) (default: %(default)s)')

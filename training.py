@@ -15,7 +15,6 @@ noticed where a batch is fetched (``fetch_batches``), never in the middle of a s
 import contextlib
 import itertools
 import math
-import os
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -28,6 +27,7 @@ from distributed.agreement import Step, agree
 from models.precision import autocast
 from preprocessing import to_device
 from runs.stopping import DIED_ELSEWHERE, WorkerDied, fetch_batches
+from runs.thread_split import ThreadSplit, cpu_share
 
 
 class NonFiniteLossError(RuntimeError):
@@ -340,19 +340,23 @@ def criterion_for(multilabel: bool, label_smoothing: float = 0.0) -> nn.Module:
 
 
 @contextlib.contextmanager
-def cpu_threads(device: torch.device, requested: int, workers: int, processes: int = 1) -> Iterator[int]:
-    """torch's intra-op threads for a CPU run, restored afterwards (nothing changes on a GPU).
+def cpu_threads(device: torch.device, requested: int, processes: int = 1, *, deterministic: bool = False,
+                say: bool = True) -> Iterator[Optional[ThreadSplit]]:
+    """torch's intra-op threads for a CPU run (a ``ThreadSplit``), restored afterwards; None on a GPU.
 
-    ``requested`` 0 takes the CPUs this process may use, shared by ``processes`` per node,
-    minus its ``workers`` DataLoader workers (each decodes on a core of its own), at least 1:
-    on a 2-core machine with 2 workers, 2 compute threads beside them more than halve the
-    training speed (docs/benchmarks.md, CPU threads).
+    ``requested`` 0 starts with every CPU of this process's share (the CPUs it may use, shared by
+    ``processes`` per node) and leaves the DataLoader workers the cores they are measured to use
+    (``ThreadSplit.watch`` the training loader); N keeps N threads. ``deterministic`` keeps the
+    share unmeasured: a timing-dependent count would change the order of floating-point sums.
+    The line saying the count is printed where ``say``.
     """
     previous = torch.get_num_threads()
+    split = None
     if device.type == 'cpu':
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-        torch.set_num_threads(requested or max(1, cpus // max(1, processes) - workers))
+        fixed, why = (requested, f'--cpu_threads {requested}') if requested else \
+            (cpu_share(processes), '--deterministic') if deterministic else (None, '')
+        split = ThreadSplit(cpu_share(processes), fixed, why, say)
     try:
-        yield torch.get_num_threads()
+        yield split
     finally:
         torch.set_num_threads(previous)

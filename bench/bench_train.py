@@ -5,12 +5,13 @@
     python bench/bench_train.py --device cpu --archs resnet-18 --batch_sizes 4 --steps 3 --modes fp32
 
 For each architecture at 3 x 16 x 112 x 112 (``--sample_duration``, ``--sample_size``) and each
-mode (``fp32``, ``bf16`` autocast, ``bf16+cl`` with channels_last_3d, ``bf16+cl+compile``):
+mode (``fp32``, ``fp32+compile``, ``bf16`` autocast, ``bf16+cl`` with channels_last_3d, ``bf16+cl+compile``):
 
 - model-only training: uint8 clips already on the device, normalised there, forward, backward,
   SGD step — clips/s, peak memory, GMACs per clip and achieved TFLOP/s (3 x forward FLOPs)
   against the device's peak where it is known;
-- a batch-size sweep of the same, for the first mode;
+- model-only inference: the same batch forward in eval mode under ``torch.inference_mode`` — clips/s;
+- a batch-size sweep of the same, for the first mode (``--skip_sweep``: none);
 - end to end: the real DataLoader from JPG (or ``--file_type hdf5``) frames with
   ``--workers`` workers, pinned memory and non-blocking copies, as main.py runs it —
   clips/s and its share of the model-only figure;
@@ -43,14 +44,15 @@ from models.summary import summarize  # noqa: E402
 # Dense peak TFLOP/s (bf16 tensor cores, fp32 non-tensor) of GPUs we may meet, by name.
 PEAK_TFLOPS = {'H200': (989.0, 67.0), 'H100': (989.0, 67.0), 'A100': (312.0, 19.5), 'L40S': (362.0, 91.6),
                'A10': (125.0, 31.2), 'V100': (125.0, 15.7), '4090': (165.0, 82.6)}
-MODES = {'fp32': (None, False, False), 'bf16': (torch.bfloat16, False, False),
+MODES = {'fp32': (None, False, False), 'fp32+compile': (None, False, True),
+         'bf16': (torch.bfloat16, False, False),
          'bf16+cl': (torch.bfloat16, True, False), 'bf16+cl+compile': (torch.bfloat16, True, True)}
 
 
-def parse_arch(arch: str) -> Dict:
-    """'resnet2p1d-18' -> model options."""
+def parse_arch(arch: str, widen_factor: float = 1.0) -> Dict:
+    """'resnet2p1d-18' -> model options (the ResNet trunks ``widen_factor`` times as wide)."""
     model, depth = arch.rsplit('-', 1)
-    return dict(MODEL_DEFAULTS, model=model, model_depth=int(depth))
+    return dict(MODEL_DEFAULTS, model=model, model_depth=int(depth), resnet_widen_factor=widen_factor)
 
 
 def peak_tflops(device: torch.device, mode: str) -> Optional[float]:
@@ -80,11 +82,12 @@ def build(options: Dict, device: torch.device, mode: str) -> Tuple[torch.nn.Modu
 
 def train_steps(run: torch.nn.Module, model: torch.nn.Module, batches, device: torch.device, mode: str,
                 normalize, steps: int, warmup: int) -> Tuple[float, float]:
-    """clips/s and seconds over ``steps`` training steps after ``warmup``."""
+    """clips/s over ``steps`` training steps after ``warmup``, and the seconds of the warm-up (compiling, if any)."""
     dtype, channels_last, _ = MODES[mode]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
-    clips, start = 0, 0.0
+    clips, began = 0, time.perf_counter()
+    start = began
     for i in range(warmup + steps):
         if i == warmup:
             synchronize(device)
@@ -99,8 +102,28 @@ def train_steps(run: torch.nn.Module, model: torch.nn.Module, batches, device: t
         if i >= warmup:
             clips += x.shape[0]
     synchronize(device)
-    elapsed = time.perf_counter() - start
-    return clips / elapsed, elapsed
+    return clips / (time.perf_counter() - start), start - began
+
+
+def infer_steps(run: torch.nn.Module, model: torch.nn.Module, batches, device: torch.device, mode: str,
+                normalize, steps: int, warmup: int) -> Tuple[float, float]:
+    """Inference clips/s (eval mode, ``torch.inference_mode``) over ``steps`` forward passes after ``warmup``,
+    and the seconds of the warm-up."""
+    dtype, channels_last, _ = MODES[mode]
+    model.eval()
+    clips, began = 0, time.perf_counter()
+    start = began
+    with torch.inference_mode():
+        for i in range(warmup + steps):
+            if i == warmup:
+                synchronize(device)
+                start = time.perf_counter()
+            x = to_device(next(batches)[0], device, normalize, channels_last)
+            with autocast(device, dtype):
+                run(x).float()
+            clips += x.shape[0] if i >= warmup else 0
+    synchronize(device)
+    return clips / (time.perf_counter() - start), start - began
 
 
 def resident(batch: int, options: Dict, size: int, duration: int, device: torch.device):
@@ -133,6 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--archs', nargs='+', default=['resnet-18', 'resnet-50', 'resnet2p1d-18'])
     parser.add_argument('--model', default=None, help='with --model_depth: one architecture instead of --archs')
     parser.add_argument('--model_depth', type=int, default=None)
+    parser.add_argument('--widen_factor', type=float, default=1.0, help='--resnet_widen_factor of the ResNets')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--modes', nargs='+', default=list(MODES), choices=list(MODES))
     parser.add_argument('--batch_size', type=int, default=32, help='batch of the per-mode table')
@@ -145,6 +169,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--file_type', default='jpg', choices=['jpg', 'hdf5'])
     parser.add_argument('--workers', type=int, default=16)
     parser.add_argument('--skip_end_to_end', action='store_true')
+    parser.add_argument('--skip_sweep', action='store_true', help='no batch-size sweep')
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda':
@@ -156,30 +181,36 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'# bench_train  {time.strftime("%Y-%m-%d")}  {name}, torch {torch.__version__}, '
           f'clips 3x{duration}x{size}x{size}\n')
 
-    print(f'| model | mode | batch | clips/s | peak GiB | GMACs/clip | TFLOP/s | % of peak |')
-    print('|---|---|---|---|---|---|---|---|')
+    print('| model | mode | batch | clips/s | inference clips/s | warm-up s (train, inference) | peak GiB | '
+          'GMACs/clip | TFLOP/s | % of peak |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     model_only: Dict[Tuple[str, str], float] = {}
     for arch in archs:
-        options = parse_arch(arch)
+        options = parse_arch(arch, args.widen_factor)
         gmacs = summarize(options, size, duration)['gmacs']
         for mode in args.modes:
             if device.type == 'cuda':
                 torch.cuda.reset_peak_memory_stats(device)
             model, run = build(options, device, mode)
-            rate, _ = train_steps(run, model, resident(args.batch_size, options, size, duration, device),
-                                  device, mode, normalize, args.steps, args.warmup)
+            rate, warm = train_steps(run, model, resident(args.batch_size, options, size, duration, device),
+                                     device, mode, normalize, args.steps, args.warmup)
             model_only[arch, mode] = rate
+            inference, infer_warm = infer_steps(run, model, resident(args.batch_size, options, size, duration, device),
+                                                device, mode, normalize, args.steps, args.warmup)
             tflops = 3 * 2 * gmacs * 1e9 * rate / 1e12
             peak = peak_tflops(device, mode)
-            print(f'| {arch} | {mode} | {args.batch_size} | {rate:.1f} | {fmt(peak_memory_gib(device), 2)} | '
+            print(f'| {arch} | {mode} | {args.batch_size} | {rate:.1f} | {inference:.1f} | '
+                  f'{warm:.1f}, {infer_warm:.1f} | '
+                  f'{fmt(peak_memory_gib(device), 2)} | '
                   f"{gmacs:.2f} | {tflops:.2f} | {fmt(100 * tflops / peak, 0) + '%' if peak else '-'} |", flush=True)
             del model, run
 
     mode = args.modes[0]
-    print(f'\n| model | batch-size sweep ({mode}) | ' + ' | '.join(str(b) for b in args.batch_sizes) + ' |')
-    print('|---|---|' + '---|' * len(args.batch_sizes))
-    for arch in archs:
-        options = parse_arch(arch)
+    if not args.skip_sweep:
+        print(f'\n| model | batch-size sweep ({mode}) | ' + ' | '.join(str(b) for b in args.batch_sizes) + ' |')
+        print('|---|---|' + '---|' * len(args.batch_sizes))
+    for arch in [] if args.skip_sweep else archs:
+        options = parse_arch(arch, args.widen_factor)
         row = []
         for batch in args.batch_sizes:
             try:
@@ -212,7 +243,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'\n| model | mode | end-to-end clips/s ({args.file_type}, {args.workers} workers) | % of model-only |')
     print('|---|---|---|---|')
     for arch in archs:
-        options = dict(parse_arch(arch), n_classes=2)
+        options = dict(parse_arch(arch, args.widen_factor), n_classes=2)
         model, run = build(options, device, mode)
         rate, _ = train_steps(run, model, from_loader(loader), device, mode, normalize, args.steps, args.warmup)
         print(f'| {arch} | {mode} | {rate:.1f} | {100 * rate / model_only[arch, mode]:.0f}% |', flush=True)
@@ -224,7 +255,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print('|---|---|---|---|')
     dtype, channels_last, _ = MODES[mode]
     for arch in archs:
-        model, run = build(dict(parse_arch(arch), n_classes=2), device, mode)
+        model, run = build(dict(parse_arch(arch, args.widen_factor), n_classes=2), device, mode)
         model.eval()
         videos = clips = 0
         synchronize(device)

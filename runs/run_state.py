@@ -19,6 +19,7 @@ What a checkpoint written by ``RunState.save`` holds (the first five keys are th
 | ``ft_begin_module``, ``multilabel`` | how the run trains |
 | ``metrics`` | the epoch's train/val summary |
 | ``resume_position`` | where a preempted epoch stopped (epoch, batch, running sums, sampler), or None |
+| ``math`` | the math the run resolved (``models.precision.MathPlan.record``: device type, training and inference math as names such as ``bf16+cl``), which a resume with ``--precision auto`` reuses |
 | ``pretext``, ``pretext_head`` | ``--pretext`` runs only: the task and its head's weights |
 
 No checkpoint holds a NaN or an infinity: ``save`` refuses a state with one (in the weights,
@@ -40,7 +41,9 @@ from common.errors import UserError
 from distributed.collectives import broadcast_object, gather_objects
 from models.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 from models.factory import MODEL_OPTION_NAMES
+from models.precision import FP32, MathPlan
 from runs.checkpoint_files import numbered, place, prune
+from runs.lr_schedule import CosineLR
 
 
 def rng_state() -> Dict[str, Any]:
@@ -88,6 +91,11 @@ def recorded_model_options(ckpt: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     return {k: v for k, v in ckpt['model_options'].items() if k in MODEL_OPTION_NAMES}
 
 
+def recorded_math(ckpt: Optional[Mapping[str, Any]]) -> Any:
+    """What a checkpoint records of its run's math (``MathPlan.from_record`` reads it), or None."""
+    return None if ckpt is None else ckpt.get('math')
+
+
 def last_good(result_path: Path) -> str:
     """Where a stopped run's last good checkpoint is, in words."""
     found = latest_checkpoint(result_path)
@@ -111,8 +119,10 @@ class RunState:
 
     def __init__(self, model: nn.Module, options: Mapping[str, Any], optimizer: torch.optim.Optimizer,
                  scheduler: Any, scaler: Optional[torch.amp.GradScaler], *, preprocessing: Mapping[str, Any],
-                 class_names: Optional[Sequence[str]], ft_begin_module: str, multilabel: bool, pretext: str):
+                 class_names: Optional[Sequence[str]], ft_begin_module: str, multilabel: bool, pretext: str,
+                 math: Optional[MathPlan] = None):
         self.model, self.options = model, dict(options)
+        self.math = math or MathPlan(FP32, FP32, 'cpu')  # how the run computes (runs.math_choice)
         self.optimizer, self.scheduler, self.scaler = optimizer, scheduler, scaler
         self.preprocessing = dict(preprocessing)
         self.class_names = list(class_names) if class_names is not None else None
@@ -124,9 +134,9 @@ class RunState:
 
     @classmethod
     def for_options(cls, opt: Any, model: nn.Module, options: Mapping[str, Any], preprocessing: Mapping[str, Any],
-                    ft_begin_module: str, device: torch.device) -> 'RunState':
-        """A fresh state for ``model``: the options' optimizer over its trainable parameters, schedule and scaler."""
-        from models.precision import amp_dtype
+                    ft_begin_module: str, device: torch.device, math: MathPlan) -> 'RunState':
+        """A fresh state for ``model``: the options' optimizer over its trainable parameters, schedule and the
+        scaler that fp16 training (``math``) needs."""
         trainable = [p for p in model.parameters() if p.requires_grad]
         if opt.optimizer == 'adamw':
             optimizer: torch.optim.Optimizer = torch.optim.AdamW(trainable, lr=opt.learning_rate,
@@ -137,12 +147,14 @@ class RunState:
                                         weight_decay=opt.weight_decay, nesterov=opt.nesterov)
         if opt.lr_scheduler == 'multistep':
             scheduler: Any = torch.optim.lr_scheduler.MultiStepLR(optimizer, opt.multistep_milestones)
+        elif opt.lr_scheduler == 'cosine':
+            scheduler = CosineLR(optimizer, opt.n_epochs, opt.warmup_epochs)
         else:
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, 'min', patience=opt.plateau_patience)
-        fp16 = amp_dtype(opt.precision, device) == torch.float16
+        fp16 = math.train.dtype == torch.float16
         return cls(model, options, optimizer, scheduler, torch.amp.GradScaler(device.type) if fp16 else None,
                    preprocessing=preprocessing, class_names=None, ft_begin_module=ft_begin_module,
-                   multilabel=opt.multilabel, pretext=opt.pretext)
+                   multilabel=opt.multilabel, pretext=opt.pretext, math=math)
 
     def nonfinite(self) -> List[str]:
         """The names of the weights, BatchNorm statistics and optimizer states holding a NaN or an infinity."""
@@ -181,7 +193,8 @@ class RunState:
                                       'best_video_top1': self.best,
                                       'ft_begin_module': self.ft_begin_module, 'multilabel': self.multilabel,
                                       'metrics': dict(metrics or {}),
-                                      'resume_position': dict(position) if position else None, **pretext})
+                                      'resume_position': dict(position) if position else None,
+                                      'math': self.math.record(), **pretext})
 
     def save_epoch(self, result_path: Path, epoch: int, metrics: Mapping[str, Mapping[str, Any]], every: int,
                    best_key: str, keep: int = 0) -> None:

@@ -11,7 +11,8 @@ from typing import Callable, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ['--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25', '--sample_size', '32',
         '--sample_duration', '8', '--n_threads', '0', '--no_progress', '--no_cuda', '--distributed',
-        '--learning_rate', '0.05', '--n_val_samples', '1', '--checkpoint', '0', '--dist_timeout', '120']
+        '--learning_rate', '0.05', '--n_val_samples', '1', '--checkpoint', '0', '--dist_timeout', '120',
+        '--precision', 'fp32', '--cpu_threads', '1']  # runs compared bitwise: no timed choice of math or threads
 
 
 def free_port() -> int:

@@ -195,3 +195,55 @@ def test_speed_and_launch_options_run_on_the_cpu(data, tmp_path, extra):
     assert all(not k.startswith(('_orig_mod.', 'module.')) for k in ckpt['state_dict'])
     _, rows = read_tsv(tmp_path / 'train.log')
     assert len(rows) == 1 and math.isfinite(float(rows[0][1]))  # a finite loss was logged
+
+
+def test_the_math_is_probed_said_recorded_and_reused_on_resume(data, tmp_path, capsys):
+    """--precision auto on the CPU: probed once, said in one line, recorded; a resume reuses it unprobed."""
+    from models.precision import MathPlan
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '1', '--n_val_samples', '1')) == 0
+    probed = [line for line in capsys.readouterr().out.splitlines() if line.startswith('math: ')]
+    assert len(probed) == 1 and '[probe: ' in probed[0]
+    recorded = load_checkpoint(tmp_path / 'save_latest.pth')['math']
+    plan = MathPlan.from_record(recorded)
+    assert plan.device == 'cpu' and f'{plan.train} for training' in probed[0]
+    assert f'{plan.inference} for inference' in probed[0]
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '2', '--n_val_samples', '1',
+                                 '--resume_path', 'auto')) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith('math: ')]
+    assert lines == [f'math: {plan.train} for training, {plan.inference} for inference '
+                     f"(recorded in {tmp_path / 'save_latest.pth'}; not probed)"]
+    assert load_checkpoint(tmp_path / 'save_latest.pth')['math'] == recorded
+
+
+def test_explicit_precision_and_threads_skip_the_probe_and_the_measuring(data, tmp_path, capsys):
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '1', '--n_val_samples', '1', '--precision', 'fp32',
+                                 '--n_threads', '1', '--cpu_threads', '1')) == 0
+    out = capsys.readouterr().out
+    assert 'math: ' not in out and 'probe' not in out
+    assert [line for line in out.splitlines() if line.startswith('CPU threads: ')] == \
+        ['CPU threads: 1 for the model (--cpu_threads 1; not measured)']
+    assert load_checkpoint(tmp_path / 'save_latest.pth')['math'] == {'device': 'cpu', 'train': 'fp32',
+                                                                     'inference': 'fp32'}
+
+
+def test_the_cpu_threads_are_measured_from_the_dataloader_workers(data, tmp_path, capsys):
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '1', '--no_val', '--precision', 'fp32',
+                                 '--n_threads', '1')) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith('CPU threads: ')]
+    assert len(said) == 1 and 'for the model (the 1 DataLoader worker used ' in said[0], said
+    assert said[0].endswith('of a core over 2 batches)')
+
+
+def test_cosine_decay_follows_the_warm_up_and_resumes_on_the_same_curve(data, tmp_path):
+    def lrs(result):
+        _, rows = read_tsv(result / 'train_batch.log')
+        return [float(r[5]) for r in rows]
+    cosine = ['--lr_scheduler', 'cosine', '--warmup_epochs', '1', '--no_val', '--precision', 'fp32']
+    assert main_module.main(args(data, tmp_path / 'all', '--n_epochs', '4', *cosine)) == 0
+    # 2 batches an epoch: the warm-up's ramp, the base after it, then 0.5 (1 + cos(pi k / 3)) for k = 1, 2
+    assert lrs(tmp_path / 'all') == pytest.approx([0.005, 0.01, 0.01, 0.01, 0.0075, 0.0075, 0.0025, 0.0025])
+    assert main_module.main(args(data, tmp_path / 'resumed', '--n_epochs', '2', *cosine)) == 0
+    assert main_module.main(args(data, tmp_path / 'resumed', '--n_epochs', '4', '--resume_path', 'auto',
+                                 *cosine)) == 0
+    assert lrs(tmp_path / 'resumed') == lrs(tmp_path / 'all')
+    assert load_checkpoint(tmp_path / 'resumed' / 'save_latest.pth')['scheduler']['last_epoch'] == 4

@@ -32,7 +32,9 @@ def command(data, result, *extra):
             '--resnet_widen_factor', '0.25', '--sample_size', '32', '--sample_duration', '8',
             '--batch_size', '2', '--n_threads', '2', '--n_epochs', '3', '--checkpoint', '0',
             '--learning_rate', '0.01', '--multistep_milestones', '2', '--n_val_samples', '1',
-            '--deterministic', '--manual_seed', '3', '--no_progress', *extra]
+            '--deterministic', '--manual_seed', '3', '--no_progress',
+            '--precision', 'fp32', '--cpu_threads', '1',  # bitwise comparisons: no timed choice of math or threads
+            *extra]
 
 
 def run(cmd):

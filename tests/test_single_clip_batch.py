@@ -74,22 +74,6 @@ def test_an_unreadable_training_video_is_replaced_from_the_same_share_and_counte
     assert int(float(row['failed_videos'])) == 1
 
 
-def test_cpu_threads_follow_the_workers_on_the_cpu_and_come_back(monkeypatch):
-    import torch
-    from training import cpu_threads
-    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1, 2, 3})
-    before = torch.get_num_threads()
-    with cpu_threads(torch.device('cpu'), 0, workers=2) as n:
-        assert n == torch.get_num_threads() == 2  # 4 CPUs, 2 of them decoding
-    with cpu_threads(torch.device('cpu'), 0, workers=8):
-        assert torch.get_num_threads() == 1
-    with cpu_threads(torch.device('cpu'), 3, workers=2):
-        assert torch.get_num_threads() == 3
-    with cpu_threads(torch.device('cpu'), 0, workers=0, processes=2):
-        assert torch.get_num_threads() == 2
-    assert torch.get_num_threads() == before
-
-
 @pytest.mark.parametrize('skipped', ['one clip', 'all failed'])
 def test_a_skipped_batch_on_a_step_boundary_still_steps_and_asks_to_stop(skipped):
     """accumulate 2: batch 1 trains, batch 2 (the boundary) is skipped; the gradient of batch 1 is
