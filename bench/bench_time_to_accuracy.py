@@ -21,8 +21,9 @@ bf16 flags, torch's version, the date and the command. Writes every epoch's row 
 fails (say, a flag this main.py does not have yet) is a table row with its exit code and last line.
 
 ``--profile`` trains the first task x recipe x math for ``--profile_epochs`` in this process with
-``--n_threads 0`` (the decoding then runs in the profiled process, as it shares the same cores with
-the model on a small CPU machine), once under torch.profiler and once under cProfile, and prints the
+``--n_threads 0 --cpu_threads 1`` (the decoding then runs in the profiled process, as it shares the
+same cores with the model on a small CPU machine, and each second is one of CPU work), once under
+torch.profiler and once under cProfile, and prints the
 top operators by self CPU time, the split of the wall time into model math (ATen operators), data
 (the DataLoader's batches: decoding and transforms) and the rest (Python, the autograd engine,
 start-up, logging), the top Python functions, and the data-wait share of ``train.log``.
@@ -302,7 +303,9 @@ def report(m: Mapping[str, object], runs: List[Run]) -> str:
 def profile_flags(task: Task, recipe: str, math: str, args: argparse.Namespace, result: Path) -> List[str]:
     """main.py flags of the profiled run: the task's, in-process decoding, ``--profile_epochs`` epochs."""
     flags = run_flags(task, recipe, math, args.profile_epochs, shlex.split(args.main_flags))
-    return flags + ['--n_threads', '0', '--checkpoint', '0', '--result_path', str(result)]
+    # One compute thread: an operator's time is then its CPU work, not how well two threads overlapped
+    # (which another process on the machine can change tenfold, docs/speed.md, CPU threads).
+    return flags + ['--n_threads', '0', '--cpu_threads', '1', '--checkpoint', '0', '--result_path', str(result)]
 
 
 def run_in_process(flags: List[str], result: Path) -> float:
@@ -374,7 +377,8 @@ def profile(task: Task, recipe: str, math: str, args: argparse.Namespace) -> Non
     """Profile one task x recipe x math (see the module's docstring)."""
     result = args.work_dir / f'profile_{task.name}_{recipe}_{math}'
     flags = profile_flags(task, recipe, math, args, result)
-    print(f'\n### Profile: {task.name} / {recipe} / {math}, {args.profile_epochs} epochs, --n_threads 0\n')
+    print(f'\n### Profile: {task.name} / {recipe} / {math}, {args.profile_epochs} epochs, '
+          '--n_threads 0 --cpu_threads 1\n')
     print('main.py ' + shlex.join(flags))
     torch_profile(flags, result)
     python_profile(flags, result)
