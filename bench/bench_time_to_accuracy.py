@@ -44,7 +44,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,14 +82,14 @@ class Run:
     exit_code: int = -1
     wall_s: float = 0.0
     last_line: str = ''
-    epochs: List[Dict[str, Optional[float]]] = field(default_factory=list)
+    epochs: List[Dict[str, Any]] = field(default_factory=list)
 
     @property
     def final_top1(self) -> Optional[float]:
         """The video top-1 of the last validated epoch."""
         return self.epochs[-1]['video_top1'] if self.epochs else None
 
-    def reaching(self, target: Optional[float]) -> Optional[Dict[str, Optional[float]]]:
+    def reaching(self, target: Optional[float]) -> Optional[Dict[str, Any]]:
         """The first epoch whose video top-1 reached ``target`` (None: never, or no target)."""
         if target is None:
             return None
@@ -190,13 +190,13 @@ def number(text: Optional[str]) -> Optional[float]:
         return None
 
 
-def epoch_rows(result: Path, seen: List[float]) -> List[Dict[str, Optional[float]]]:
+def epoch_rows(result: Path, seen: List[float]) -> List[Dict[str, Any]]:
     """One row per validated epoch: when it was seen and the val.log and train.log numbers of it."""
     train = {r['epoch']: r for r in read_tsv(result / 'train.log')}
     rows = []
     for v, wall in zip(read_tsv(result / 'val.log'), seen):
         t = train.get(v['epoch'], {})
-        rows.append({'epoch': number(v['epoch']), 'wall_s': round(wall, 2), 'video_top1': number(v.get('video_top1')),
+        rows.append({'epoch': int(v['epoch']), 'wall_s': round(wall, 2), 'video_top1': number(v.get('video_top1')),
                      'val_clip_acc': number(v.get('acc')), 'val_loss': number(v.get('loss')),
                      'train_loss': number(t.get('loss')), 'clips_per_s': number(t.get('clips_per_s')),
                      'data_wait': number(t.get('data_wait'))})
@@ -275,7 +275,7 @@ def task_table(name: str, runs: List[Run]) -> List[str]:
     lines = [f'### {name} (target: the plain recipe\'s final video top-1, {", ".join(shown)})', '',
              '| recipe | math | repeat | final video top-1 | wall s | s to target | speed-up |',
              '|---|---|---|---|---|---|---|']
-    for r in runs:
+    for r in sorted(runs, key=lambda r: (r.repeat, list(RECIPES).index(r.recipe), list(MATHS).index(r.math))):
         if r.exit_code != 0:
             lines.append(f'| {r.recipe} | {r.math} | {r.repeat} | failed (exit {r.exit_code}): '
                          f'{r.last_line.replace("|", "/")[:100]} | {r.wall_s:.1f} | - | - |')
