@@ -253,7 +253,7 @@ def epoch_loop(opt, proc: Process, state: RunState, train_model: nn.Module, froz
                 metrics['train'] = t
             if data.calibration is not None and data.batching.cycle(epoch) != [Grid(data.per_rank_batch)]:
                 recalibrate_batchnorm(state.model, data.calibration, proc.device, normalize, frozen=frozen,
-                                      amp_dtype=dtype, channels_last=opt.channels_last)
+                                      amp_dtype=state.math.train.dtype, channels_last=state.math.train.channels_last)
             if data.val is not None:
                 broadcast_buffers(state.model)  # every rank validates rank 0's model, the one saved
                 set_layout(state.model, inference.channels_last)

@@ -29,13 +29,10 @@ top operators by self CPU time, the split of the wall time into model math (ATen
 start-up, logging), the top Python functions, and the data-wait share of ``train.log``.
 """
 import argparse
-import cProfile
 import csv
-import io
 import json
 import os
 import platform
-import pstats
 import shlex
 import shutil
 import subprocess
@@ -52,6 +49,7 @@ sys.path.insert(0, str(ROOT / 'bench'))
 
 from demo import DEMO_FLAGS, prepare_demo_data  # noqa: E402
 from moving_task import MOVING_FLAGS, MovingSpec, prepare_moving_data  # noqa: E402
+from profile_training import python_profile, torch_profile  # noqa: E402
 
 RECIPES: Dict[str, List[str]] = {'plain': [], 'multigrid': ['--multigrid'],
                                  'multigrid+ra2': ['--multigrid', '--repeat_aug', '2']}
@@ -306,55 +304,6 @@ def profile_flags(task: Task, recipe: str, math: str, args: argparse.Namespace, 
     # One compute thread: an operator's time is then its CPU work, not how well two threads overlapped
     # (which another process on the machine can change tenfold, docs/speed.md, CPU threads).
     return flags + ['--n_threads', '0', '--cpu_threads', '1', '--checkpoint', '0', '--result_path', str(result)]
-
-
-def run_in_process(flags: List[str], result: Path) -> float:
-    """Train with main.main in this process in a fresh ``result``; its wall seconds."""
-    import main as main_py
-    shutil.rmtree(result, ignore_errors=True)
-    start = time.perf_counter()
-    code = main_py.main(flags)
-    if code != 0:
-        raise SystemExit(f'the profiled run failed (exit {code})')
-    return time.perf_counter() - start
-
-
-def is_data(key: str) -> bool:
-    """Whether a profiler event is the DataLoader fetching a batch."""
-    return key.startswith('enumerate(DataLoader)')
-
-
-def is_operator(key: str) -> bool:
-    """Whether a profiler event is a tensor operator (not the autograd engine or a named region)."""
-    return '::' in key and not key.startswith('autograd::') and not is_data(key)
-
-
-def torch_profile(flags: List[str], result: Path) -> None:
-    """Top operators by self CPU time and the split of the wall time into math, data and the rest."""
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        wall = run_in_process(flags, result)
-    events = prof.key_averages()
-    print('\n#### Top operators by self CPU time (torch.profiler)\n')
-    print(events.table(sort_by='self_cpu_time_total', row_limit=15))
-    data = sum(e.cpu_time_total for e in events if is_data(e.key)) / 1e6
-    data_ops = sum(e.cpu_time_total - e.self_cpu_time_total for e in events if is_data(e.key)) / 1e6
-    math = sum(e.self_cpu_time_total for e in events if is_operator(e.key)) / 1e6 - data_ops
-    rest = wall - data - math
-    print(f'\nwall {wall:.1f} s: model math (operators outside data loading) {math:.1f} s ({math / wall:.0%}), '
-          f'data (decoding and transforms) {data:.1f} s ({data / wall:.0%}), the rest (Python, autograd engine, '
-          f'start-up, logging) {rest:.1f} s ({rest / wall:.0%})')
-
-
-def python_profile(flags: List[str], result: Path) -> None:
-    """The Python functions (and the C functions they call) with the most own time (cProfile)."""
-    profiler = cProfile.Profile()
-    profiler.runcall(run_in_process, flags, result)
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats('tottime').print_stats(15)
-    table = text.getvalue()
-    print('\n#### Top functions by own time (cProfile)\n')
-    print(table[table.find('   ncalls'):].rstrip())  # from the column names on, without pstats' preamble
 
 
 def data_wait_lines(result: Path, work_dir: Path, key: Tuple[str, str, str]) -> List[str]:
