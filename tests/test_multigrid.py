@@ -207,3 +207,23 @@ def test_a_model_that_cannot_take_the_schedule_is_refused_in_one_line(data, tmp_
     code = main.main(flags(data, tmp_path, '--model', 'densenet', '--model_depth', '121', '--sample_duration', '4'))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith('error: --multigrid: --model densenet cannot take')
+
+
+@pytest.mark.parametrize('world,new_world,done_batches', [(2, 3, 2), (3, 1, 1), (1, 2, 4)])
+def test_another_topology_re_shards_the_rest_of_a_multigrid_epoch_each_sample_once(world, new_world, done_batches):
+    n, cycle = 41, [(5, (2, 20, 4)), (3, (2, 28, 4)), (2, None)]
+    before = [EpochSampler(n, seed=9, rank=r, world=world) for r in range(world)]
+    for s in before:
+        s.set_epoch(2, cycle)
+    done = {item[0] for s in before for b in list(EpochBatches(s))[:done_batches] for item in b}
+    samples_done = before[0].samples_done(done_batches)
+    after = [EpochSampler(n, seed=9, rank=r, world=new_world) for r in range(new_world)]
+    rest = []
+    for s in after:
+        s.set_epoch(2, cycle)
+        s.rest_from(samples_done, phase=done_batches)
+        batches = list(EpochBatches(s))
+        assert [b[0][3] if len(b[0]) > 3 else None for b in batches] == \
+            [cycle[(done_batches + k) % 3][1] for k in range(len(batches))]  # the cycle goes on where it stopped
+        rest += [item[0] for b in batches for item in b]
+    assert set(rest) | done == set(range(n)) and not (set(rest) & done)
