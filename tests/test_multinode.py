@@ -229,3 +229,26 @@ def test_inference_right_after_two_node_training_scores_with_the_saved_model(dat
                           timeout=300, env=environment())
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / 'one' / 'val.json').read_bytes() == (tmp_path / 'two' / 'val.json').read_bytes()
+
+
+def test_a_two_node_multigrid_run_preempted_mid_cycle_resumes_bitwise(data, tmp_path):
+    """--multigrid on two nodes: every rank takes each batch's shape from the same cycle, a SIGTERM in the
+    coarse epochs saves mid-cycle, and the resumed job ends bitwise as the uninterrupted one."""
+    extra = ('--n_threads', '1', '--n_epochs', '3', '--multistep_milestones', '2', '--multigrid',
+             '--multigrid_min_steps', '2')
+    (tmp_path / 'r').mkdir()
+    (tmp_path / 'j').mkdir()
+    reference = Job(flags(data, tmp_path / 'reference', *extra), tmp_path / 'r')
+    assert reference.wait() == [0, 0], reference.all_output()
+    assert 'multigrid schedule' in reference.output(0)
+    job = Job(flags(data, tmp_path / 'out', *extra), tmp_path / 'j')
+    job.wait_for(logged(tmp_path / 'out', 1, 1))
+    job.signal_workers(signal.SIGTERM)
+    assert job.wait() == [0, 0], job.all_output()
+    assert re.search(r'signal 15: stopped after batch \d+ of epoch \d', job.output(0)), job.all_output()
+    job = Job(flags(data, tmp_path / 'out', *extra, '--resume_path', 'auto'), tmp_path / 'j')
+    assert job.wait() == [0, 0], job.all_output()
+    ours, theirs = weights(tmp_path / 'out' / 'save_latest.pth'), weights(tmp_path / 'reference' / 'save_latest.pth')
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    for log in ('train.log', 'val.log', 'train_batch.log'):
+        assert rows(tmp_path / 'out' / log) == rows(tmp_path / 'reference' / log), log
