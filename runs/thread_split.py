@@ -2,7 +2,7 @@
 
 A CPU run starts with every CPU of this process's share (``cpu_share``) as torch threads. Over
 the first part of each training epoch (``BATCHES`` batches or ``SECONDS`` seconds, whichever
-comes first; the whole epoch if it is shorter) ``ThreadSplit`` reads the CPU seconds its
+comes first, from the second batch on; the rest of the epoch if it is shorter) ``ThreadSplit`` reads the CPU seconds its
 DataLoader workers used (``/proc/<pid>/stat``) against the wall time, and leaves the model
 ``share - round(cores the workers used)`` threads, at least 1 (``model_threads``). Each epoch
 measures again at the full share, so a smaller count never biases its own next measurement.
@@ -19,6 +19,7 @@ import torch
 
 BATCHES = 20
 SECONDS = 10.0
+OPENS_AT = 1  # the window opens at the second batch: the first step also builds kernels (or compiles the model)
 
 
 def cpu_share(processes: int = 1) -> int:
@@ -116,27 +117,25 @@ class WatchedLoader:
         split, workers = self.split, int(getattr(self.loader, 'num_workers', 0))
         pids: List[int] = []
         window: Optional[tuple] = None  # (clock, the workers' CPU seconds) where it opened, while it is open
-        seen = -1  # batches trained since the window opened
-        for batch in batches:
-            seen += 1
-            if seen == 0:  # the window opens at the first batch, once the workers run
+        for index, batch in enumerate(batches):
+            if index == OPENS_AT:
                 pids = worker_pids(self.loader, batches)
                 cpu = split.read_cpu(pids) if pids else None
                 if cpu is None:  # nothing to measure: no workers, or no /proc
                     split.decide(workers, None, 0)
                 else:
                     window = (split.clock(), cpu)
-            elif window is not None and (seen >= BATCHES or split.clock() - window[0] >= SECONDS):
-                self._decide(pids, window, seen)
+            elif window is not None and (index - OPENS_AT >= BATCHES or split.clock() - window[0] >= SECONDS):
+                self._decide(pids, window, index - OPENS_AT)
                 window = None
             yield batch
         if window is not None:  # a pass shorter than the window: what its batches showed, all trained by now
-            self._decide(pids, window, seen + 1)
+            self._decide(pids, window, index + 1 - OPENS_AT)
 
-    def _decide(self, pids: List[int], window: tuple, seen: int) -> None:
+    def _decide(self, pids: List[int], window: tuple, trained: int) -> None:
         now = self.split.read_cpu(pids)
         cores = None if now is None else (now - window[1]) / max(self.split.clock() - window[0], 1e-9)
-        self.split.decide(len(pids), cores, seen)
+        self.split.decide(len(pids), cores, trained)
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -231,7 +231,7 @@ def test_the_cpu_threads_are_measured_from_the_dataloader_workers(data, tmp_path
                                  '--n_threads', '1')) == 0
     said = [line for line in capsys.readouterr().out.splitlines() if line.startswith('CPU threads: ')]
     assert len(said) == 1 and 'for the model (the 1 DataLoader worker used ' in said[0], said
-    assert said[0].endswith('of a core over 2 batches)')
+    assert said[0].endswith('of a core over 1 batch)')  # 2 batches an epoch: the window opens at the second
 
 
 def test_cosine_decay_follows_the_warm_up_and_resumes_on_the_same_curve(data, tmp_path):

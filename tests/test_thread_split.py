@@ -74,8 +74,8 @@ def test_the_first_batches_of_each_epoch_measure_the_workers_and_set_the_threads
     seen = []
     try:
         walk(loader, machine, seen)
-        # the whole share while the first 20 batches train, then 3 - round(1.3) = 2
-        assert seen[:20] == [3] * 20 and seen[20:] == [2] * 10
+        # the whole share while the first batch and the 20 after it train, then 3 - round(1.3) = 2
+        assert seen[:21] == [3] * 21 and seen[21:] == [2] * 9
         assert machine.reads[0] == [100, 101]
         out = capsys.readouterr().out
         assert out == 'CPU threads: 2 for the model (the 2 DataLoader workers used 1.30 of a core over 20 batches)\n'
@@ -97,13 +97,15 @@ def test_a_window_ends_after_ten_seconds_or_with_a_short_epoch(capsys, monkeypat
         monkeypatch.setattr(thread_split, 'SECONDS', 0.5)
         seen = []
         walk(split.watch(FakeLoader(10, workers=1)), machine, seen)
-        assert seen == [2] * 5 + [1] * 5  # 0.5 s after the first batch
+        assert seen == [2] * 6 + [1] * 4  # 0.5 s after the second batch
         assert 'the 1 DataLoader worker used 0.90 of a core over 5 batches' in capsys.readouterr().out
         monkeypatch.setattr(thread_split, 'SECONDS', 10.0)
         machine.load = 0.1
-        walk(split.watch(FakeLoader(3, workers=1)), machine, [])  # shorter than the window: measured to its end
+        walk(split.watch(FakeLoader(4, workers=1)), machine, [])  # shorter than the window: measured to its end
         assert torch.get_num_threads() == 2
         assert 'used 0.10 of a core over 3 batches' in capsys.readouterr().out
+        walk(split.watch(FakeLoader(1, workers=1)), machine, [])  # one batch: nothing to measure, nothing said
+        assert capsys.readouterr().out == '' and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
