@@ -35,7 +35,7 @@ from runs.history import append_history, write_options
 from runs.math_choice import run_math
 from runs.position import PeriodicSave, continue_epoch, sampler_record
 from runs.run_logs import RunLogs
-from runs.run_state import RunState, recorded_model_options, resume_checkpoint
+from runs.run_state import RunState, recorded_model_options, recorded_threads, resume_checkpoint
 from runs.stopping import DEAD_WORKER_HINT, StopSignals, death_anywhere, ignore_stop_signals
 from training import SUMS, NonFiniteLossError, cpu_threads, criterion_for, recalibrate_batchnorm, train_epoch, warmup
 from validation import gather_videos, multilabel_metrics, val_epoch, video_metrics
@@ -94,9 +94,10 @@ def run(opt, rank: int = 0, world: int = 1, local_rank: int = 0, local_world: in
                                                       ft_begin_module=state.ft_begin_module), not opt.no_train)
         train_model = training_view(model, opt, proc)
         data = make_data(opt, proc, state)
-        with StopSignals(proc.device) as stop, cpu_threads(proc.device, opt.cpu_threads, local_world,
-                                                           deterministic=opt.deterministic, say=proc.master) as threads:
-            data.train = threads.watch(data.train) if threads is not None else data.train  # measures its workers
+        with StopSignals(proc.device) as stop, cpu_threads(
+                proc.device, opt.cpu_threads, local_world, deterministic=opt.deterministic, say=proc.master,
+                recorded=recorded_threads(ckpt, proc.rank, proc.world), source=str(opt.resume_path)) as state.threads:
+            data.train = state.threads.watch(data.train) if state.threads else data.train  # measures its workers
             code = epoch_loop(opt, proc, state, train_model, frozen, data, stop)
             if code is None and opt.inference:
                 broadcast_buffers(state.model)  # every rank infers with rank 0's BatchNorm statistics, the saved ones

@@ -341,20 +341,22 @@ def criterion_for(multilabel: bool, label_smoothing: float = 0.0) -> nn.Module:
 
 @contextlib.contextmanager
 def cpu_threads(device: torch.device, requested: int, processes: int = 1, *, deterministic: bool = False,
-                say: bool = True) -> Iterator[Optional[ThreadSplit]]:
+                say: bool = True, recorded: Optional[int] = None, source: str = '') -> Iterator[Optional[ThreadSplit]]:
     """torch's intra-op threads for a CPU run (a ``ThreadSplit``), restored afterwards; None on a GPU.
 
     ``requested`` 0 starts with every CPU of this process's share (the CPUs it may use, shared by
     ``processes`` per node) and leaves the DataLoader workers the cores they are measured to use
     (``ThreadSplit.watch`` the training loader); N keeps N threads. ``deterministic`` keeps the
-    share unmeasured: a timing-dependent count would change the order of floating-point sums.
+    share unmeasured: a timing-dependent count would change the order of floating-point sums; for
+    the same reason 0 reuses the count a resumed checkpoint (``source``) ``recorded``.
     The line saying the count is printed where ``say``.
     """
     previous = torch.get_num_threads()
     split = None
     if device.type == 'cpu':
         fixed, why = (requested, f'--cpu_threads {requested}') if requested else \
-            (cpu_share(processes), '--deterministic') if deterministic else (None, '')
+            (cpu_share(processes), '--deterministic') if deterministic else \
+            (recorded, f'recorded in {source}') if recorded else (None, '')
         split = ThreadSplit(cpu_share(processes), fixed, why, say)
     try:
         yield split

@@ -20,6 +20,7 @@ What a checkpoint written by ``RunState.save`` holds (the first five keys are th
 | ``metrics`` | the epoch's train/val summary |
 | ``resume_position`` | where a preempted epoch stopped (epoch, batch, running sums, sampler), or None |
 | ``math`` | the math the run resolved (``models.precision.MathPlan.record``: device type, training and inference math as names such as ``bf16+cl``), which a resume with ``--precision auto`` reuses |
+| ``cpu_threads`` | a CPU run's torch threads once ``runs.thread_split`` settled them (None before), which a resume with ``--cpu_threads 0`` reuses |
 | ``pretext``, ``pretext_head`` | ``--pretext`` runs only: the task and its head's weights |
 
 No checkpoint holds a NaN or an infinity: ``save`` refuses a state with one (in the weights,
@@ -91,6 +92,17 @@ def recorded_model_options(ckpt: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     return {k: v for k, v in ckpt['model_options'].items() if k in MODEL_OPTION_NAMES}
 
 
+def recorded_threads(ckpt: Optional[Mapping[str, Any]], rank: int = 0, world: int = 1) -> Optional[int]:
+    """The torch threads a CPU run's rank settled on, as its checkpoint records them (None: not recorded or not
+    sane): each rank's own where the same number of ranks saved them, else rank 0's."""
+    if ckpt is None:
+        return None
+    ranks = ckpt.get('rank_rng_states')
+    mine = ranks[rank] if isinstance(ranks, list) and len(ranks) == world else None
+    value = mine.get('cpu_threads') if isinstance(mine, dict) else ckpt.get('cpu_threads')
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096 else None
+
+
 def recorded_math(ckpt: Optional[Mapping[str, Any]]) -> Any:
     """What a checkpoint records of its run's math (``MathPlan.from_record`` reads it), or None."""
     return None if ckpt is None else ckpt.get('math')
@@ -123,6 +135,7 @@ class RunState:
                  math: Optional[MathPlan] = None):
         self.model, self.options = model, dict(options)
         self.math = math or MathPlan(FP32, FP32, 'cpu')  # how the run computes (runs.math_choice)
+        self.threads: Any = None  # a CPU run's runs.thread_split.ThreadSplit: its count, once settled, is saved
         self.optimizer, self.scheduler, self.scaler = optimizer, scheduler, scaler
         self.preprocessing = dict(preprocessing)
         self.class_names = list(class_names) if class_names is not None else None
@@ -194,7 +207,8 @@ class RunState:
                                       'ft_begin_module': self.ft_begin_module, 'multilabel': self.multilabel,
                                       'metrics': dict(metrics or {}),
                                       'resume_position': dict(position) if position else None,
-                                      'math': self.math.record(), **pretext})
+                                      'math': self.math.record(), 'cpu_threads': getattr(self.threads, 'fixed', None),
+                                      **pretext})
 
     def save_epoch(self, result_path: Path, epoch: int, metrics: Mapping[str, Mapping[str, Any]], every: int,
                    best_key: str, keep: int = 0) -> None:
@@ -230,7 +244,8 @@ class RunState:
     def gather_rng(self) -> None:
         """Every rank's random states, for rank 0's next save (a collective under distributed; nothing otherwise)."""
         mine = io.BytesIO()
-        torch.save(rng_state(), mine)  # as bytes: the object collectives unpickle tensors weights-only and fail
+        # as bytes: the object collectives unpickle tensors weights-only and fail; each rank's settled threads too
+        torch.save(dict(rng_state(), cpu_threads=getattr(self.threads, 'fixed', None)), mine)
         states = gather_objects(mine.getvalue())
         self.rank_rng = [torch.load(io.BytesIO(s), weights_only=True) for s in states] if len(states) > 1 else None
 

@@ -1,14 +1,15 @@
 """torch's intra-op threads beside the DataLoader workers on a CPU run: measured, not assumed.
 
 A CPU run starts with every CPU of this process's share (``cpu_share``) as torch threads. Over
-the first part of each training epoch (``BATCHES`` batches or ``SECONDS`` seconds, whichever
-comes first, from the second batch on; the rest of the epoch if it is shorter) ``ThreadSplit`` reads the CPU seconds its
-DataLoader workers used (``/proc/<pid>/stat``) against the wall time, and leaves the model
-``share - round(cores the workers used)`` threads, at least 1 (``model_threads``). Each epoch
-measures again at the full share, so a smaller count never biases its own next measurement.
-An explicit ``--cpu_threads N`` keeps N and measures nothing, and so does ``--deterministic``
-(with the full share): the thread count changes the order of floating-point sums, so a count
-that depends on timing makes two runs differ.
+the first part of its first training epoch (``BATCHES`` batches or ``SECONDS`` seconds, whichever
+comes first, from the second batch on; the rest of the epoch if it is shorter) ``ThreadSplit``
+reads the CPU seconds its DataLoader workers used (``/proc/<pid>/stat``) against the wall time,
+and leaves the model ``share - round(cores the workers used)`` threads, at least 1
+(``model_threads``), for the rest of the run. The thread count changes the order of
+floating-point sums, so it is settled once, saved in the run's checkpoints and reused by a
+resume (``recorded``): a resumed run computes as the interrupted one did. An explicit
+``--cpu_threads N`` keeps N and measures nothing, and so does ``--deterministic`` (with the full
+share): a count that depends on timing makes two runs differ.
 """
 import os
 import time
@@ -98,6 +99,7 @@ class ThreadSplit:
             why = f'the {workers} DataLoader worker{"s" * (workers != 1)} used {cores:.2f} of a core over ' \
                   f'{batches} batch{"es" * (batches != 1)}'
         self.set(threads)
+        self.fixed = threads  # settled for the run
         self.tell(f'CPU threads: {threads} for the model ({why})', threads)
         return threads
 
@@ -110,6 +112,8 @@ class WatchedLoader:
 
     def __iter__(self) -> Iterator[Any]:
         batches = iter(self.loader)  # now, not at the first batch: the caller may act on the started workers
+        if self.split.fixed is not None:  # settled in an earlier epoch
+            return batches
         self.split.set(self.split.share)
         return self._measured(batches)
 

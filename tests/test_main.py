@@ -226,12 +226,20 @@ def test_explicit_precision_and_threads_skip_the_probe_and_the_measuring(data, t
                                                                      'inference': 'fp32'}
 
 
-def test_the_cpu_threads_are_measured_from_the_dataloader_workers(data, tmp_path, capsys):
+def test_the_cpu_threads_are_measured_from_the_dataloader_workers_once_and_reused_on_resume(data, tmp_path, capsys):
     assert main_module.main(args(data, tmp_path, '--n_epochs', '1', '--no_val', '--precision', 'fp32',
                                  '--n_threads', '1')) == 0
     said = [line for line in capsys.readouterr().out.splitlines() if line.startswith('CPU threads: ')]
     assert len(said) == 1 and 'for the model (the 1 DataLoader worker used ' in said[0], said
     assert said[0].endswith('of a core over 1 batch)')  # 2 batches an epoch: the window opens at the second
+    settled = int(said[0].split()[2])
+    assert load_checkpoint(tmp_path / 'save_latest.pth')['cpu_threads'] == settled
+    # settled once: a resume reuses the count (the same sums as the interrupted run) and measures nothing
+    assert main_module.main(args(data, tmp_path, '--n_epochs', '2', '--no_val', '--precision', 'fp32',
+                                 '--n_threads', '1', '--resume_path', 'auto')) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith('CPU threads: ')]
+    assert said == [f"CPU threads: {settled} for the model (recorded in {tmp_path / 'save_latest.pth'}; "
+                    'not measured)']
 
 
 def test_cosine_decay_follows_the_warm_up_and_resumes_on_the_same_curve(data, tmp_path):

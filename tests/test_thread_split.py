@@ -65,7 +65,7 @@ def walk(loader, machine, threads_seen):
         machine.now += 0.1
 
 
-def test_the_first_batches_of_each_epoch_measure_the_workers_and_set_the_threads(capsys):
+def test_the_first_batches_of_the_first_epoch_measure_the_workers_and_settle_the_threads(capsys):
     before = torch.get_num_threads()
     machine = Machine(load=1.3)
     split = ThreadSplit(3, read_cpu=machine.cpu, clock=machine.clock)
@@ -81,10 +81,9 @@ def test_the_first_batches_of_each_epoch_measure_the_workers_and_set_the_threads
         assert out == 'CPU threads: 2 for the model (the 2 DataLoader workers used 1.30 of a core over 20 batches)\n'
         machine.load = 0.2
         seen = []
-        split.set(1)
-        walk(loader, machine, seen)  # the next epoch measures again at the full share
-        assert seen == [3] * 30
-        assert 'CPU threads: 3 for the model (the 2 DataLoader workers used 0.20' in capsys.readouterr().out
+        walk(loader, machine, seen)  # settled: the next epoch keeps the count and measures nothing
+        assert seen == [2] * 30 and split.fixed == 2 and capsys.readouterr().out == ''
+        assert len(machine.reads) == 2
     finally:
         torch.set_num_threads(before)
 
@@ -101,9 +100,13 @@ def test_a_window_ends_after_ten_seconds_or_with_a_short_epoch(capsys, monkeypat
         assert 'the 1 DataLoader worker used 0.90 of a core over 5 batches' in capsys.readouterr().out
         monkeypatch.setattr(thread_split, 'SECONDS', 10.0)
         machine.load = 0.1
+        split = ThreadSplit(2, read_cpu=machine.cpu, clock=machine.clock)
+        capsys.readouterr()
         walk(split.watch(FakeLoader(4, workers=1)), machine, [])  # shorter than the window: measured to its end
         assert torch.get_num_threads() == 2
         assert 'used 0.10 of a core over 3 batches' in capsys.readouterr().out
+        split = ThreadSplit(2, read_cpu=machine.cpu, clock=machine.clock)
+        capsys.readouterr()
         walk(split.watch(FakeLoader(1, workers=1)), machine, [])  # one batch: nothing to measure, nothing said
         assert capsys.readouterr().out == '' and torch.get_num_threads() == 2
     finally:
