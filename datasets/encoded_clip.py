@@ -239,7 +239,7 @@ class SharedFrames:
         d = max(have) if have else want
         if d not in decodes:
             decodes[d] = self.source.frames_at(d)
-        return cut(decodes[d][:, self.positions], box, d)
+        return cut(decodes[d], box, d)[:, self.positions]  # the box first: only its pixels are copied
 
 
 class _Probed(Exception):
