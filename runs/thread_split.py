@@ -1,10 +1,12 @@
 """torch's intra-op threads beside the DataLoader workers on a CPU run: measured, not assumed.
 
 A CPU run starts with every CPU of this process's share (``cpu_share``) as torch threads. Over
-the first part of its first training epoch (``BATCHES`` batches or ``SECONDS`` seconds, whichever
-comes first, from the second batch on; the rest of the epoch if it is shorter) ``ThreadSplit``
-reads the CPU seconds its DataLoader workers used (``/proc/<pid>/stat``) against the wall time,
-and leaves the model ``share - round(cores the workers used)`` threads, at least 1
+the first part of its first training epoch ``ThreadSplit`` reads the CPU seconds its DataLoader
+workers used (``/proc/<pid>/stat``) against the wall time: from the batch at which the workers
+are as far ahead as they may run (they then make one batch for each batch taken), for
+``BATCHES`` batches or ``SECONDS`` seconds, whichever comes first; over the whole epoch where it
+is too short for that (by its end every batch they made was taken). It
+leaves the model ``share - round(cores the workers used)`` threads, at least 1
 (``model_threads``), for the rest of the run. The thread count changes the order of
 floating-point sums, so it is settled once, saved in the run's checkpoints and reused by a
 resume (``recorded``): a resumed run computes as the interrupted one did. An explicit
@@ -20,7 +22,7 @@ import torch
 
 BATCHES = 20
 SECONDS = 10.0
-OPENS_AT = 1  # the window opens at the second batch: the first step also builds kernels (or compiles the model)
+OPENS_AT = 1  # at the second batch at the earliest: the first step also builds kernels (or compiles the model)
 
 
 def cpu_share(processes: int = 1) -> int:
@@ -118,25 +120,33 @@ class WatchedLoader:
         return self._measured(batches)
 
     def _measured(self, batches: Iterator[Any]) -> Iterator[Any]:
+        """The batches, measured: over a steady window (the workers as far ahead as they may run, so one
+        batch made per batch taken) or, for an epoch too short to have one, over the whole epoch (every
+        batch made was taken by its end)."""
         split, workers = self.split, int(getattr(self.loader, 'num_workers', 0))
-        pids: List[int] = []
-        window: Optional[tuple] = None  # (clock, the workers' CPU seconds) where it opened, while it is open
-        for index, batch in enumerate(batches):
-            if index == OPENS_AT:
-                pids = worker_pids(self.loader, batches)
-                cpu = split.read_cpu(pids) if pids else None
-                if cpu is None:  # nothing to measure: no workers, or no /proc
-                    split.decide(workers, None, 0)
-                else:
-                    window = (split.clock(), cpu)
-            elif window is not None and (index - OPENS_AT >= BATCHES or split.clock() - window[0] >= SECONDS):
-                self._decide(pids, window, index - OPENS_AT)
-                window = None
+        ahead = workers * int(getattr(self.loader, 'prefetch_factor', None) or 2)  # batches made before taken
+        opens = max(OPENS_AT, ahead + 1)
+        pids = worker_pids(self.loader, batches)
+        cpu = split.read_cpu(pids) if pids else None
+        epoch = None if cpu is None else (split.clock(), cpu)  # from the workers' start
+        window: Optional[tuple] = None
+        taken = 0
+        for taken, batch in enumerate(batches, 1):
+            if split.fixed is None and taken - 1 == opens and epoch is not None:
+                cpu = split.read_cpu(pids)
+                window = None if cpu is None else (split.clock(), cpu)  # None: a worker gone; the epoch's measure
+            elif window is not None and split.fixed is None and \
+                    (taken - 1 - opens >= BATCHES or split.clock() - window[0] >= SECONDS):
+                self._decide(pids, window, taken - 1 - opens)
             yield batch
-        if window is not None:  # a pass shorter than the window: what its batches showed, all trained by now
-            self._decide(pids, window, index + 1 - OPENS_AT)
+        if split.fixed is None:
+            if epoch is None:  # nothing to measure: no workers, or no /proc
+                split.decide(workers, None, 0)
+            elif taken > 1:  # one batch says nothing of the steady cost: the next epoch measures
+                self._decide(pids, epoch, taken)
 
     def _decide(self, pids: List[int], window: tuple, trained: int) -> None:
+        """Settle the count on the workers' CPU seconds since ``window`` opened (clock, CPU seconds then)."""
         now = self.split.read_cpu(pids)
         cores = None if now is None else (now - window[1]) / max(self.split.clock() - window[0], 1e-9)
         self.split.decide(len(pids), cores, trained)

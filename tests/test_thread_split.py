@@ -74,8 +74,9 @@ def test_the_first_batches_of_the_first_epoch_measure_the_workers_and_settle_the
     seen = []
     try:
         walk(loader, machine, seen)
-        # the whole share while the first batch and the 20 after it train, then 3 - round(1.3) = 2
-        assert seen[:21] == [3] * 21 and seen[21:] == [2] * 9
+        # the whole share until the workers are as far ahead as they may run (2 workers x prefetch 2 = 4
+        # batches, so from the 6th batch) and for the 20 after, then 3 - round(1.3) = 2
+        assert seen[:25] == [3] * 25 and seen[25:] == [2] * 5
         assert machine.reads[0] == [100, 101]
         out = capsys.readouterr().out
         assert out == 'CPU threads: 2 for the model (the 2 DataLoader workers used 1.30 of a core over 20 batches)\n'
@@ -83,7 +84,7 @@ def test_the_first_batches_of_the_first_epoch_measure_the_workers_and_settle_the
         seen = []
         walk(loader, machine, seen)  # settled: the next epoch keeps the count and measures nothing
         assert seen == [2] * 30 and split.fixed == 2 and capsys.readouterr().out == ''
-        assert len(machine.reads) == 2
+        assert len(machine.reads) == 3  # the epoch's start, the window's opening and its end
     finally:
         torch.set_num_threads(before)
 
@@ -93,18 +94,18 @@ def test_a_window_ends_after_ten_seconds_or_with_a_short_epoch(capsys, monkeypat
     machine = Machine(load=0.9)
     split = ThreadSplit(2, read_cpu=machine.cpu, clock=machine.clock)
     try:
-        monkeypatch.setattr(thread_split, 'SECONDS', 0.5)
+        monkeypatch.setattr(thread_split, 'SECONDS', 0.45)
         seen = []
         walk(split.watch(FakeLoader(10, workers=1)), machine, seen)
-        assert seen == [2] * 6 + [1] * 4  # 0.5 s after the second batch
+        assert seen == [2] * 8 + [1] * 2  # the window opens at the 4th batch (1 worker, 2 ahead), ends 0.45 s on
         assert 'the 1 DataLoader worker used 0.90 of a core over 5 batches' in capsys.readouterr().out
         monkeypatch.setattr(thread_split, 'SECONDS', 10.0)
         machine.load = 0.1
         split = ThreadSplit(2, read_cpu=machine.cpu, clock=machine.clock)
         capsys.readouterr()
-        walk(split.watch(FakeLoader(4, workers=1)), machine, [])  # shorter than the window: measured to its end
+        walk(split.watch(FakeLoader(4, workers=1)), machine, [])  # shorter than the window: the whole epoch
         assert torch.get_num_threads() == 2
-        assert 'used 0.10 of a core over 3 batches' in capsys.readouterr().out
+        assert 'used 0.10 of a core over 4 batches' in capsys.readouterr().out
         split = ThreadSplit(2, read_cpu=machine.cpu, clock=machine.clock)
         capsys.readouterr()
         walk(split.watch(FakeLoader(1, workers=1)), machine, [])  # one batch: nothing to measure, nothing said
