@@ -1,6 +1,6 @@
 """Training-clip loading with repeated augmentation (``--repeat_aug K``) on real camera frames.
 
-    python bench/bench_repeat_aug.py [--k 1 2 4] [--seconds 6] [--videos 8] [--frames 64]
+    python bench/bench_repeat_aug.py [--k 1 2 4] [--seconds 6] [--videos 8] [--frames 48]
 
 Cuts ``--videos`` videos of ``--frames`` frames from the real clips in ``../shared/media``
 (bikes.mp4, run.mp4; frames scaled to a 240-pixel short side), stores them as JPG frame folders
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument('--k', type=int, nargs='+', default=[1, 2, 4])
     parser.add_argument('--seconds', type=float, default=6.0)
     parser.add_argument('--videos', type=int, default=8)
-    parser.add_argument('--frames', type=int, default=64)
+    parser.add_argument('--frames', type=int, default=48)  # 8 runs of 48 in the two clips of ../shared/media
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ Frames that simplejpeg cannot decode (PNG, CMYK, a missing wheel) fall back to
 as ``loaders.assemble`` does, and counted in ``bad``.
 """
 import math
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -110,7 +110,7 @@ class EncodedClip:
         self.size = size
         self.bad = 0
         self.factor = 1  # the reduction of the last decode
-        self.decodes: Dict[int, torch.Tensor] = {}  # reduction -> all frames decoded at it, for ``select``'s clips
+        self.shared: Dict[int, Tuple[List[int], torch.Tensor]] = {}  # reduction -> (positions, their frames at it)
 
     @classmethod
     def of(cls, blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: str,
@@ -157,6 +157,26 @@ class EncodedClip:
     def select(self, positions: Sequence[int]) -> 'SharedFrames':
         """A clip of the frames at ``positions`` that shares this clip's decodes with the others selected from it."""
         return SharedFrames(self, positions)
+
+    def part(self, positions: Sequence[int]) -> 'EncodedClip':
+        """The clip of the frames at ``positions`` (of ``indices``), reading and sized as this one."""
+        indices = [self.indices[p] for p in positions]
+        return EncodedClip({i: self.blobs[i] for i in indices}, indices, self.source, self.read_more,
+                           self.video_size, {i: self.sizes[i] for i in indices}, self.size)
+
+    def decode_shared(self, wants: Sequence[Tuple[Sequence[int], int]]) -> None:
+        """For the clips to be selected (each its positions and the reduction its crop needs): every frame decoded
+        once, at the finest reduction among the clips that hold it, so no clip decodes finer than it alone would."""
+        finest: Dict[int, int] = {}
+        for positions, d in wants:
+            for p in positions:
+                finest[p] = min(d, finest.get(p, d))
+        self.shared, self.bad = {}, 0
+        for d in sorted(set(finest.values())):
+            group = sorted(p for p, e in finest.items() if e == d)
+            part = self.part(group)
+            self.shared[d] = (group, part.frames_at(d))
+            self.bad += part.bad
 
     def _straight(self, d: int) -> Optional[torch.Tensor]:
         """The common case in one buffer, no copy: distinct frames that all decode to the clip's size."""
@@ -205,12 +225,22 @@ def cut(clip: torch.Tensor, box: Optional[Box], d: int) -> torch.Tensor:
     return clip[..., y0:y1, x0:x1]
 
 
+def frames_of(clip: torch.Tensor, picks: Sequence[int]) -> torch.Tensor:
+    """The frames ``picks`` of a C x T x H x W clip: a view where they are evenly spaced (a clip's usual case),
+    else a copy."""
+    step = picks[1] - picks[0] if len(picks) > 1 else 1
+    if step > 0 and all(b - a == step for a, b in zip(picks, picks[1:])):
+        return clip[:, picks[0]:picks[-1] + 1:step]
+    return clip[:, list(picks)]
+
+
 class SharedFrames:
     """Some frames of an ``EncodedClip`` (``--repeat_aug``: one clip of several cut from one read of a video).
 
     Each frame is decoded once for all the clips selected from the same ``EncodedClip``, at the
-    finest scale their crops need (``finest_scale``, asked first); a crop that can do with a
-    coarser scale cuts its box from those frames and resizes it.
+    finest scale among the crops of the clips that hold it (``crop_scales``, asked first, then
+    ``EncodedClip.decode_shared``); a crop cuts its box from each frame at the scale it was decoded
+    at and resizes it, the frames of one scale together.
     """
 
     def __init__(self, source: EncodedClip, positions: Sequence[int]):
@@ -229,17 +259,41 @@ class SharedFrames:
 
     def crop_resized(self, box: Box, size: Tuple[int, int]) -> torch.Tensor:
         """As ``EncodedClip.crop_resized``, from the shared decodes."""
-        return resize_clip(self.decode_for(box, size), size)
+        parts = self._parts(reduction(box, size, self.source.size))
+        if parts is None or len(parts) == 1:
+            return resize_clip(self.decode_for(box, size), size)
+        out: Optional[torch.Tensor] = None
+        for d, frames, slots, picks in parts:
+            clip = resize_clip(frames_of(cut(frames, box, d), picks), size)
+            if out is None:
+                out = clip.new_empty((clip.shape[0], len(self.positions), *clip.shape[2:]))
+            out[:, slots] = clip
+        assert out is not None
+        return out
 
     def decode_for(self, box: Optional[Box] = None, out: Optional[Tuple[int, int]] = None) -> torch.Tensor:
-        """As ``EncodedClip.decode_for``: from the coarsest decode so far that still covers ``out``, or a new one."""
+        """As ``EncodedClip.decode_for``: cut from the shared decode when it holds all of this clip's frames at
+        one scale that covers ``out``; else this clip's frames decoded again (a transform that was not asked first)."""
         want = reduction(box, out, self.source.size)
-        decodes = self.source.decodes
-        have = [d for d in decodes if d <= want]
-        d = max(have) if have else want
-        if d not in decodes:
-            decodes[d] = self.source.frames_at(d)
-        return cut(decodes[d], box, d)[:, self.positions]  # the box first: only its pixels are copied
+        parts = self._parts(want)
+        if parts is not None and len(parts) == 1:
+            d, frames, _, picks = parts[0]
+            return frames_of(cut(frames, box, d), picks)
+        d = min([want] + [p[0] for p in parts or []])
+        return cut(self.source.part(self.positions).frames_at(d), box, d)
+
+    def _parts(self, want: int) -> Optional[List[Tuple[int, torch.Tensor, List[int], List[int]]]]:
+        """(reduction, the shared frames at it, the slots of this clip they fill, the frames that fill them) per
+        scale this clip's frames were decoded at; None when a frame is missing or coarser than ``want``."""
+        where = {p: (d, k) for d, (group, _) in self.source.shared.items() for k, p in enumerate(group)}
+        if any(p not in where or where[p][0] > want for p in self.positions):
+            return None
+        parts = []
+        for d, (_, frames) in sorted(self.source.shared.items()):
+            slots = [t for t, p in enumerate(self.positions) if where[p][0] == d]
+            if slots:
+                parts.append((d, frames, slots, [where[self.positions[t]][1] for t in slots]))
+        return parts
 
 
 class _Probed(Exception):
@@ -266,9 +320,9 @@ class ScaleProbe:
         raise _Probed(reduction(box, out, self.size))
 
 
-def finest_scale(clip: EncodedClip, frames: int, transform: Callable, rngs: Sequence[Any]) -> int:
-    """The smallest reduction any of the clips that ``transform`` makes with ``rngs`` needs (their
-    generators left as they were), so that one decode at it serves them all (``SharedFrames``)."""
+def crop_scales(clip: EncodedClip, frames: int, transform: Callable, rngs: Sequence[Any]) -> List[int]:
+    """The reduction that each clip ``transform`` makes with ``rngs`` would decode at (their generators left as
+    they were), so that each frame is decoded once for them all (``EncodedClip.decode_shared``)."""
     from temporal_transforms import apply
     scales = []
     for rng in rngs:
@@ -281,7 +335,7 @@ def finest_scale(clip: EncodedClip, frames: int, transform: Callable, rngs: Sequ
         finally:
             if state is not None:
                 rng.setstate(state)
-    return min(scales, default=1)
+    return scales
 
 
 def decoded(clip: object) -> torch.Tensor:

@@ -27,7 +27,7 @@ from common.faults import report_fault
 from datasets.annotations import AnnotationError, VideoList
 from datasets.decode import VideoReadError, assemble
 from datasets.device_decode import Deferred, restored_rng
-from datasets.encoded_clip import decoded, finest_scale
+from datasets.encoded_clip import crop_scales, decoded
 from datasets.samplers import Item, Shape, item_shape, sample_rng, sample_seed, with_fallbacks
 from spatial_transforms import is_encoded
 from temporal_transforms import apply, is_random
@@ -97,9 +97,9 @@ class VideoDataset(Dataset):
         spatial = self._transforms(shape)[1]
         try:
             frames, bad = self.loader(self.records[index].path, union)
-            if hasattr(frames, 'frames_at') and spatial is not None:  # JPEG bytes: one decode, at the finest crop's scale
-                d = finest_scale(frames, len(plans[0]), spatial, rngs)
-                frames.decodes[d] = frames.frames_at(d)
+            if hasattr(frames, 'decode_shared') and spatial is not None:  # JPEG bytes: each frame decoded once
+                scales = crop_scales(frames, len(plans[0]), spatial, rngs)
+                frames.decode_shared([([position[i] for i in plan], d) for plan, d in zip(plans, scales)])
             clips = [self._finished(index, plan, select_frames(frames, [position[i] for i in plan]), bad, rng, spatial)
                      for plan, rng in zip(plans, rngs)]
         except VideoReadError as e:

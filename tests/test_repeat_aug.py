@@ -27,21 +27,48 @@ class Counting:
         return self.loader(path, frames)
 
 
-@pytest.mark.parametrize('seed', range(6))
-def test_k_distinct_clips_from_one_read_and_one_decode_per_frame(tmp_path, monkeypatch, seed):
+def test_k_distinct_clips_from_one_read_and_each_frame_decoded_once_at_the_scale_its_clips_need(tmp_path,
+                                                                                              monkeypatch):
     ann = make_dataset(tmp_path / 'jpg', 'jpg', n_frames=(40,), n_train=2, h=96, w=128)  # crops of 1/1 to 1/4
     data = datasets.get_training_data(options(tmp_path / 'jpg', ann, '--repeat_aug', '3'))
     data.loader = Counting(data.loader)
-    decodes = []
+    heights, wants = [], []
     real = encoded_clip.simplejpeg.decode_jpeg
-    monkeypatch.setattr(encoded_clip.simplejpeg, 'decode_jpeg', lambda *a, **k: decodes.append(1) or real(*a, **k))
-    sample = data[(0, sample_seed(seed, 1, 0), ())]
-    assert sample['clips'].shape == (3, 3, 4, 24, 24) and sample['clips'].dtype == torch.uint8
-    assert len(data.loader.calls) == 1  # one read for the three clips
-    union = data.loader.calls[0]
-    assert len(union) == len(set(union)) and len(decodes) == len(union)  # each frame decoded once
-    clips = [sample['clips'][k] for k in range(3)]
-    assert not all(torch.equal(clips[0], c) for c in clips[1:])
+    monkeypatch.setattr(encoded_clip.simplejpeg, 'decode_jpeg',
+                        lambda *a, **k: heights.append(k['min_height']) or real(*a, **k))
+    shared = encoded_clip.EncodedClip.decode_shared
+    monkeypatch.setattr(encoded_clip.EncodedClip, 'decode_shared', lambda self, w: wants.append(w) or shared(self, w))
+    mixed = 0
+    for seed in range(8):
+        data.loader.calls, heights[:], wants[:] = [], [], []
+        sample = data[(0, sample_seed(seed, 1, 0), ())]
+        assert sample['clips'].shape == (3, 3, 4, 24, 24) and sample['clips'].dtype == torch.uint8
+        assert len(data.loader.calls) == 1  # one read for the three clips
+        union = data.loader.calls[0]
+        assert len(union) == len(set(union)) and len(heights) == len(union)  # each frame decoded once
+        finest = {}  # each frame at the finest scale of the clips that hold it, no finer
+        for positions, d in wants[0]:
+            for p in positions:
+                finest[p] = min(d, finest.get(p, d))
+        assert sorted(heights) == sorted(encoded_clip.scaled_size((96, 128), d)[0] for d in finest.values())
+        mixed += len({d for _, d in wants[0]}) > 1
+        clips = [sample['clips'][k] for k in range(3)]
+        assert not all(torch.equal(clips[0], c) for c in clips[1:])
+    assert mixed  # some samples had clips of different scales
+
+
+def test_a_shared_clip_is_the_clip_decoded_alone_within_the_scaled_decode_tolerance(tmp_path):
+    ann = make_dataset(tmp_path / 'jpg', 'jpg', n_frames=(40,), n_train=2, h=96, w=128)
+    data = datasets.get_training_data(options(tmp_path / 'jpg', ann))
+    frames, _ = data.loader(data.records[0].path, list(range(1, 21)))
+    alone = [frames.part(range(k, k + 8)) for k in (0, 6, 12)]
+    frames.decode_shared([(range(0, 8), 4), (range(6, 14), 1), (range(12, 20), 2)])
+    box = (8, 16, 64, 96)
+    for k, (start, d) in enumerate([(0, 4), (6, 1), (12, 2)]):
+        shared = frames.select(range(start, start + 8))
+        got, want = shared.crop_resized(box, (24, 24)), alone[k].crop_resized(box, (24, 24))
+        assert got.shape == want.shape == (3, 8, 24, 24)
+        assert (got.float() - want.float()).abs().mean() < 4  # decoded finer where another clip needed it
 
 
 def test_one_clip_is_the_plain_sample_and_the_batch_holds_k_clips_per_video(tmp_path):
