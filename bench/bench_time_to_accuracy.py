@@ -119,14 +119,15 @@ def without_flags(flags: Sequence[str], drop: Mapping[str, int]) -> List[str]:
     return out
 
 
-def make_tasks(data_root: Path, spec: MovingSpec) -> Dict[str, Task]:
-    """The benchmark's tasks, their data under ``data_root``."""
+def make_tasks(data_root: Path, spec: MovingSpec, media: Optional[Path] = None) -> Dict[str, Task]:
+    """The benchmark's tasks, their data under ``data_root`` (``moving``'s source clips in ``media``, else
+    ``shared/media``)."""
     demo, moving = data_root / 'demo', data_root / 'moving'
     demo_flags = without_flags(DEMO_FLAGS, INFERENCE_FLAGS)
     moving_flags = MOVING_FLAGS + ['--n_classes', str(spec.classes)]
     return {'demo': Task('demo', demo, data_flags(demo) + demo_flags, lambda: prepare_demo_data(demo)),
             'moving': Task('moving', moving, data_flags(moving) + moving_flags,
-                           lambda: prepare_moving_data(moving, spec))}
+                           lambda: prepare_moving_data(moving, spec, media))}
 
 
 def data_flags(root: Path) -> List[str]:
@@ -354,6 +355,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument('--moving_classes', type=int, default=MovingSpec.classes)
     p.add_argument('--moving_videos_per_class', type=int, default=MovingSpec.videos_per_class)
     p.add_argument('--moving_frames', type=int, default=MovingSpec.frames)
+    p.add_argument('--media', type=Path, default=None, help="Folder of moving's source clips (default: shared/media)")
     p.add_argument('--profile', action='store_true', help='Profile the first task x recipe x math instead')
     p.add_argument('--profile_epochs', type=int, default=1)
     args = p.parse_args(argv)
@@ -374,7 +376,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     spec = MovingSpec(classes=args.moving_classes, videos_per_class=args.moving_videos_per_class,
                       frames=args.moving_frames)
-    tasks = make_tasks(args.data_root, spec)
+    tasks = make_tasks(args.data_root, spec, args.media)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     for name in args.tasks:
         if tasks[name].prepare() != 0:

@@ -4,6 +4,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from tests.video_fixtures import moving_frames, write_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
 
@@ -32,16 +35,28 @@ def test_bench_scale_builds_and_reads(tmp_path, capsys):
 TINY_MOVING = ['--classes', '2', '--videos_per_class', '2', '--frames', '8']
 
 
-def test_moving_task_makes_a_ucf101_dataset_from_its_seed(tmp_path):
-    assert moving_task.main(['--root', str(tmp_path), *TINY_MOVING]) == 0
-    split = json.loads((tmp_path / 'ucf101_01.json').read_text())
+@pytest.fixture
+def media(tmp_path):
+    """Stand-ins for shared/media's two clips (a clean clone has no shared/ beside it): moving texture with a
+    scene cut in each, so the task's shot splitting has work to do."""
+    folder = tmp_path / 'media'
+    for k, name in enumerate(moving_task.SOURCES):
+        frames = moving_frames(20, 144, 256, seed=k) + moving_frames(20, 144, 256, seed=k + 7)[::-1]
+        write_video(folder / name, [255 - f if i >= 20 else f for i, f in enumerate(frames)])
+    return folder
+
+
+def test_moving_task_makes_a_ucf101_dataset_from_its_seed(tmp_path, media):
+    root = tmp_path / 'data'
+    assert moving_task.main(['--root', str(root), '--media', str(media), *TINY_MOVING]) == 0
+    split = json.loads((root / 'ucf101_01.json').read_text())
     assert split['labels'] == ['Left', 'Right']
     assert sorted(v['subset'] for v in split['database'].values()) == ['training', 'training', 'validation', 'validation']
-    assert len(list((tmp_path / 'jpg' / 'Left' / 'v_Left_g01_c01').glob('*.jpg'))) == 8
-    before = (tmp_path / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').read_bytes()
-    (tmp_path / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').unlink()
-    assert moving_task.main(['--root', str(tmp_path), *TINY_MOVING]) == 0
-    assert (tmp_path / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').read_bytes() == before  # the seed decides
+    assert len(list((root / 'jpg' / 'Left' / 'v_Left_g01_c01').glob('*.jpg'))) == 8
+    before = (root / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').read_bytes()
+    (root / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').unlink()
+    assert moving_task.main(['--root', str(root), '--media', str(media), *TINY_MOVING]) == 0
+    assert (root / 'videos' / 'Left' / 'v_Left_g01_c01.mp4').read_bytes() == before  # the seed decides
 
 
 def test_moving_task_windows_move_in_their_class_direction():
@@ -57,10 +72,10 @@ def test_moving_task_windows_move_in_their_class_direction():
     assert len(shifts) == 1 and abs(shifts[0] - 18) <= 9  # the content moved up: the window went down
 
 
-def test_bench_time_to_accuracy_reports_the_plain_recipe(tmp_path, capsys):
+def test_bench_time_to_accuracy_reports_the_plain_recipe(tmp_path, capsys, media):
     work = tmp_path / 'work'
     assert bench_time_to_accuracy.main([
-        '--tasks', 'moving', '--recipes', 'plain', '--maths', 'default', '--epochs', '1',
+        '--tasks', 'moving', '--media', str(media), '--recipes', 'plain', '--maths', 'default', '--epochs', '1',
         '--work_dir', str(work), '--data_root', str(tmp_path / 'data'), '--moving_classes', '2',
         '--moving_videos_per_class', '2', '--moving_frames', '8',
         '--main_flags=--sample_size 32 --sample_duration 4 --batch_size 2 --n_threads 0 '
