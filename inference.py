@@ -8,6 +8,8 @@ Used by ``main.py --inference`` on an annotated subset, and runnable on any vide
                         [--features OUT.hdf5|OUT_DIR] [--inference_stride N] [--batch_size 32] [--no_cuda]
                         [--inference_clips N] [--inference_crop center|nocrop|three]
                         [--inference_short_side S] [--inference_flip] [--precision auto|fp32|bf16|fp16]
+                        [--inference_no_average] [--timeline OUT_DIR [--timeline_smooth N]
+                        [--timeline_min_segment S]]
 
 which decodes the files directly (PyAV) and preprocesses them exactly as the checkpoint
 records (``preprocessing``: clip size and length, temporal stride, normalisation,
@@ -18,7 +20,8 @@ video and their cost (``<stem>_views.json``). ``--precision auto`` (the default)
 math for inference on the CPU (``runs.math_choice``; its line goes to stderr) and takes bf16 on GPUs
 that support it. ``--features`` saves the pooled
 pre-classifier features of every clip and their per-video mean (one .hdf5 file, or .npy
-files in a folder), under the same keys.
+files in a folder), under the same keys. ``--timeline`` streams each video through the model window
+by window instead (``streams.timeline``): a timeline JSON and picture per video, memory flat.
 """
 import os
 import signal
@@ -248,7 +251,7 @@ def unique_keys(paths: Sequence[Path]) -> Dict[Path, str]:
 
 def predict(argv: Optional[List[str]] = None) -> int:
     """CLI: top-k labels (and optionally a results JSON and features) for video files, from a checkpoint."""
-    from common.cli import NATURAL, POSITIVE, OneLineParser
+    from common.cli import NATURAL, POSITIVE, OneLineParser, float_in
     from common.errors import UserError
     from datasets import collate
     from datasets.build import file_dataset
@@ -285,6 +288,15 @@ def predict(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--lstm_eval', choices=LSTM_EVAL_OUTPUTS, default=None,
                         help="--model lstm checkpoints: predict with the last time step's logits or their mean "
                              '(default: what the checkpoint records)')
+    parser.add_argument('--inference_no_average', action='store_true',
+                        help='--output lists every window with its own top-k instead of the video mean')
+    parser.add_argument('--timeline', type=Path, default=None, metavar='OUT_DIR',
+                        help='write OUT_DIR/<name>.timeline.json and .timeline.png per video: scores window by window '
+                             'and labelled segments, frames streamed (memory flat whatever the length)')
+    parser.add_argument('--timeline_smooth', type=POSITIVE, default=1,
+                        help='segments from scores averaged over this many windows (centred)')
+    parser.add_argument('--timeline_min_segment', type=float_in(0), default=0.0,
+                        help='seconds: a shorter segment takes its better-scoring neighbour\'s label')
     add_annotate_args(parser)
     args = parser.parse_args(argv)
     try:
@@ -306,6 +318,9 @@ def predict(argv: Optional[List[str]] = None) -> int:
         n_out = head_of(model).out_features
         if not names or len(names) != n_out:
             raise UserError(f'{args.resume_path}: no class names for its {n_out} outputs: pass --annotation_path')
+        if args.timeline is not None and (args.features or args.cam):
+            raise UserError(f"--timeline streams the frames: {'--features' if args.features else '--cam'} needs "
+                            'the whole-video path; run it without --timeline')
     except (UserError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -318,6 +333,13 @@ def predict(argv: Optional[List[str]] = None) -> int:
     set_layout(model, math.channels_last)
     multilabel = bool(ckpt.get('multilabel'))  # trained with --multilabel: independent per-label scores
     keys = unique_keys(args.videos)
+    if args.timeline is not None:  # streamed, window by window: the windows are the clips of --output
+        from streams.timeline import run_timelines
+        scores, n_failed = run_timelines(args, keys, model, prep, names, device, math, multilabel)
+        if args.output is not None and scores:
+            results = results_json(scores, names, args.output_topk, not args.inference_no_average)
+            print(f'results of {len(scores)} videos -> {atomic_write_json(args.output, results)}')
+        return 1 if n_failed else 0
     data, failed = file_dataset(args.videos, keys, prep, args.inference_stride or None, multilabel)
     for path, error in failed:
         print(f'{path}: error: {error}', file=sys.stderr)
@@ -341,8 +363,8 @@ def predict(argv: Optional[List[str]] = None) -> int:
             failed.append((path, 'no clip'))
     try:
         if args.output is not None:
-            print(f'results of {len(scores)} videos -> '
-                  f'{atomic_write_json(args.output, results_json(scores, names, args.output_topk))}')
+            results = results_json(scores, names, args.output_topk, not args.inference_no_average)
+            print(f'results of {len(scores)} videos -> {atomic_write_json(args.output, results)}')
             cost = view_cost(model, prep, args.inference_stride or None, [len(c) for c in scores.values()],
                              first_frame_size(data) if prep.inference_crop == 'nocrop' and scores else None)
             print(f'{cost_text(cost)} -> {atomic_write_json(summary_path(args.output), cost)}')

@@ -15,6 +15,7 @@ LAYERS = [
     ['datasets'],
     ['conversion', 'evaluation'],
     ['runs', 'visuals'],
+    ['streams'],
     ['training'],
     ['validation'],
     ['inference', 'opts'],

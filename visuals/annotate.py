@@ -122,6 +122,37 @@ def annotate_video(src: Path, out: Path, model: nn.Module, prep: Any, names: Seq
     return n
 
 
+def annotate_segments(src: Path, out: Path, segments: Sequence[Tuple[int, int, int]], names: Sequence[str]) -> int:
+    """Write ``src`` to ``out`` (H.264 mp4, atomically) with the label of the segment (first frame, end frame,
+    class) each frame is in drawn on it, frames streamed; returns the frames written."""
+    import itertools
+
+    from common.atomic import atomic_path
+    from conversion.frames import FrameReader
+    from conversion.writers import encode_video
+    from datasets.formats.video_files import open_video, video_stream
+
+    if out.resolve() == Path(src).resolve():
+        raise UserError(f'{src}: --annotate would write over the video itself; choose another name')
+    with open_video(src) as container:
+        stream = video_stream(container)
+        short = min(stream.codec_context.width, stream.codec_context.height)
+    ends = [end for _, end, _ in segments]
+
+    def labelled(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for i, frame in enumerate(frames):
+            k = min(bisect.bisect_right(ends, i), len(segments) - 1)
+            yield draw_lines(frame, [names[segments[k][2]]]) if segments else frame
+
+    reader = FrameReader(src, short, even=True)
+    frames = iter(reader)
+    first = next(frames)  # the source's rate is known once decoding has started
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        return encode_video(tmp, labelled(itertools.chain([first], frames)), 'libx264', reader.rate, {'crf': '18'},
+                            container_format='mp4')
+
+
 def annotate_files(paths: Sequence[Path], keys: Dict[Path, str], args: Any, model: nn.Module, prep: Any,
                    names: Sequence[str], device: torch.device, multilabel: bool) -> List[Tuple[Path, str]]:
     """``--annotate`` for every file of ``paths`` (a file for one, ``OUT/<key>.mp4`` for several); the failures."""
