@@ -242,16 +242,23 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any],
 
 # ----------------------------------------------------------------------------- any video file
 
-def unique_keys(paths: Sequence[Path]) -> Dict[Path, str]:
-    """Each file's path relative to the common folder of all of them ('/'-separated): never two alike."""
-    resolved = [p.resolve() for p in paths]
-    root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
-    return {p: r.relative_to(root).as_posix() for p, r in zip(paths, resolved)}
+def unique_keys(paths: Sequence[Any]) -> Dict[Any, str]:
+    """Each file's path relative to the common folder of all of them ('/'-separated): never two alike;
+    standard input (``-``) is ``stdin``, a URL its host and path with ``_`` for what a file name cannot hold."""
+    import re
+    files = [p for p in paths if isinstance(p, Path)]
+    keys: Dict[Any, str] = {p: 'stdin' if p == '-' else re.sub(r'[^\w.-]+', '_', p.split('://', 1)[1]).strip('_')
+                            for p in paths if not isinstance(p, Path)}
+    if files:
+        resolved = [p.resolve() for p in files]
+        root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+        keys.update({p: r.relative_to(root).as_posix() for p, r in zip(files, resolved)})
+    return keys
 
 
 def predict(argv: Optional[List[str]] = None) -> int:
     """CLI: top-k labels (and optionally a results JSON and features) for video files, from a checkpoint."""
-    from common.cli import NATURAL, POSITIVE, OneLineParser, float_in
+    from common.cli import NATURAL, POSITIVE, OneLineParser
     from common.errors import UserError
     from datasets import collate
     from datasets.build import file_dataset
@@ -264,10 +271,12 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from models.safe_load import TRUST_HELP
     from preprocessing import Preprocessing, add_view_arguments, normalization, views_from
     from runs.math_choice import choose_math
+    from streams.live import add_live_args
+    from streams.timeline import add_timeline_args
     from visuals.annotate import add_annotate_args, annotate_files
 
     parser = OneLineParser(description='Predict the actions in video files with a checkpoint')
-    parser.add_argument('videos', type=Path, nargs='+')
+    parser.add_argument('videos', nargs='*', help='video files (a pipe, - or a URL with --timeline)')
     parser.add_argument('--resume_path', type=Path, required=True, help='checkpoint to use')
     parser.add_argument('--trust_checkpoint', action='store_true', help=TRUST_HELP)
     parser.add_argument('--output', type=Path, default=None,
@@ -288,17 +297,20 @@ def predict(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--lstm_eval', choices=LSTM_EVAL_OUTPUTS, default=None,
                         help="--model lstm checkpoints: predict with the last time step's logits or their mean "
                              '(default: what the checkpoint records)')
+    add_live_args(parser)
     parser.add_argument('--inference_no_average', action='store_true',
                         help='--output lists every window with its own top-k instead of the video mean')
-    parser.add_argument('--timeline', type=Path, default=None, metavar='OUT_DIR',
-                        help='write OUT_DIR/<name>.timeline.json and .timeline.png per video: scores window by window '
-                             'and labelled segments, frames streamed (memory flat whatever the length)')
-    parser.add_argument('--timeline_smooth', type=POSITIVE, default=1,
-                        help='segments from scores averaged over this many windows (centred)')
-    parser.add_argument('--timeline_min_segment', type=float_in(0), default=0.0,
-                        help='seconds: a shorter segment takes its better-scoring neighbour\'s label')
+    add_timeline_args(parser)
     add_annotate_args(parser)
     args = parser.parse_args(argv)
+    from datasets.formats.video_files import is_stream
+    if bool(args.videos) == bool(args.live):
+        parser.error('give video files, or one stream with --live SOURCE')
+    once = [v for v in args.videos if is_stream(v)]
+    if once and args.timeline is None:
+        parser.error(f'{once[0]}: a stream can be read only once, front to back: use --live {once[0]}, '
+                     'or --timeline OUT_DIR')
+    args.videos = [v if v == '-' or '://' in v else Path(v) for v in args.videos]  # a URL stays as written
     try:
         ckpt = load_checkpoint(args.resume_path, trust=args.trust_checkpoint)
         # no weight depends on --lstm_eval: it overrides the recorded value, as main.py's does on a resumed run
@@ -332,6 +344,9 @@ def predict(argv: Optional[List[str]] = None) -> int:
                                                 torch.get_num_threads())).inference
     set_layout(model, math.channels_last)
     multilabel = bool(ckpt.get('multilabel'))  # trained with --multilabel: independent per-label scores
+    if args.live:
+        from streams.live import run_live
+        return run_live(args, model, prep, names, device, math, multilabel)
     keys = unique_keys(args.videos)
     if args.timeline is not None:  # streamed, window by window: the windows are the clips of --output
         from streams.timeline import run_timelines

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Optional, Union
 
 import torch
 
-from datasets.formats.video_files import frame_rate, open_video, video_stream
+from datasets.formats.video_files import frame_rate, open_stream, open_video, video_stream
 from datasets.planar_clip import PlanarClip, is_planar, pack
 from datasets.video_loader import frame_to_tensor
 
@@ -35,16 +35,23 @@ def as_clip(frame: Any) -> Union[PlanarClip, torch.Tensor]:
 
 
 class FrameStream:
-    """Iterate once over the frames of ``path``; ``fps`` is known once iteration has begun, ``warning`` after it."""
+    """Iterate once over the frames of ``source``; ``fps`` is known once iteration has begun, ``warning`` after it.
 
-    def __init__(self, path: Union[str, Path]):
-        self.path = path
+    A file is opened as every reader opens one (``open_video``); with ``live`` any source
+    ``open_stream`` takes (standard input, a URL, a capture device, a pipe).
+    """
+
+    def __init__(self, source: Union[str, Path], live: bool = False, timeout: float = 10.0):
+        self.source, self.live, self.timeout = source, live, timeout
         self.fps = DEFAULT_FPS
         self.count = 0
         self.warning = ''
+        self.opened = False  # set once the source is open: an error before it is the source's, not the stream's
 
     def __iter__(self) -> Iterator[Frame]:
-        with open_video(self.path) as container:
+        opened = open_stream(str(self.source), self.timeout) if self.live else open_video(self.source)
+        self.opened = True
+        with opened as container:
             stream = video_stream(container)
             rate: Optional[Fraction] = frame_rate(stream)
             self.fps = float(rate) if rate else DEFAULT_FPS

@@ -18,11 +18,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common.errors import UserError
+from datasets.formats.video_files import is_stream
 from models.precision import autocast
 from preprocessing import inference_transforms, to_device
 from streams.frames import FrameStream
 from streams.segments import Segment, segments
 from streams.windows import ClipWindows, Window
+
+
+def add_timeline_args(parser: Any) -> None:
+    """``--timeline``, ``--timeline_smooth`` and ``--timeline_min_segment`` for ``inference.py``."""
+    from common.cli import POSITIVE, float_in
+    parser.add_argument('--timeline', type=Path, default=None, metavar='OUT_DIR',
+                        help='write OUT_DIR/<name>.timeline.json and .timeline.png per video: scores window by window '
+                             'and labelled segments, frames streamed (memory flat whatever the length)')
+    parser.add_argument('--timeline_smooth', type=POSITIVE, default=1,
+                        help='segments from scores averaged over this many windows (centred)')
+    parser.add_argument('--timeline_min_segment', type=float_in(0), default=0.0,
+                        help='seconds: a shorter segment takes its better-scoring neighbour\'s label')
 
 
 @dataclass
@@ -87,7 +100,7 @@ def video_timeline(path: Path, model: nn.Module, prep: Any, device: torch.device
     spatial = inference_transforms(prep, stride)[1]
     span = prep.sample_duration * prep.sample_t_stride
     windows = ClipWindows(spatial, prep.sample_duration, prep.sample_t_stride, stride)
-    stream = FrameStream(path)
+    stream = FrameStream(path, live=not isinstance(path, Path) or is_stream(str(path)))
     model.eval()
     done: List[Window] = []
     scored: List[np.ndarray] = []

@@ -156,3 +156,29 @@ def test_an_unreadable_video_is_one_line_and_the_others_go_on(tmp_path, checkpoi
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith('math: ')]
     assert len(err) == 1 and err[0].startswith(f'{bad}: error: ')
     assert (tmp_path / 'tl' / 'good.timeline.json').is_file() and not (tmp_path / 'tl' / 'notes.timeline.json').exists()
+
+
+def test_a_named_pipe_streams_into_a_timeline_and_a_url_is_kept_as_written(tmp_path, checkpoint, capsys):
+    import os
+    import subprocess
+
+    from conversion.writers import encode_video
+    ts = tmp_path / 'cam.ts'
+    encode_video(ts, moving_frames(30, 36, 48), 'libx264', 25, {'g': '8'}, container_format='mpegts')
+    fifo = tmp_path / 'cam.fifo'
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(f'cat {ts} > {fifo}', shell=True)
+    try:
+        assert inference.predict([str(fifo), '--resume_path', str(checkpoint), '--no_cuda',
+                                  '--timeline', str(tmp_path / 'tl')]) == 0, capsys.readouterr()
+    finally:
+        writer.wait(timeout=30)
+    data = json.loads((tmp_path / 'tl' / 'cam.timeline.json').read_text())
+    assert len(data['windows']) == 4 and data['duration'] == pytest.approx(30 / 25)
+    with pytest.raises(SystemExit) as exited:  # the whole-video path reads a file twice: a pipe is refused
+        inference.predict([str(fifo), '--resume_path', str(checkpoint)])
+    assert exited.value.code == 2
+    with pytest.raises(SystemExit):
+        inference.predict(['rtsp://127.0.0.1:8554/cam', '--resume_path', str(checkpoint)])
+    err = capsys.readouterr().err
+    assert f'{fifo}: a stream can be read only once' in err and 'use --live rtsp://127.0.0.1:8554/cam,' in err
