@@ -98,6 +98,7 @@ def run_demo(user_args: List[str], train: Callable[[List[str]], int]) -> int:
     print(f"\nDemo video-level top-1 accuracy: {metrics['top1']:.1%} (chance: {chance:.1%}); "
           f'training and inference took {train_minutes:.1f} min, the whole demo '
           f'{(time.perf_counter() - start) / 60:.1f} min.')
-    print(f'Checkpoints (save_*.pth), logs (train.log, train_batch.log, val.log), results (val.json) and '
-          f'plots (val_classes.png, val_per_class.tsv, val_confusion.tsv) are in {opt_result}/')
+    print(f'In {opt_result}/: the training curves (curves.png), right and wrong examples (val_examples.png), '
+          'per-class accuracy (val_classes.png, val_per_class.tsv, val_confusion.tsv), checkpoints (save_*.pth), '
+          'logs (train.log, train_batch.log, val.log) and results (val.json)')
     return 0

@@ -130,6 +130,7 @@ def setup(opt, rank: int, world: int, local_rank: int, local_world: int) -> Proc
         opt.result_path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f'{opt.result_path}: cannot create or write the result path ({e.strerror})')
+    datasets.require_inputs(opt)  # a mistyped path is one line before the model is built, not after
     return Process(rank, world, local_rank, local_world, device, rank == 0 and not opt.no_progress)
 
 

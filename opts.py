@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from common.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in
 from common.errors import UserError
+from common.processes import available_cpus
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
 from models.conv_lstm import LSTM_EVAL_OUTPUTS
 from models.factory import FRAME_NET_MODELS, TWO_STREAM_MODELS
@@ -114,7 +115,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     flag('inference_stride', 16, 'Sliding-window stride in frames', type=NATURAL)
     from preprocessing import add_view_arguments
     add_view_arguments(g)  # --inference_clips, --inference_crop, --inference_short_side, --inference_flip
-    flag('n_threads', 4, 'DataLoader workers', type=NATURAL)
+    flag('n_threads', min(4, available_cpus()), 'DataLoader workers: 4, or the CPUs this process may use if fewer',
+         type=NATURAL)
     flag('cpu_threads', 0, 'Intra-op threads of the training process when it runs on the CPU; 0: measured: '
          "every CPU of the process's share at first, then, from the first batches of each epoch (20, or 10 s), "
          'the share less the cores the DataLoader workers were seen to use, at least 1 (with --deterministic: '

@@ -1,10 +1,18 @@
-"""Whether a process of this host is still the one a record names: PID, start time, boot. Standard library only.
+"""Whether a process of this host is still the one a record names: PID, start time, boot; and the CPUs this
+process may use. Standard library only.
 
 The result-path lock and the converters' temp names record their owner this way, so that a
 file a killed process left is recognised as stale and a reused PID is not mistaken for it.
 """
 import os
 from typing import Optional
+
+
+def available_cpus() -> int:
+    """The number of CPUs this process may run on (its affinity set, else all of them), at least 1."""
+    if hasattr(os, 'sched_getaffinity'):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _read_first_line(path: str) -> Optional[str]:

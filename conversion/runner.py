@@ -17,13 +17,14 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from common.atomic import os_error_in
 from common.errors import UserError
+from common.processes import available_cpus
 from common.pool import worker_pool
 from common.progress import progress
 from conversion.frames import error_line
 from conversion.sources import FLAT_DATASETS, Sources, Video, find_sources, require_sources
 from conversion.temps import remove, remove_stale_temps, temp_path
 
-__all__ = ['DATASETS', 'FLAT_DATASETS', 'Outcome', 'Video', 'available_cpus', 'convert_all', 'convert_video',
+__all__ = ['DATASETS', 'FLAT_DATASETS', 'Outcome', 'Video', 'convert_all', 'convert_video',
            'print_summary', 'remove_stale_temps', 'run_conversion', 'temp_path']
 
 DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet')
@@ -122,13 +123,6 @@ def _pool_round(videos: Sequence[Video], writer: Writer, workers: int
         except BaseException:  # Ctrl-C: do not start the queued videos
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-
-
-def available_cpus() -> int:
-    """The number of CPUs this process may run on."""
-    if hasattr(os, 'sched_getaffinity'):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, writer: Writer,

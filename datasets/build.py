@@ -128,6 +128,19 @@ def get_pretext_data(opt: Namespace, subset: str) -> CubicPuzzleDataset:
                               fixed=subset == 'validation')
 
 
+def require_inputs(opt: Any) -> None:
+    """The annotation files and the video folders a run will read exist (``UserError`` naming the first that
+    does not); a run that reads no data (no training, validation or inference) needs none."""
+    if opt.no_train and opt.no_val and not opt.inference:
+        return
+    for path in opt.annotation_path or []:
+        if not Path(path).is_file():
+            raise UserError(f'{path}: no such annotation file (--annotation_path)')
+    for path in (opt.video_path if isinstance(opt.video_path, (list, tuple)) else [opt.video_path]):
+        if path is not None and not Path(path).exists():
+            raise UserError(f'{path}: no such folder or file (--video_path)')
+
+
 def require_videos(name: str, data: Any, say: bool = True) -> None:
     """No usable video is a user error (naming the file's subsets if none is this one); else (``say``) print the summary."""
     if len(data) == 0:

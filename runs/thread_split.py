@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import torch
 
+from common.processes import available_cpus
+
 BATCHES = 20
 SECONDS = 10.0
 OPENS_AT = 1  # at the second batch at the earliest: the first step also builds kernels (or compiles the model)
@@ -27,8 +29,7 @@ OPENS_AT = 1  # at the second batch at the earliest: the first step also builds 
 
 def cpu_share(processes: int = 1) -> int:
     """The CPUs this process may use (its affinity set, else all), shared by ``processes`` per node, at least 1."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    return max(1, cpus // max(1, processes))
+    return max(1, available_cpus() // max(1, processes))
 
 
 def model_threads(share: int, loader_cores: float) -> int:

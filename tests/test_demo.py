@@ -43,6 +43,10 @@ def test_main_demo_runs_every_step(tmp_path, monkeypatch, capsys):
     results = tmp_path / 'demo_data' / 'results'
     for name in ('save_latest.pth', 'train.log', 'val.log', 'val.json', 'val_classes.png', 'opts.json'):
         assert (results / name).is_file(), name
+    closing = out.strip().splitlines()[-1]
+    named = [word.strip('(),') for word in closing.split() if word.strip('(),').endswith(('.png', '.tsv', '.json'))]
+    assert {'curves.png', 'val_examples.png'} <= set(named)  # the two pictures a user most wants
+    assert all((results / name).is_file() for name in named), named  # every file it names is there
     assert (tmp_path / 'demo_data' / 'ucf101_01.json').is_file()
 
 

@@ -255,3 +255,25 @@ def test_cosine_decay_follows_the_warm_up_and_resumes_on_the_same_curve(data, tm
                                  *cosine)) == 0
     assert lrs(tmp_path / 'resumed') == lrs(tmp_path / 'all')
     assert load_checkpoint(tmp_path / 'resumed' / 'save_latest.pth')['scheduler']['last_epoch'] == 4
+
+
+def test_a_mistyped_input_path_is_one_line_before_the_model_is_built(data, tmp_path, capsys):
+    typo = data[1].with_name('ucf101_O1.json')
+    assert main_module.main(['--video_path', str(data[0]), '--annotation_path', str(typo), '--result_path',
+                             str(tmp_path), '--n_classes', '2', *TINY]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f'error: {typo}: no such annotation file (--annotation_path)'
+    assert 'parameters' not in captured.out  # the model was never built
+    assert main_module.main(['--video_path', str(data[0] / 'nope'), '--annotation_path', str(data[1]),
+                             '--result_path', str(tmp_path), '--n_classes', '2', *TINY]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {data[0] / 'nope'}: no such folder or file (--video_path)"
+
+
+def test_the_default_workers_are_at_most_the_cpus_this_process_may_use(monkeypatch):
+    import os
+
+    import opts
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1})
+    assert opts.parse_opts(['--result_path', 'r']).n_threads == 2
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(16)))
+    assert opts.parse_opts(['--result_path', 'r']).n_threads == 4  # the original's default where the CPUs allow

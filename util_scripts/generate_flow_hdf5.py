@@ -27,7 +27,7 @@ from typing import List, Optional
 
 from common.cli import positive_int
 from conversion.flow import DIS_PRESETS, METHODS, FlowParams, write_flow_hdf5
-from conversion.runner import available_cpus
+from common.processes import available_cpus
 from util_scripts.video_conversion import add_fps_argument, base_parser, convert, positive_float
 
 
