@@ -231,3 +231,14 @@ def export_model(model: nn.Module, path: Path, metadata: Mapping[str, Any], *, t
             raise ExportError(f'the exported model differs from PyTorch by up to {diff:.3g} on a random clip '
                               f'(more than {bound:.3g}): not written')
     return ExportResult(Path(path), diff, scale, trace_batch, check_batch, CHECKERS[suffix])
+
+
+def write_predictor(onnx_path: Path, metadata: Mapping[str, Any]) -> Tuple[Path, Path]:
+    """Beside ``MODEL.onnx``: ``MODEL.preprocessing.json`` and ``MODEL_predict.py`` (``models/onnx_predictor.py``),
+    written atomically; their paths."""
+    from common.atomic import atomic_write_bytes, atomic_write_json
+    prep_path = atomic_write_json(onnx_path.with_suffix('.preprocessing.json'),
+                                  {k: metadata[k] for k in ('preprocessing', 'class_names', 'multilabel', 'arch')})
+    script = onnx_path.with_name(onnx_path.stem + '_predict.py')
+    atomic_write_bytes(script, (Path(__file__).parent / 'onnx_predictor.py').read_bytes())
+    return prep_path, script

@@ -199,3 +199,34 @@ def test_the_command_exits_2_when_the_check_fails_and_passes_within_tolerance(tm
     assert export_cli.main([str(path), str(tmp_path / 'out' / 'm.pt2'), '--tolerance', '1.01']) == 0
     assert 'max |logits - PyTorch| = 1 ' in capsys.readouterr().out
     assert [p.name for p in (tmp_path / 'out').iterdir()] == ['m.pt2']
+
+
+@pytest.mark.parametrize('views', [{}, {'inference_crop': 'three', 'inference_flip': True, 'inference_clips': 2,
+                                        'sample_t_stride': 2}])
+def test_the_onnx_predictor_beside_the_export_prints_what_inference_py_prints(views, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    import inference
+    from tests.video_fixtures import moving_frames, write_video
+    torch.manual_seed(3)
+    cfg = dict(model='resnet', model_depth=10, n_classes=4, resnet_widen_factor=0.25)
+    prep = Preprocessing(sample_size=32, sample_duration=4, mean=(0.45, 0.4, 0.4), std=(0.25, 0.25, 0.25), **views)
+    checkpoint = save_checkpoint(tmp_path / 'm.pth', randomize_bn_stats(generate_model(**cfg)).eval(), cfg,
+                                 class_names=['cook', 'dance', 'swim', 'run'], preprocessing=prep.to_dict())
+    assert export_cli.main([str(checkpoint), str(tmp_path / 'model.onnx')]) == 0
+    assert 'model.preprocessing.json (its preprocessing) and model_predict.py' in capsys.readouterr().out
+    video = write_video(tmp_path / 'v.mp4', moving_frames(30, 48, 64))
+    done = subprocess.run([sys.executable, str(tmp_path / 'model_predict.py'), str(video), '--topk', '0'],
+                          capture_output=True, text=True, cwd=tmp_path, env={'PATH': '/usr/bin:/bin'})
+    assert done.returncode == 0, done.stderr
+    assert inference.predict([str(video), '--resume_path', str(checkpoint), '--no_cuda', '--precision', 'fp32',
+                              '--output_topk', '0']) == 0
+    ours = capsys.readouterr().out.strip().splitlines()[0]
+
+    def ranked(line):
+        return [(pair.rsplit(' ', 1)[0], float(pair.rsplit(' ', 1)[1])) for pair in line.split(': ', 1)[1].split(', ')]
+    theirs = ranked(done.stdout.strip())
+    assert done.stdout.startswith(f'{video}: ')
+    assert [label for label, _ in theirs] == [label for label, _ in ranked(ours)]
+    assert [score for _, score in theirs] == pytest.approx([score for _, score in ranked(ours)], abs=0.02)

@@ -9,13 +9,15 @@ logits; it records the class names and the preprocessing contract as metadata (O
 Before it is written, the exported model is run on a random clip of another batch size than
 the one traced (ONNX Runtime on the CPU, or the loaded ExportedProgram) and compared with
 PyTorch; the largest difference of the logits is printed. Failures are one line, exit code 2.
+Beside an .onnx file go OUT.preprocessing.json and OUT_predict.py, a predictor for video files
+that needs only numpy, PyAV and ONNX Runtime (``models/onnx_predictor.py``).
 """
 import sys
 from typing import List, Optional
 
 from common import cli
 from models.checkpoint import load_checkpoint
-from models.export import check_format, checkpoint_model, export_model
+from models.export import check_format, checkpoint_model, export_model, write_predictor
 from models.safe_load import TRUST_HELP
 
 
@@ -49,6 +51,10 @@ def export(args) -> None:
           f"{len(classes) if classes else 'no'} class names, preprocessing recorded); "
           f'checked with {result.checked_with} at batch {result.check_batch} (traced at {result.trace_batch}): '
           f'max |logits - PyTorch| = {result.max_abs_diff:.3g} (largest |logit| {result.max_abs_logit:.3g})')
+    if result.path.suffix == '.onnx':
+        prep_path, script = write_predictor(result.path, metadata)
+        print(f'beside it: {prep_path.name} (its preprocessing) and {script.name} '
+              f'(python {script.name} VIDEO: numpy, PyAV and ONNX Runtime only)')
 
 
 if __name__ == '__main__':
