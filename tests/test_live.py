@@ -94,3 +94,17 @@ def test_windows_that_complete_while_the_model_is_busy_are_dropped_and_counted(t
     reader.join()  # the model never took one: each window replaced the one before
     last = reader.take(0)
     assert reader.drops == 9 and last.window.start == 36 and reader.take(0) is None
+
+
+def test_ctrl_c_ends_with_the_summary_and_exit_0(tmp_path, checkpoint):
+    import signal
+    video = write_video(tmp_path / 'long.mp4', moving_frames(250, 36, 48))  # 10 s at its own rate
+    cmd = [sys.executable, str(ROOT / 'inference.py'), '--live', str(video), '--resume_path', str(checkpoint),
+           '--no_cuda']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    first = json.loads(proc.stdout.readline())  # a window printed: the stream is playing
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and first['end'] == pytest.approx(0.32)
+    assert err.strip().splitlines()[-1].endswith(f'stopped by signal {int(signal.SIGINT)}')
+    assert len(out.splitlines()) + 1 < 250 // 8  # it stopped before the end
