@@ -271,7 +271,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     from models.safe_load import TRUST_HELP
     from preprocessing import Preprocessing, add_view_arguments, normalization, views_from
     from runs.math_choice import choose_math
-    from streams.live import add_live_args
+    from streams.live import add_live_args, check_sources
     from streams.timeline import add_timeline_args
     from visuals.annotate import add_annotate_args, annotate_files
 
@@ -303,14 +303,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
     add_timeline_args(parser)
     add_annotate_args(parser)
     args = parser.parse_args(argv)
-    from datasets.formats.video_files import is_stream
-    if bool(args.videos) == bool(args.live):
-        parser.error('give video files, or one stream with --live SOURCE')
-    once = [v for v in args.videos if is_stream(v)]
-    if once and args.timeline is None:
-        parser.error(f'{once[0]}: a stream can be read only once, front to back: use --live {once[0]}, '
-                     'or --timeline OUT_DIR')
-    args.videos = [v if v == '-' or '://' in v else Path(v) for v in args.videos]  # a URL stays as written
+    check_sources(args, parser)  # files, or one --live source; a URL kept as written
     try:
         ckpt = load_checkpoint(args.resume_path, trust=args.trust_checkpoint)
         # no weight depends on --lstm_eval: it overrides the recorded value, as main.py's does on a resumed run

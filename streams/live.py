@@ -49,6 +49,22 @@ def add_live_args(parser: Any) -> None:
                         help='--live: seconds without a frame after which the stream counts as stalled and ends')
 
 
+def check_sources(args: Any, parser: Any) -> None:
+    """``inference.py``'s inputs: video files or one ``--live`` source, nothing a stream cannot give with
+    ``--live``, a stream (read once) only where it is read once; ``args.videos`` made paths, URLs kept as written."""
+    if bool(args.videos) == bool(args.live):
+        parser.error('give video files, or one stream with --live SOURCE')
+    clash = [f for f, v in (('--timeline', args.timeline), ('--output', args.output), ('--features', args.features),
+                            ('--cam', args.cam)) if v] if args.live else []
+    if clash:
+        parser.error(f'--live prints one JSON line per window: {clash[0]} is for video files')
+    once = [v for v in args.videos if is_stream(v)]
+    if once and args.timeline is None:
+        parser.error(f'{once[0]}: a stream can be read only once, front to back: use --live {once[0]}, '
+                     'or --timeline OUT_DIR')
+    args.videos = [v if v == '-' or '://' in v else Path(v) for v in args.videos]  # a URL stays as written
+
+
 @dataclass
 class Pending:
     """A complete window waiting for the model, and when its last frame was decoded (perf_counter)."""

@@ -108,3 +108,9 @@ def test_ctrl_c_ends_with_the_summary_and_exit_0(tmp_path, checkpoint):
     assert proc.returncode == 0 and first['end'] == pytest.approx(0.32)
     assert err.strip().splitlines()[-1].endswith(f'stopped by signal {int(signal.SIGINT)}')
     assert len(out.splitlines()) + 1 < 250 // 8  # it stopped before the end
+
+
+def test_flags_for_files_are_refused_with_live_in_one_line(tmp_path, checkpoint):
+    done = live(checkpoint, 'x.mp4', '--output', str(tmp_path / 'out.json'))
+    assert done.returncode == 2 and done.stderr.strip().endswith(
+        'error: --live prints one JSON line per window: --output is for video files')
