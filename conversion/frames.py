@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from common.atomic import os_error_text
-from datasets.formats.video_files import UnreadableVideo, frame_rate, open_video, video_stream
+from datasets.formats.video_files import SequentialDecode, UnreadableVideo, frame_rate, open_video, video_stream
 
 JPEG_QUALITY = 90
 JPEG_SUBSAMPLING = 2  # PIL's code for 4:2:0
@@ -113,18 +113,10 @@ class FrameReader:
 
     def _decode(self, container: 'av.container.InputContainer',
                 stream: 'av.video.stream.VideoStream') -> Iterator['av.VideoFrame']:
-        decoded = container.decode(stream)
-        n = 0
-        while True:
-            try:
-                frame = next(decoded)
-            except StopIteration:
-                return
-            except Exception as e:  # whatever the demuxer or decoder raised ends the video here
-                self.warning = f'decoding stopped after {n} frames: {error_line(e)}'
-                return
-            n += 1
-            yield frame
+        decode = SequentialDecode(container, stream)
+        yield from decode
+        if decode.error is not None:
+            self.warning = f'decoding stopped after {decode.count} frames: {error_line(decode.error)}'
 
     def _timed(self, frames: Iterable['av.VideoFrame']
                ) -> Iterator[Tuple[Fraction, Fraction, 'av.VideoFrame']]:

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Optional, Union
 
 import torch
 
-from datasets.formats.video_files import frame_rate, open_stream, open_video, video_stream
+from datasets.formats.video_files import SequentialDecode, frame_rate, open_stream, open_video, video_stream
 from datasets.planar_clip import PlanarClip, is_planar, pack
 from datasets.video_loader import frame_to_tensor
 
@@ -55,17 +55,10 @@ class FrameStream:
             stream = video_stream(container)
             rate: Optional[Fraction] = frame_rate(stream)
             self.fps = float(rate) if rate else DEFAULT_FPS
-            decoded = container.decode(stream)
+            decode = SequentialDecode(container, stream)
             first: Optional[float] = None
             time = -1.0 / self.fps
-            while True:
-                try:
-                    frame = next(decoded)
-                except StopIteration:
-                    return
-                except Exception as e:  # whatever the demuxer or decoder raised ends the stream here
-                    self.warning = f'decoding stopped after {self.count} frames: {type(e).__name__}: {e}'
-                    return
+            for frame in decode:
                 if frame.pts is not None and frame.time_base is not None:
                     at = float(frame.pts * frame.time_base)
                     first = at if first is None else first
@@ -74,3 +67,6 @@ class FrameStream:
                     time += 1.0 / self.fps
                 yield Frame(self.count, time, as_clip(frame))
                 self.count += 1
+            if decode.error is not None:  # what ended the stream early
+                e = decode.error
+                self.warning = f'decoding stopped after {self.count} frames: {type(e).__name__}: {e}'

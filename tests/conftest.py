@@ -17,6 +17,16 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A ResNet-10 at width 0.25 with random weights: 3 classes (cook, dance, swim), 8 x 32 x 32 clips."""
+    from models import generate_model, save_checkpoint
+    cfg = dict(model='resnet', model_depth=10, n_classes=3, resnet_widen_factor=0.25)
+    return save_checkpoint(tmp_path / 'model.pth', generate_model(**cfg).eval(), cfg,
+                           class_names=['cook', 'dance', 'swim'], mean=[0.5] * 3, std=[0.5] * 3,
+                           sample_size=32, sample_duration=8)
+
+
 NARROW_C3D = (((('conv1a', 0, 4),), (('conv2a', 4, 8),), (('conv3a', 8, 8), ('conv3b', 8, 8)),
                (('conv4a', 8, 8), ('conv4b', 8, 8)), (('conv5a', 8, 8), ('conv5b', 8, 8))), 32)
 

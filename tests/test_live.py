@@ -7,21 +7,12 @@ from pathlib import Path
 import pytest
 
 from conversion.writers import encode_video
-from models import generate_model, save_checkpoint
 from preprocessing import Preprocessing
 from streams.live import LiveReader
 from streams.windows import ClipWindows
 from tests.video_fixtures import moving_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = dict(model='resnet', model_depth=10, n_classes=3, resnet_widen_factor=0.25)
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    return save_checkpoint(tmp_path / 'model.pth', generate_model(**CFG).eval(), CFG,
-                           class_names=['cook', 'dance', 'swim'], mean=[0.5] * 3, std=[0.5] * 3,
-                           sample_size=32, sample_duration=8)
 
 
 def transport_stream(path, n):

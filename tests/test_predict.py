@@ -12,13 +12,6 @@ from tests.video_fixtures import jpeg_bytes, moving_frames, write_video
 CFG = dict(model='resnet', model_depth=10, n_classes=3, resnet_widen_factor=0.25)
 
 
-@pytest.fixture
-def checkpoint(tmp_path):
-    return save_checkpoint(tmp_path / 'model.pth', generate_model(**CFG).eval(), CFG,
-                           class_names=['cook', 'dance', 'swim'], mean=[0.5] * 3, std=[0.5] * 3,
-                           sample_size=32, sample_duration=8)
-
-
 def test_predict_prints_top_k_per_video_and_saves_features(tmp_path, checkpoint, capsys):
     a = write_video(tmp_path / 'a.mp4', moving_frames(20, 40, 56))
     b = write_video(tmp_path / 'b.avi', moving_frames(8, 40, 56, seed=3), codec='mpeg4')

@@ -9,7 +9,6 @@ import torch.nn as nn
 
 import inference
 import temporal_transforms as tt
-from models import generate_model, save_checkpoint
 from preprocessing import Preprocessing, normalization
 from streams import frames as stream_frames
 from streams.segments import segments
@@ -17,7 +16,6 @@ from streams.timeline import video_timeline
 from streams.windows import ClipWindows
 from tests.video_fixtures import moving_frames, write_video
 
-CFG = dict(model='resnet', model_depth=10, n_classes=3, resnet_widen_factor=0.25)
 NAMES = ['cook', 'dance', 'swim']
 
 
@@ -111,13 +109,6 @@ def test_memory_stays_flat_on_a_long_video(tmp_path, monkeypatch):
     assert timeline.frames == 600 and len(timeline.starts) == 75
     assert timeline.peak_frames <= PREP.sample_duration  # the window's frames
     assert alive['most'] <= 2  # decoded frames: the current one (and the one before, being released)
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path / 'model.pth', generate_model(**CFG).eval(), CFG, class_names=NAMES,
-                           mean=[0.5] * 3, std=[0.5] * 3, sample_size=32, sample_duration=8)
 
 
 def test_inference_py_writes_the_timeline_and_its_windows_are_the_clips_of_the_whole_video_path(

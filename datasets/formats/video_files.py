@@ -173,6 +173,29 @@ def _one_frame_at_most(container: 'av.container.InputContainer') -> bool:
     return frames < 2
 
 
+class SequentialDecode:
+    """The frames of a stream decoded from where the container stands, up to the first error (the frames every
+    reader counts); after iteration ``count`` is the frames given and ``error`` what ended it early (None)."""
+
+    def __init__(self, container: 'av.container.InputContainer', stream: 'av.video.stream.VideoStream'):
+        self.container, self.stream = container, stream
+        self.count = 0
+        self.error: Optional[BaseException] = None
+
+    def __iter__(self) -> Iterator['av.VideoFrame']:
+        decoded = self.container.decode(self.stream)
+        while True:
+            try:
+                frame = next(decoded)
+            except StopIteration:
+                return
+            except Exception as e:  # whatever the demuxer or decoder raised ends the video here
+                self.error = e
+                return
+            self.count += 1
+            yield frame
+
+
 def video_stream(container: 'av.container.InputContainer') -> 'av.video.stream.VideoStream':
     """The container's video stream (not cover art); UnreadableVideo if there is none."""
     for stream in container.streams.video:
