@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from common.atomic import os_error_text
-from datasets.formats.video_files import SequentialDecode, UnreadableVideo, frame_rate, open_video, video_stream
+from datasets.formats.video_files import (SequentialDecode, UnreadableVideo, declared_frames, frame_rate, open_video,
+                                          truncation, video_stream)
 
 JPEG_QUALITY = 90
 JPEG_SUBSAMPLING = 2  # PIL's code for 4:2:0
@@ -83,7 +84,7 @@ class FrameReader:
 
     Iterate once. After iteration ``rate`` is the source average frame rate, ``count`` the
     number of frames yielded and ``warning`` describes a decoding error that ended the video
-    early ('' if none). Iteration raises ConversionError when no frame could be decoded.
+    early, or far fewer frames than the header declares ('' if none). Iteration raises ConversionError when no frame could be decoded.
     ``fps`` > 0 resamples by presentation time; ``even`` rounds both sides to even numbers.
     """
 
@@ -94,6 +95,7 @@ class FrameReader:
         self.count = 0
         self.warning = ''
         self._shape: Optional[Tuple[int, int]] = None
+        self._decoded = 0  # frames of the source decoded (before any --fps resampling)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         with open_video(self.path) as container:
@@ -108,13 +110,16 @@ class FrameReader:
                     previous, array = frame, self._to_rgb(frame)
                 self.count += 1
                 yield array
+            self.warning = self.warning or truncation(self._decoded, declared_frames(stream))
         if self.count == 0:
             raise ConversionError(self.warning or 'no frames decoded')
 
     def _decode(self, container: 'av.container.InputContainer',
                 stream: 'av.video.stream.VideoStream') -> Iterator['av.VideoFrame']:
         decode = SequentialDecode(container, stream)
-        yield from decode
+        for frame in decode:
+            self._decoded = decode.count
+            yield frame
         if decode.error is not None:
             self.warning = f'decoding stopped after {decode.count} frames: {error_line(decode.error)}'
 

@@ -2,7 +2,7 @@
 
 Checks every video of every subset: missing on disk, empty (no frames on record), unreadable
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
-says), bad frames (cannot be decoded), odd-size frames (another size than the video's
+says), truncated (a video file with far fewer frames than its header declares), bad frames (cannot be decoded), odd-size frames (another size than the video's
 majority size, ``datasets.frame_sizes``: the loader replaces them as bad frames), uncounted
 or misnumbered frames (a video decodes to more frames than its frame table lists, or to frames
 at other times, as a wrong stored table would make it: the loader would miss or misnumber
@@ -23,7 +23,8 @@ from datasets.decode import IMAGE_TEMPLATE, VideoReadError, decode_image
 from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.frame_table_file import table_path
-from datasets.formats.video_files import UNREADABLE, declared_size, frame_table, open_video, video_stream
+from datasets.formats.video_files import (UNREADABLE, declared_frames, declared_size, frame_table, open_video,
+                                          truncation, video_stream)
 from datasets.frame_sizes import Size, odd_sized
 from datasets.loaders import Hdf5Loader, JpgLoader
 from datasets.video_loader import build_video_index
@@ -105,9 +106,17 @@ def check_video(record: VideoRecord, quick: bool) -> List[Tuple[str, str]]:
     out = []
     if len(index) < record.frames.stop:
         out.append(('missing frames', f'{record.frames.stop - len(index)} beyond the {len(index)} in the file'))
+    table = frame_table(record.path)  # what the index was built from (cached)
+    try:
+        with open_video(record.path) as container:
+            cut = truncation(len(index), declared_frames(video_stream(container)))
+    except UNREADABLE:
+        cut = ''
+    if cut:  # a file cut short, or a stored frame table that lists too few frames
+        out.append(('truncated', cut + (f'; or its stored table {table_path(record.path).name} is wrong: '
+                                        'rewrite it with write_frame_tables --force' if table.stored else '')))
     if quick:
         return out
-    table = frame_table(record.path)  # what the index was built from (cached)
     decoded, sizes, misnumbered = 0, [], None
     try:
         with open_video(record.path) as container:

@@ -96,3 +96,26 @@ def test_hdf5_frames_of_another_size_are_reported_and_replaced(tmp_path, capsys)
     assert '1 not 16x16 as the rest: video[0]' in capsys.readouterr().out
     clip, bad = Hdf5Loader()(path, [0, 0, 1])
     assert clip.shape == (3, 3, 16, 16) and bad == 2
+
+
+def test_a_video_cut_short_is_a_conversion_warning_and_a_check_problem(tmp_path):
+    """A file cut short decodes to its end without an error: only its header's frame count tells."""
+    from conversion.writers import encode_video
+    from tests.conversion_tree import run_main
+    from util_scripts import generate_video_jpgs
+    src = tmp_path / 'videos' / 'a'
+    src.mkdir(parents=True)
+    encode_video(src / 'whole.avi', moving_frames(40, 48, 64), 'mpeg4', 25, {'g': '8'}, bit_rate=2_000_000)
+    data = (src / 'whole.avi').read_bytes()
+    (src / 'cut.avi').write_bytes(data[:len(data) * 2 // 5])
+    rc, out = run_main(generate_video_jpgs, [tmp_path / 'videos', tmp_path / 'jpg', 'kinetics', '--size', '32'])
+    assert rc == 0 and 'converted 2, skipped 0 (already done), failed 0, warnings 1' in out
+    warned = [line for line in out.splitlines() if line.startswith('WARNING')]
+    assert len(warned) == 1 and 'cut.avi' in warned[0] and 'of the 40 frames its header declares' in warned[0]
+    ann = write_annotation(tmp_path / 'v.json', ['a'], {'whole': entry('training', 'a', (0, 40)),
+                                                        'cut': entry('training', 'a', (0, 6))})
+    for quick in ([], ['--quick']):
+        rc, out = run_main(check_dataset, [ann, tmp_path / 'videos', '--file_type', 'video', '--sample_duration', '4',
+                                           *quick])
+        assert rc == 1 and 'truncated' in out and 'of the 40 frames its header declares' in out, out
+        assert 'whole' not in out.split('truncated')[0].splitlines()[-1]

@@ -147,11 +147,14 @@ def test_check_dataset_finds_frames_a_wrong_stored_table_hides(videos, tmp_path,
     root, a, _ = videos
     video_files.store_frame_table(a)
     record = json.loads(frame_table_file.table_path(a).read_text())
-    # fingerprint intact and every value in range: only decoding the whole file shows it
+    # fingerprint intact and every value in range: the header's 20 frames show it, and decoding the whole file
     tampered(a, pts=record['pts'][:15], seek_points=[p for p in record['seek_points'] if p[0] < 15])
     ann = write_annotation(tmp_path / 'a.json', ['run'], {'a': entry('training', 'run', (0, 15))})
     argv = [str(ann), str(root), '--file_type', 'video', '--sample_duration', '4', '--n_jobs', '1']
-    assert check_dataset.main(argv + ['--quick']) == 0
+    assert check_dataset.main(argv + ['--quick']) == 1
+    quick = capsys.readouterr().out
+    assert 'truncated' in quick and 'decodes 15 of the 20 frames its header declares' in quick
+    assert 'or its stored table a.mp4.frames.json is wrong' in quick
     assert check_dataset.main(argv) == 1
     out = capsys.readouterr().out
     assert 'uncounted frames' in out and '20 frames decode, the frame table lists 15' in out

@@ -22,7 +22,9 @@ the converters (``conversion``), the annotation builders (``video_layout``),
   none is positive);
 - its frames are the frames a sequential decode from the start of the file gives, in the
   order the decoder gives them, up to the first decoding error: exactly the frames the
-  converters write. Frame ``i`` (0-based) of every reader is the i-th of these.
+  converters write. Frame ``i`` (0-based) of every reader is the i-th of these. Far fewer
+  frames than the header declares (``truncation``: a file cut short decodes to its end without
+  an error) is a fault the converters warn of and ``check_dataset`` reports.
 
 Counting frames (``frame_table``): demuxed packets are not frames. A decoder drops the
 leading pictures of a stream cut inside an open GOP (B-frames whose references are gone) and
@@ -208,6 +210,19 @@ def declared_size(stream: 'av.video.stream.VideoStream') -> Optional[Tuple[int, 
     """(height, width) the stream's header declares (None if it declares none)."""
     context = stream.codec_context
     return (context.height, context.width) if context.width and context.height else None
+
+
+def declared_frames(stream: 'av.video.stream.VideoStream') -> Optional[int]:
+    """The frame count the stream's header declares (None if it declares none: Matroska, MPEG-TS, ...)."""
+    return int(stream.frames) if stream.frames and stream.frames > 0 else None
+
+
+def truncation(decoded: int, declared: Optional[int]) -> str:
+    """'' or, when a video gives far fewer frames than its header declares (a tenth fewer and 2 frames or more:
+    a file cut short, whose decode ends without an error), the one-line fault."""
+    if declared and decoded < declared and declared - decoded >= max(2, declared / 10):
+        return f'decodes {decoded} of the {declared} frames its header declares (cut short?)'
+    return ''
 
 
 def frame_rate(stream: 'av.video.stream.VideoStream') -> Optional[Fraction]:
