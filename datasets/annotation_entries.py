@@ -137,6 +137,7 @@ class FileRecords:
         self.columns = Columns()
         self.missing: List[str] = []
         self.empty: List[str] = []
+        self.empty_paths: List[Path] = []
         self.dropped: List[Fault] = []
         self.counts: Dict[str, int] = collections.Counter()
         self.seen = False  # whether an entry of the subset occurs, usable or not

@@ -42,6 +42,7 @@ class VideoList:
     records: Union[RecordTable, Iterable[VideoRecord]]  # any records given become a RecordTable
     missing: List[str] = field(default_factory=list)   # ids whose video is not on disk
     empty: List[str] = field(default_factory=list)     # ids with no frames
+    empty_paths: List[Path] = field(default_factory=list)  # where each of ``empty`` would be on disk
     dropped: List[Fault] = field(default_factory=list)  # entries of this subset, or of none, left out
     subset: str = ''
     # file name (with its folder when names repeat) -> {subset as written: entries}, for the files without
@@ -129,6 +130,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
                 _check_frame_base(path, table, file_type)
             empty = table.stop <= table.start
             part.empty = [table.ids[k] for k in np.flatnonzero(empty)]
+            part.empty_paths = [Path(table.paths.get(int(k), table.ids[k])) for k in np.flatnonzero(empty)]
             tables.append(table.take(np.flatnonzero(~empty)) if empty.any() else table)
             parts.append(part)
             offset += len(part.own)
@@ -138,6 +140,7 @@ def load_video_list(annotation_paths: Sequence[Path], video_paths: Sequence[Path
     for name, part in zip(_distinct(paths, [p.name for p in paths]), parts):
         out.missing += part.missing
         out.empty += part.empty
+        out.empty_paths += part.empty_paths
         out.dropped += part.dropped
         if not part.seen:
             out.other_subsets[name] = ordered_counts(part.counts)

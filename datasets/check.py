@@ -23,6 +23,7 @@ from datasets.decode import IMAGE_TEMPLATE, VideoReadError, decode_image
 from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.frame_table_file import table_path
+from datasets.formats.video_layout import count_frames, unreadable_errors
 from datasets.formats.video_files import (UNREADABLE, declared_frames, declared_size, frame_table, open_video,
                                           truncation, video_stream)
 from datasets.frame_sizes import Size, odd_sized
@@ -178,6 +179,18 @@ def check_record(args: Tuple[VideoRecord, str, str, int, bool, str, Optional[Tup
     return [(record.video_id, subset, problem, detail) for problem, detail in found]
 
 
+def no_segment(path: Path, file_type: str) -> Tuple[str, str]:
+    """(problem, detail) of an entry with no frames on record, in the words the annotation builders use for
+    the file on disk: unreadable (it cannot be opened or decoded), empty (no frames), or the record out of date."""
+    try:
+        n = count_frames(path, file_type)
+    except unreadable_errors() as e:
+        return 'unreadable', f'no frames on record: {str(e).splitlines()[0] or type(e).__name__}'
+    if n == 0:
+        return 'empty', 'no frames on record, none on disk'
+    return 'empty', f'no frames on record but {n} on disk: rebuild the annotation file'
+
+
 def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kinetics',
          sample_duration: int = 16, quick: bool = False, n_jobs: int = 1,
          input_type: str = 'rgb', flow_root: Optional[Path] = None) -> Tuple[List[Problem], int]:
@@ -194,7 +207,7 @@ def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kin
         problems += [(f.video_id, f.subset, f.problem, f.detail) for f in new]
         listed += len(videos.records) + len(videos.missing) + len(videos.empty) + len({f.video_id for f in new})
         problems += [(vid, subset, 'missing', 'not on disk') for vid in videos.missing]
-        problems += [(vid, subset, 'empty', 'no frames on record') for vid in videos.empty]
+        problems += [(vid, subset, *no_segment(path, file_type)) for vid, path in zip(videos.empty, videos.empty_paths)]
         jobs += [(r, subset, file_type, sample_duration, quick, input_type, flow_roots) for r in videos.records]
     if n_jobs > 1 and len(jobs) > 1:
         with worker_pool(n_jobs, start_method=None) as pool:  # workers that die with this process

@@ -119,3 +119,20 @@ def test_a_video_cut_short_is_a_conversion_warning_and_a_check_problem(tmp_path)
                                            *quick])
         assert rc == 1 and 'truncated' in out and 'of the 40 frames its header declares' in out, out
         assert 'whole' not in out.split('truncated')[0].splitlines()[-1]
+
+
+def test_an_undecodable_video_is_unreadable_in_the_builder_and_in_the_check(tmp_path):
+    """One word for one fault: folder_json and check_dataset both call a file that cannot be decoded unreadable."""
+    from tests.conversion_tree import run_main
+    from util_scripts import folder_json
+    for k in range(3):
+        write_video(tmp_path / 'v' / 'jump' / f'ok{k}.mp4', moving_frames(10, 32, 32, seed=k))
+    (tmp_path / 'v' / 'jump' / 'broken.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + b'\x17' * 400)
+    rc, out = run_main(folder_json, [tmp_path / 'v', tmp_path / 'v.json', '--file_type', 'video',
+                                     '--val_fraction', '0'])
+    assert rc == 0 and 'unreadable: 1 (broken)' in out, out
+    rc, out = run_main(check_dataset, [tmp_path / 'v.json', tmp_path / 'v', '--file_type', 'video',
+                                       '--sample_duration', '4'])
+    row = next(line for line in out.splitlines() if line.startswith('broken'))
+    assert rc == 1 and row.split()[2] == 'unreadable' and 'no frames on record' in row, out
+    assert out.strip().endswith('1 unreadable')
