@@ -27,7 +27,7 @@ from conversion.temps import remove, remove_stale_temps, temp_path
 __all__ = ['DATASETS', 'FLAT_DATASETS', 'Outcome', 'Video', 'convert_all', 'convert_video',
            'print_summary', 'remove_stale_temps', 'run_conversion', 'temp_path']
 
-DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet')
+DATASETS = ('kinetics', 'mit', 'ucf101', 'hmdb51', 'activitynet', 'folder')  # folder: your own class folders
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # errors of the output disk, not of one video
 
 # A writer turns one source video into the output at the given temp path and returns a
@@ -135,7 +135,7 @@ def run_conversion(src_root: Path, dst_root: Path, dataset: str, suffix: str, wr
     if not src_root.is_dir():
         raise UserError(f'source folder {src_root} does not exist')
     if dataset not in DATASETS:
-        print(f'note: unknown dataset {dataset!r}, using the class-folder layout of kinetics')
+        print(f"note: unknown dataset {dataset!r}, using the class-folder layout ('folder': SRC/<class>/<video>)")
     n_jobs = n_jobs if n_jobs and n_jobs > 0 else available_cpus()
     sources = find_sources(src_root, dst_root, dataset, suffix)
     require_sources(sources, src_root, dataset)

@@ -163,8 +163,11 @@ def test_missing_src_and_unknown_dataset(tmp_path, capsys):
     assert generate_video_jpgs.main([str(tmp_path / 'empty'), str(tmp_path / 'dst'),
                                      'something', '--n_jobs', '1']) == 2
     out, err = capsys.readouterr()
-    assert out.splitlines()[0].startswith("note: unknown dataset 'something'")
+    assert out.splitlines()[0] == \
+        "note: unknown dataset 'something', using the class-folder layout ('folder': SRC/<class>/<video>)"
     assert err == f"error: no video file to convert in {tmp_path / 'empty'} (it is empty)\n"
+    assert generate_video_jpgs.main([str(tmp_path / 'empty'), str(tmp_path / 'dst'), 'folder', '--n_jobs', '1']) == 2
+    assert 'note:' not in capsys.readouterr().out  # your own class folders: a layout with a name
 
 
 def test_module_cli_with_a_pool_of_two(src, jpg_run, tmp_path):

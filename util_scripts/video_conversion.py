@@ -42,7 +42,7 @@ def base_parser(tool: str, doc: str) -> argparse.ArgumentParser:
     parser.add_argument('dst', type=Path, metavar='DST', help='Output folder')
     parser.add_argument('dataset', metavar='DATASET',
                         help=f'{", ".join(DATASETS)} (activitynet: SRC holds the videos '
-                             f'directly; any other name: class folders, as kinetics)')
+                             f'directly; folder, your own dataset, and the others: class folders, SRC/<class>/<video>)')
     parser.add_argument('--n_jobs', type=int, default=None,
                         help='Processes (default: all CPUs; -1 too; 1: no pool)')
     parser.add_argument('--size', type=cli.positive_int, default=240,
