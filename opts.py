@@ -85,7 +85,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     g.add_argument('--result_path', default=None, type=Path, help='Output directory')
     flag = _flagger(g)
     flag('dataset', 'kinetics', 'Only activitynet changes how annotations are read',
-         choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit'])
+         choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit', 'folder'])
     flag('class_fraction', 1.0, 'Keep this seeded fraction of the classes', type=FRACTION)
     flag('instance_fraction', 1.0, 'Keep this seeded fraction of the training videos of each class', type=FRACTION)
     flag('file_type', 'jpg', 'jpg frame folders, hdf5 files, or video files decoded directly',
