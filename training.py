@@ -277,11 +277,13 @@ def recalibrate_batchnorm(model: nn.Module, loader: Iterable[Dict[str, Any]], de
     clips = 0
     try:
         with torch.no_grad():
-            for batch in loader:
+            for batch in fetch_batches(loader):
                 if batch['clip'] is not None and len(batch['clip']) > 1:
                     with autocast(device, amp_dtype):
                         model(to_device(batch['clip'], device, normalize, channels_last))
                     clips += len(batch['clip'])
+    except WorkerDied as e:  # the statistics of the batches seen (none: the previous ones); training goes on
+        report_fault(f'{e}: BatchNorm re-estimated on {clips} clips')
     finally:
         for m, (momentum, mean, var, tracked) in zip(norms, kept):
             m.momentum = momentum

@@ -5,6 +5,7 @@
 the middle of a step; ``ignore_stop_signals`` is every DataLoader worker's start: a scheduler
 (SLURM) signals every process of a job step, and only the main process may act on it.
 """
+import contextlib
 import itertools
 import signal
 import threading
@@ -52,7 +53,8 @@ def fetch_batches(loader: Iterable[Any]) -> Iterator[Any]:
     while True:
         try:
             if batches is None:
-                batches = iter(loader)  # starts (or resumes) the workers; PyTorch sets its SIGCHLD handler
+                with stop_signals_blocked(has_workers):  # a worker started meanwhile inherits them blocked
+                    batches = iter(loader)  # starts (or resumes) the workers; PyTorch sets its SIGCHLD handler
                 if has_workers:
                     set_aside_sigchld()
             batch = next(batches)
@@ -75,9 +77,27 @@ def death_anywhere(died_here: Optional[str], device: torch.device) -> Optional[s
 
 
 def ignore_stop_signals(worker_id: int = 0) -> None:
-    """A DataLoader ``worker_init_fn``: SIGTERM and SIGINT are the main process's to handle, not the worker's."""
+    """A DataLoader ``worker_init_fn``: SIGTERM and SIGINT are the main process's to handle, not the worker's
+    (ignored, then unblocked: one that arrived while the worker started, blocked, is dropped)."""
     for sig in StopSignals.SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    if hasattr(signal, 'pthread_sigmask'):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, StopSignals.SIGNALS)
+
+
+@contextlib.contextmanager
+def stop_signals_blocked(block: bool = True) -> Iterator[None]:
+    """SIGTERM and SIGINT held back while DataLoader workers start (they inherit the mask until their
+    ``ignore_stop_signals``): a scheduler's signal at that moment would kill a worker that cannot yet ignore it.
+    The main process gets it as soon as the block ends."""
+    if not block or not hasattr(signal, 'pthread_sigmask') or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, StopSignals.SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 DEAD_WORKER_HINT = (' (if the system killed the worker for memory, with fewer --n_threads or a smaller '
