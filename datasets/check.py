@@ -11,15 +11,19 @@ loop-padded). ``too short`` is harmless (the clip is loop-padded); the others lo
 loader drops (``annotation_faults``: unknown subset, misspelled key, label not in ``labels``) are
 problems too, and a file built for another ``--file_type`` is a one-line error.
 """
+import functools
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Any, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
 
 from common.pool import worker_pool
 from common.progress import progress
 from datasets.annotations import VideoRecord, load_video_list
 from datasets.decode import IMAGE_TEMPLATE, VideoReadError, decode_image
+from datasets.duplicates import duplicate_problems, signature
 from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.frame_table_file import table_path
@@ -32,6 +36,7 @@ from datasets.video_loader import build_video_index
 
 Problem = Tuple[str, str, str, str]  # (video id, subset, problem, detail)
 HARMLESS = {'too short'}
+NEAR_DUPLICATE = 'near duplicate'  # loses no data, but inflates validation: reported, the check fails
 
 
 def _names(items: Sequence[str], limit: int = 3) -> str:
@@ -191,6 +196,37 @@ def no_segment(path: Path, file_type: str) -> Tuple[str, str]:
     return 'empty', f'no frames on record but {n} on disk: rebuild the annotation file'
 
 
+def hash_record(job: Tuple[VideoRecord, str]) -> Optional[np.ndarray]:
+    """The near-duplicate signature of one video (``datasets.duplicates``), read as training reads it."""
+    record, file_type = job
+    return signature(_loader(file_type), record.path, record.frames)
+
+
+@functools.lru_cache(maxsize=None)
+def _loader(file_type: str) -> Any:
+    from datasets.build import get_loader
+    return get_loader(file_type)
+
+
+def _mapped(function: Any, jobs: List[Any], n_jobs: int, desc: str) -> List[Any]:
+    """``function`` over ``jobs``, in a pool of ``n_jobs`` workers where more than one, with a progress bar."""
+    if n_jobs > 1 and len(jobs) > 1:
+        with worker_pool(n_jobs, start_method=None) as pool:  # workers that die with this process
+            return list(progress(pool.map(function, jobs, chunksize=8), total=len(jobs), desc=desc, unit='videos'))
+    return [function(job) for job in progress(jobs, total=len(jobs), desc=desc, unit='videos')]
+
+
+def duplicates_across_split(annotation: Path, video_root: Path, file_type: str, dataset: str, n_jobs: int,
+                            max_bits: int) -> List[Problem]:
+    """``--duplicates``: validation videos whose frames match a training video's (``datasets.duplicates``)."""
+    records = {s: list(load_video_list([annotation], [video_root], s, file_type, dataset).records)
+               for s in ('training', 'validation')}
+    jobs = [(r, file_type) for s in records for r in records[s]]
+    hashes = iter(_mapped(hash_record, jobs, n_jobs, 'hashing'))
+    signatures = {s: [next(hashes) for _ in records[s]] for s in records}
+    return duplicate_problems(records, signatures, max_bits)
+
+
 def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kinetics',
          sample_duration: int = 16, quick: bool = False, n_jobs: int = 1,
          input_type: str = 'rgb', flow_root: Optional[Path] = None) -> Tuple[List[Problem], int]:
@@ -209,13 +245,7 @@ def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kin
         problems += [(vid, subset, 'missing', 'not on disk') for vid in videos.missing]
         problems += [(vid, subset, *no_segment(path, file_type)) for vid, path in zip(videos.empty, videos.empty_paths)]
         jobs += [(r, subset, file_type, sample_duration, quick, input_type, flow_roots) for r in videos.records]
-    if n_jobs > 1 and len(jobs) > 1:
-        with worker_pool(n_jobs, start_method=None) as pool:  # workers that die with this process
-            results = list(progress(pool.map(check_record, jobs, chunksize=8), total=len(jobs), desc='checking',
-                                    unit='videos'))
-    else:
-        results = [check_record(job) for job in progress(jobs, total=len(jobs), desc='checking', unit='videos')]
-    for found in results:
+    for found in _mapped(check_record, jobs, n_jobs, 'checking'):
         problems += found
     return problems, listed
 
@@ -229,11 +259,12 @@ def print_report(problems: Sequence[Problem], listed: int) -> None:
             print(f'{vid:<{widths[0]}}  {subset:<{widths[1]}}  {problem:<{widths[2]}}  {detail}')
         print()
     counts = Counter(p[2] for p in problems)
-    affected = len({(p[0], p[1]) for p in problems if p[2] not in HARMLESS})
+    affected = len({(p[0], p[1]) for p in problems if p[2] not in HARMLESS | {NEAR_DUPLICATE}})
     summary = ', '.join(f'{n} {name}' for name, n in sorted(counts.items())) or 'no problems'
     print(f'{listed} videos listed; {affected} with problems that lose data; {summary}')
 
 
 def loses_data(problems: Sequence[Problem]) -> bool:
-    """Whether any problem loses data (everything but a loop-padded short video)."""
+    """Whether any problem calls for a fix: one that loses data, or a near duplicate across the split (everything
+    but a loop-padded short video)."""
     return any(p[2] not in HARMLESS for p in problems)

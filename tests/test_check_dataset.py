@@ -1,4 +1,5 @@
 """check_dataset: the pre-flight scan finds every kind of problem and counts them."""
+import numpy as np
 import torch
 
 from datasets import Hdf5Loader, JpgLoader
@@ -136,3 +137,25 @@ def test_an_undecodable_video_is_unreadable_in_the_builder_and_in_the_check(tmp_
     row = next(line for line in out.splitlines() if line.startswith('broken'))
     assert rc == 1 and row.split()[2] == 'unreadable' and 'no frames on record' in row, out
     assert out.strip().endswith('1 unreadable')
+
+
+def test_duplicates_names_a_validation_video_that_is_a_training_video_in_another_codec(tmp_path):
+    from conversion.writers import encode_video
+    from tests.conversion_tree import run_main
+    root = tmp_path / 'v'
+    for k in range(4):  # four distinct training videos
+        write_video(root / 'a' / f'train{k}.mp4', moving_frames(24, 48, 64, seed=5 * k))
+    from PIL import Image
+    bigger = [np.asarray(Image.fromarray(f).resize((96, 72))) for f in moving_frames(24, 48, 64, seed=10)]
+    encode_video(root / 'a' / 'copy.avi', bigger, 'mpeg4', 25, {'g': '8'}, bit_rate=1_000_000)  # train2 again:
+    # another codec, container and size
+    write_video(root / 'a' / 'fresh.mp4', moving_frames(24, 48, 64, seed=33))
+    ann = write_annotation(tmp_path / 'v.json', ['a'], {
+        **{f'train{k}': entry('training', 'a', (0, 24)) for k in range(4)},
+        'copy': entry('validation', 'a', (0, 24)), 'fresh': entry('validation', 'a', (0, 24))})
+    argv = [ann, root, '--file_type', 'video', '--sample_duration', '4']
+    assert run_main(check_dataset, argv)[0] == 0  # nothing else is wrong
+    rc, out = run_main(check_dataset, argv + ['--duplicates', '--n_jobs', '2'])
+    rows = [line.split(None, 4) for line in out.splitlines() if ' validation  near duplicate ' in line]
+    assert rc == 1 and [r[0] for r in rows] == ['copy'] and rows[0][4].startswith('of training video train2 ('), out
+    assert out.strip().endswith('0 with problems that lose data; 1 near duplicate')
