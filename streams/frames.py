@@ -12,7 +12,8 @@ from typing import Any, Iterator, Optional, Union
 
 import torch
 
-from datasets.formats.video_files import SequentialDecode, frame_rate, open_stream, open_video, video_stream
+from datasets.formats.live_sources import open_stream
+from datasets.formats.video_files import SequentialDecode, frame_rate, open_video, video_stream
 from datasets.planar_clip import PlanarClip, is_planar, pack
 from datasets.video_loader import frame_to_tensor
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from datasets.formats.video_files import is_stream
+from datasets.formats.live_sources import is_stream
 from preprocessing import inference_transforms, normalization
 from runs.stopping import StopSignals
 from streams.frames import Frame, FrameStream

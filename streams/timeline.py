@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common.errors import UserError
-from datasets.formats.video_files import is_stream
+from datasets.formats.live_sources import is_stream
 from models.precision import autocast
 from preprocessing import inference_transforms, to_device
 from streams.frames import FrameStream

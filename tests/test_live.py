@@ -111,7 +111,7 @@ def test_a_camera_is_opened_with_v4l2_and_a_url_with_the_live_probe(monkeypatch)
     import os
     import stat
 
-    from datasets.formats import video_files
+    from datasets.formats import live_sources, video_files
     opened = []
 
     class Container:
@@ -124,10 +124,10 @@ def test_a_camera_is_opened_with_v4l2_and_a_url_with_the_live_probe(monkeypatch)
     real_stat = os.stat
     monkeypatch.setattr(video_files.os, 'stat', lambda p, *a, **k: os.stat_result((stat.S_IFCHR | 0o660,) + (0,) * 9)
                         if str(p) == '/dev/video0' else real_stat(p, *a, **k))
-    video_files.open_stream('/dev/video0', timeout=3)
-    video_files.open_stream('rtsp://127.0.0.1:8554/cam', timeout=3)
-    video_files.open_stream('-', timeout=3)
+    live_sources.open_stream('/dev/video0', timeout=3)
+    live_sources.open_stream('rtsp://127.0.0.1:8554/cam', timeout=3)
+    live_sources.open_stream('-', timeout=3)
     assert [(s, kw.get('format'), kw['timeout'], kw['options']) for s, kw in opened] == [
-        ('/dev/video0', 'v4l2', (3, 3), video_files.LIVE_PROBE),
-        ('rtsp://127.0.0.1:8554/cam', None, (3, 3), video_files.LIVE_PROBE),
-        ('pipe:0', None, (3, 3), video_files.LIVE_PROBE)]
+        ('/dev/video0', 'v4l2', (3, 3), live_sources.LIVE_PROBE),
+        ('rtsp://127.0.0.1:8554/cam', None, (3, 3), live_sources.LIVE_PROBE),
+        ('pipe:0', None, (3, 3), live_sources.LIVE_PROBE)]

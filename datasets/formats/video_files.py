@@ -6,9 +6,9 @@ the converters (``conversion``), the annotation builders (``video_layout``),
 
 - a file is opened with metadata that is not valid UTF-8 ignored (a title in Latin-1 must
   not make a good video unreadable);
-- live sources (``open_stream``: ``-`` for standard input, a URL kept as the string it is, a
-  V4L2 device, a named pipe) are opened for one pass; a pipe or a device is never sniffed or
-  judged by its size (it has none);
+- live sources (``live_sources.open_stream``: ``-`` for standard input, a URL kept as the
+  string it is, a V4L2 device, a named pipe) are opened for one pass; a pipe or a device is
+  never sniffed or judged by its size (it has none);
 - empty files and what FFmpeg reads as a still image or as text (``image2``, ``*_pipe``,
   ``tty``) are not videos; nor is a file whose content is a still image whatever its name
   says (a JPEG named ``.mp4``: "not a video: a JPEG image"), even where FFmpeg opens it as
@@ -115,44 +115,10 @@ def open_video(path: PathLike) -> 'av.container.InputContainer':
     regular = stat.S_ISREG(info.st_mode)  # a pipe or a device has no size, and is read once: no sniffing
     if regular and info.st_size == 0:
         raise UnreadableVideo('empty file')
-    return _opened(av.open(str(path), metadata_errors='ignore'), image_kind(path) if regular else None)
+    return opened(av.open(str(path), metadata_errors='ignore'), image_kind(path) if regular else None)
 
 
-def is_url(source: str) -> bool:
-    """Whether ``source`` names a network stream FFmpeg opens (``rtsp://``, ``http://``, ``udp://``, ...)."""
-    scheme, sep, _ = source.partition('://')
-    return bool(sep) and scheme.replace('+', '').isalnum()
-
-
-# a live source starts producing at once: probe 64 KB / 1 s of it, not FFmpeg's 5 MB / 5 s
-LIVE_PROBE = {'probesize': '65536', 'analyzeduration': '1000000'}
-
-
-def is_stream(source: str) -> bool:
-    """Whether ``source`` can be read only once, front to back: standard input, a URL, a pipe or a device."""
-    if source == '-' or is_url(source):
-        return True
-    try:
-        return not stat.S_ISREG(os.stat(source).st_mode)
-    except OSError:
-        return False
-
-
-def open_stream(source: str, timeout: float = 10.0) -> 'av.container.InputContainer':
-    """A live source opened for one pass: ``-`` (standard input), a URL, a V4L2 capture device (``/dev/video0``),
-    a named pipe, or a file; a network or pipe read that waits more than ``timeout`` seconds fails."""
-    if source == '-' or is_url(source):  # FFmpeg reads the pipe itself: what has arrived, not a whole buffer
-        return _opened(av.open('pipe:0' if source == '-' else source, metadata_errors='ignore',
-                               timeout=(timeout, timeout), options=LIVE_PROBE), None)
-    mode = os.stat(source).st_mode
-    if stat.S_ISREG(mode):
-        return open_video(source)
-    camera = stat.S_ISCHR(mode) and os.path.basename(source).startswith('video')  # /dev/video0: V4L2
-    return _opened(av.open(source, format='v4l2' if camera else None, metadata_errors='ignore',
-                           timeout=(timeout, timeout), options=LIVE_PROBE), None)
-
-
-def _opened(container: 'av.container.InputContainer', kind: Optional[str]) -> 'av.container.InputContainer':
+def opened(container: 'av.container.InputContainer', kind: Optional[str]) -> 'av.container.InputContainer':
     """``container``, or UnreadableVideo (closed) if it reads as a still image or text."""
     try:
         if _is_still_image_or_text(container.format.name) or (kind and _one_frame_at_most(container)):
