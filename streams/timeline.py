@@ -130,6 +130,10 @@ def video_timeline(path: Path, model: nn.Module, prep: Any, device: torch.device
     out.ends = [min(e, out.duration) for e in out.ends]
     out.end_frames = [min(e, out.frames) for e in out.end_frames]
     out.scores = np.concatenate(scored) if scored else np.zeros((0, 0), np.float32)
+    broken = int((~np.isfinite(out.scores).all(axis=1)).sum()) if len(out.scores) else 0
+    if broken:  # as the results JSON leaves such a video out: no NaN in a JSON file, no segment made of one
+        raise UserError(f'{path}: the model gave non-finite scores for {broken} of {len(out.scores)} windows: '
+                        'no timeline written')
     out.segments = segments(out.scores, out.starts, out.ends, out.duration, smooth, min_length)
     out.warning, out.peak_frames = stream.warning, windows.peak
     return out

@@ -173,3 +173,13 @@ def test_a_named_pipe_streams_into_a_timeline_and_a_url_is_kept_as_written(tmp_p
         inference.predict(['rtsp://127.0.0.1:8554/cam', '--resume_path', str(checkpoint)])
     err = capsys.readouterr().err
     assert f'{fifo}: a stream can be read only once' in err and 'use --live rtsp://127.0.0.1:8554/cam,' in err
+
+
+def test_non_finite_scores_write_no_timeline_and_say_so(tmp_path):
+    class Broken(Colour):
+        def forward(self, x):
+            return super().forward(x) * float('nan')
+
+    video = write_video(tmp_path / 'v.mp4', moving_frames(16, 36, 48))
+    with pytest.raises(Exception, match=r'v.mp4: the model gave non-finite scores for 2 of 2 windows'):
+        video_timeline(video, Broken(), PREP, torch.device('cpu'), normalization(PREP))
