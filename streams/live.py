@@ -31,11 +31,12 @@ import torch
 import torch.nn as nn
 
 from datasets.formats.live_sources import is_stream
-from preprocessing import inference_transforms, normalization
+from preprocessing import normalization
 from runs.stopping import StopSignals
 from streams.frames import Frame, FrameStream
 from streams.timeline import score_clips
-from streams.windows import ClipWindows, Window, decoded
+from datasets.encoded_clip import decoded
+from streams.windows import ClipWindows, Window
 
 
 def add_live_args(parser: Any) -> None:
@@ -96,10 +97,8 @@ class LiveReader(threading.Thread):
                     start = time.perf_counter() - frame.time if start is None else start
                     if self.stopping.wait(max(0.0, start + frame.time - time.perf_counter())):
                         break
-                if frame.index == 0:
-                    self.windows.frame_seconds = 1.0 / self.stream.fps
                 self.last_frame_at = time.perf_counter()
-                for window in self.windows.push(frame.index, frame.time, frame.clip):
+                for window in self.windows.push(frame.index, frame.time, frame.clip, 1.0 / self.stream.fps):
                     self._offer(window)
                 if self.on_frame is not None:
                     self.on_frame(frame, self.stream.fps)
@@ -184,7 +183,7 @@ def run_live(args: Any, model: nn.Module, prep: Any, names: Sequence[str], devic
     """``--live``: the stream scored window by window until it ends, stalls or is stopped; the exit code."""
     source = str(args.live)
     stride = args.inference_stride or None
-    windows = ClipWindows(inference_transforms(prep, stride)[1], prep.sample_duration, prep.sample_t_stride, stride)
+    windows = ClipWindows.for_checkpoint(prep, stride)
     writer = LabelledWriter(args.annotate) if args.annotate else None
     reader = LiveReader(source, windows, paced=not is_stream(source), timeout=args.live_timeout,
                         on_frame=writer.add if writer else None)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from common.errors import UserError
 from datasets.formats.live_sources import is_stream
 from models.precision import autocast
-from preprocessing import inference_transforms, to_device
+from preprocessing import to_device
 from streams.frames import FrameStream
 from streams.segments import Segment, segments
 from streams.windows import ClipWindows, Window
@@ -97,9 +97,8 @@ def video_timeline(path: Path, model: nn.Module, prep: Any, device: torch.device
                    channels_last: bool = False, multilabel: bool = False, smooth: int = 1,
                    min_length: float = 0.0) -> Timeline:
     """The timeline of one video file (``UserError`` naming it when no frame decodes)."""
-    spatial = inference_transforms(prep, stride)[1]
     span = prep.sample_duration * prep.sample_t_stride
-    windows = ClipWindows(spatial, prep.sample_duration, prep.sample_t_stride, stride)
+    windows = ClipWindows.for_checkpoint(prep, stride)
     stream = FrameStream(path, live=not isinstance(path, Path) or is_stream(str(path)))
     model.eval()
     done: List[Window] = []
@@ -114,9 +113,7 @@ def video_timeline(path: Path, model: nn.Module, prep: Any, device: torch.device
             out.first_frames.append(w.start), out.end_frames.append(w.end), out.sampled.append((w.start, w.sampled_end))
 
     for frame in stream:
-        if frame.index == 0:
-            windows.frame_seconds = 1.0 / stream.fps
-        done += windows.push(frame.index, frame.time, frame.clip)
+        done += windows.push(frame.index, frame.time, frame.clip, 1.0 / stream.fps)
         if len(done) >= batch_size:
             flush(done[:batch_size])
             done = done[batch_size:]

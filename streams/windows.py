@@ -13,7 +13,8 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 
 import torch
 
-from spatial_transforms import is_encoded
+from datasets.encoded_clip import decoded
+from preprocessing import inference_transforms
 from temporal_transforms import apply, loop_pad
 
 
@@ -34,11 +35,6 @@ def frame_view(spatial: Callable, clip: Any) -> torch.Tensor:
     return decoded(out)
 
 
-def decoded(clip: Any) -> torch.Tensor:
-    """A tensor as it is; a clip still encoded made a full-size RGB tensor."""
-    return clip.decode_for() if is_encoded(clip) else clip
-
-
 class ClipWindows:
     """Feed frames with ``push``; complete windows come back from it, the last (padded) one from ``finish``."""
 
@@ -53,10 +49,18 @@ class ClipWindows:
         self.frame_seconds = 0.0  # one frame's duration: 1 / fps until two frames show it
         self.peak = 0
 
-    def push(self, index: int, time: float, clip: Any) -> List[Window]:
-        """Frame ``index`` (from 0, in order) at ``time`` seconds; the windows it completes."""
+    @classmethod
+    def for_checkpoint(cls, prep: Any, stride: Optional[int] = None) -> 'ClipWindows':
+        """The windows of a checkpoint's preprocessing (``preprocessing.Preprocessing``), ``stride`` in video frames."""
+        return cls(inference_transforms(prep, stride)[1], prep.sample_duration, prep.sample_t_stride, stride)
+
+    def push(self, index: int, time: float, clip: Any, seconds: float = 0.0) -> List[Window]:
+        """Frame ``index`` (from 0, in order) at ``time`` seconds; the windows it completes. ``seconds``: one frame's
+        nominal duration (1 / the stream's rate), until two frames' times show it."""
         if self.frames:  # one frame's duration: the last step (a stream may change its rate)
             self.frame_seconds = max(time - self.last_time, 0.0) or self.frame_seconds
+        else:
+            self.frame_seconds = seconds
         self.frames, self.last_time = index + 1, time
         if index % self.t_stride:
             return []
