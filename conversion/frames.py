@@ -84,7 +84,8 @@ class FrameReader:
 
     Iterate once. After iteration ``rate`` is the source average frame rate, ``count`` the
     number of frames yielded and ``warning`` describes a decoding error that ended the video
-    early, or far fewer frames than the header declares ('' if none). Iteration raises ConversionError when no frame could be decoded.
+    early, or far fewer frames than the header declares ('' if none). Iteration raises
+    ConversionError when no frame could be decoded.
     ``fps`` > 0 resamples by presentation time; ``even`` rounds both sides to even numbers.
     """
 
@@ -95,7 +96,7 @@ class FrameReader:
         self.count = 0
         self.warning = ''
         self._shape: Optional[Tuple[int, int]] = None
-        self._decoded = 0  # frames of the source decoded (before any --fps resampling)
+        self._source: Optional[SequentialDecode] = None  # the source's decode (its count: before any --fps resampling)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         with open_video(self.path) as container:
@@ -110,16 +111,15 @@ class FrameReader:
                     previous, array = frame, self._to_rgb(frame)
                 self.count += 1
                 yield array
-            self.warning = self.warning or truncation(self._decoded, declared_frames(stream))
+            decoded = self._source.count if self._source is not None else 0
+            self.warning = self.warning or truncation(decoded, declared_frames(stream))
         if self.count == 0:
             raise ConversionError(self.warning or 'no frames decoded')
 
     def _decode(self, container: 'av.container.InputContainer',
                 stream: 'av.video.stream.VideoStream') -> Iterator['av.VideoFrame']:
-        decode = SequentialDecode(container, stream)
-        for frame in decode:
-            self._decoded = decode.count
-            yield frame
+        decode = self._source = SequentialDecode(container, stream)
+        yield from decode
         if decode.error is not None:
             self.warning = f'decoding stopped after {decode.count} frames: {error_line(decode.error)}'
 

@@ -15,7 +15,7 @@ import functools
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -216,11 +216,9 @@ def _mapped(function: Any, jobs: List[Any], n_jobs: int, desc: str) -> List[Any]
     return [function(job) for job in progress(jobs, total=len(jobs), desc=desc, unit='videos')]
 
 
-def duplicates_across_split(annotation: Path, video_root: Path, file_type: str, dataset: str, n_jobs: int,
+def duplicates_across_split(records: Dict[str, Sequence[VideoRecord]], file_type: str, n_jobs: int,
                             max_bits: int) -> List[Problem]:
     """``--duplicates``: validation videos whose frames match a training video's (``datasets.duplicates``)."""
-    records = {s: list(load_video_list([annotation], [video_root], s, file_type, dataset).records)
-               for s in ('training', 'validation')}
     jobs = [(r, file_type) for s in records for r in records[s]]
     hashes = iter(_mapped(hash_record, jobs, n_jobs, 'hashing'))
     signatures = {s: [next(hashes) for _ in records[s]] for s in records}
@@ -229,15 +227,20 @@ def duplicates_across_split(annotation: Path, video_root: Path, file_type: str, 
 
 def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kinetics',
          sample_duration: int = 16, quick: bool = False, n_jobs: int = 1,
-         input_type: str = 'rgb', flow_root: Optional[Path] = None) -> Tuple[List[Problem], int]:
-    """All problems of the dataset, and the number of videos listed (``flow_root``: ``rgb_flow``'s flow files)."""
+         input_type: str = 'rgb', flow_root: Optional[Path] = None,
+         duplicate_bits: Optional[int] = None) -> Tuple[List[Problem], int]:
+    """All problems of the dataset, and the number of videos listed (``flow_root``: ``rgb_flow``'s flow files;
+    ``duplicate_bits``: also the near duplicates across the split, ``duplicates_across_split``)."""
     flow_roots = (Path(video_root), Path(flow_root)) if flow_root is not None else None
     problems: List[Problem] = []
     jobs = []
     listed = 0
     dropped: Set[Fault] = set()  # an entry of no subset is in every subset's list: report it once
+    split: Dict[str, Sequence[VideoRecord]] = {}  # the training and validation records, for --duplicates
     for subset in SUBSETS:
         videos = load_video_list([annotation], [video_root], subset, file_type, dataset)
+        if subset in ('training', 'validation'):
+            split[subset] = videos.records
         new = [f for f in videos.dropped if f not in dropped]
         dropped.update(new)
         problems += [(f.video_id, f.subset, f.problem, f.detail) for f in new]
@@ -247,6 +250,8 @@ def scan(annotation: Path, video_root: Path, file_type: str, dataset: str = 'kin
         jobs += [(r, subset, file_type, sample_duration, quick, input_type, flow_roots) for r in videos.records]
     for found in _mapped(check_record, jobs, n_jobs, 'checking'):
         problems += found
+    if duplicate_bits is not None:
+        problems += duplicates_across_split(split, file_type, n_jobs, duplicate_bits)
     return problems, listed
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from common import cli
-from datasets.check import duplicates_across_split, loses_data, print_report, scan
+from datasets.check import loses_data, print_report, scan
 from datasets.formats.annotation_json import FILE_TYPES
 
 
@@ -41,10 +41,8 @@ def check(args: argparse.Namespace) -> int:
     if args.flow_path is not None and not args.flow_path.is_dir():
         return cli.fail(f'{args.flow_path}: flow root not found')
     problems, listed = scan(args.annotation_path, args.video_path, args.file_type, args.dataset,
-                            args.sample_duration, args.quick, args.n_jobs, args.input_type, args.flow_path)
-    if args.duplicates:
-        problems += duplicates_across_split(args.annotation_path, args.video_path, args.file_type, args.dataset,
-                                            args.n_jobs, args.duplicate_bits)
+                            args.sample_duration, args.quick, args.n_jobs, args.input_type, args.flow_path,
+                            args.duplicate_bits if args.duplicates else None)
     print_report(problems, listed)
     return 1 if loses_data(problems) else 0
 
