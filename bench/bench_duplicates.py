@@ -53,7 +53,8 @@ def hashing(media: Path, n: int = 8) -> None:
     frames = []
     for path in sorted(media.glob('*.mp4')):
         with av.open(str(path)) as container:
-            frames += [f.reformat(width=320, height=240, format='rgb24').to_ndarray() for f in container.decode(video=0)]
+            frames += [f.reformat(width=320, height=240, format='rgb24').to_ndarray()
+                       for f in container.decode(video=0)]
     loader = get_loader('video')
     with tempfile.TemporaryDirectory() as tmp:
         paths = []

@@ -2,9 +2,10 @@
 
 Checks every video of every subset: missing on disk, empty (no frames on record), unreadable
 (the file or folder cannot be opened), missing frames (fewer on disk than the annotation
-says), truncated (a video file with far fewer frames than its header declares), bad frames (cannot be decoded), odd-size frames (another size than the video's
-majority size, ``datasets.frame_sizes``: the loader replaces them as bad frames), uncounted
-or misnumbered frames (a video decodes to more frames than its frame table lists, or to frames
+says), truncated (a video file with far fewer frames than its header declares), bad frames
+(cannot be decoded), odd-size frames (another size than the video's majority size,
+``datasets.frame_sizes``: the loader replaces them as bad frames), uncounted or misnumbered
+frames (a video decodes to more frames than its frame table lists, or to frames
 at other times, as a wrong stored table would make it: the loader would miss or misnumber
 them), too short (fewer frames than a clip: it will be
 loop-padded). ``too short`` is harmless (the clip is loop-padded); the others lose data. Entries the
