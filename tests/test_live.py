@@ -131,3 +131,16 @@ def test_a_camera_is_opened_with_v4l2_and_a_url_with_the_live_probe(monkeypatch)
         ('/dev/video0', 'v4l2', (3, 3), live_sources.LIVE_PROBE),
         ('rtsp://127.0.0.1:8554/cam', None, (3, 3), live_sources.LIVE_PROBE),
         ('pipe:0', None, (3, 3), live_sources.LIVE_PROBE)]
+
+
+def test_live_smooth_ranks_the_mean_of_the_last_n_windows(tmp_path, checkpoint):
+    video = write_video(tmp_path / 'clip.mp4', moving_frames(24, 36, 48))  # 3 windows
+    runs = {}
+    for n in (1, 2):
+        done = live(checkpoint, str(video), '--live_smooth', str(n), '--output_topk', '0', '--precision', 'fp32')
+        assert done.returncode == 0, done.stderr
+        runs[n] = [dict(json.loads(line)['top']) for line in done.stdout.splitlines()]
+    assert len(runs[1]) == len(runs[2]) == 3 and runs[2][0] == runs[1][0]
+    for k in (1, 2):
+        mean = {label: (runs[1][k - 1][label] + runs[1][k][label]) / 2 for label in runs[1][k]}
+        assert runs[2][k] == pytest.approx(mean, abs=1e-4)
