@@ -256,6 +256,12 @@ def unique_keys(paths: Sequence[Any]) -> Dict[Any, str]:
     return keys
 
 
+def write_results(args: Any, scores: ClipScores, names: Sequence[str]) -> None:
+    """``inference.py --output``: the results JSON (per window with ``--inference_no_average``), atomically."""
+    results = results_json(scores, names, args.output_topk, not args.inference_no_average)
+    print(f'results of {len(scores)} videos -> {atomic_write_json(args.output, results)}')
+
+
 def predict(argv: Optional[List[str]] = None) -> int:
     """CLI: top-k labels (and optionally a results JSON and features) for video files, from a checkpoint."""
     from common.cli import NATURAL, POSITIVE, OneLineParser
@@ -323,9 +329,6 @@ def predict(argv: Optional[List[str]] = None) -> int:
         n_out = head_of(model).out_features
         if not names or len(names) != n_out:
             raise UserError(f'{args.resume_path}: no class names for its {n_out} outputs: pass --annotation_path')
-        if args.timeline is not None and (args.features or args.cam):
-            raise UserError(f"--timeline streams the frames: {'--features' if args.features else '--cam'} needs "
-                            'the whole-video path; run it without --timeline')
     except (UserError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -344,9 +347,12 @@ def predict(argv: Optional[List[str]] = None) -> int:
     if args.timeline is not None:  # streamed, window by window: the windows are the clips of --output
         from streams.timeline import run_timelines
         scores, n_failed = run_timelines(args, keys, model, prep, names, device, math, multilabel)
-        if args.output is not None and scores:
-            results = results_json(scores, names, args.output_topk, not args.inference_no_average)
-            print(f'results of {len(scores)} videos -> {atomic_write_json(args.output, results)}')
+        try:
+            if args.output is not None and scores:
+                write_results(args, scores, names)
+        except UserError as e:  # a full disk
+            print(f'error: {e}', file=sys.stderr)
+            return 2
         return 1 if n_failed else 0
     data, failed = file_dataset(args.videos, keys, prep, args.inference_stride or None, multilabel)
     for path, error in failed:
@@ -371,8 +377,7 @@ def predict(argv: Optional[List[str]] = None) -> int:
             failed.append((path, 'no clip'))
     try:
         if args.output is not None:
-            results = results_json(scores, names, args.output_topk, not args.inference_no_average)
-            print(f'results of {len(scores)} videos -> {atomic_write_json(args.output, results)}')
+            write_results(args, scores, names)
             cost = view_cost(model, prep, args.inference_stride or None, [len(c) for c in scores.values()],
                              first_frame_size(data) if prep.inference_crop == 'nocrop' and scores else None)
             print(f'{cost_text(cost)} -> {atomic_write_json(summary_path(args.output), cost)}')

@@ -51,14 +51,18 @@ def add_live_args(parser: Any) -> None:
 
 
 def check_sources(args: Any, parser: Any) -> None:
-    """``inference.py``'s inputs: video files or one ``--live`` source, nothing a stream cannot give with
-    ``--live``, a stream (read once) only where it is read once; ``args.videos`` made paths, URLs kept as written."""
+    """``inference.py``'s inputs and the flags that cannot go with them: video files or one ``--live`` source,
+    nothing a stream cannot give with ``--live`` or ``--timeline``, a stream (read once) only where it is read
+    once; ``args.videos`` made paths, URLs kept as written."""
     if bool(args.videos) == bool(args.live):
         parser.error('give video files, or one stream with --live SOURCE')
     clash = [f for f, v in (('--timeline', args.timeline), ('--output', args.output), ('--features', args.features),
                             ('--cam', args.cam)) if v] if args.live else []
     if clash:
         parser.error(f'--live prints one JSON line per window: {clash[0]} is for video files')
+    if args.timeline is not None and (args.features or args.cam):
+        parser.error(f"--timeline streams the frames: {'--features' if args.features else '--cam'} needs "
+                     'the whole-video path; run it without --timeline')
     once = [v for v in args.videos if is_stream(v)]
     if once and args.timeline is None:
         parser.error(f'{once[0]}: a stream can be read only once, front to back: use --live {once[0]}, '

@@ -183,3 +183,11 @@ def test_non_finite_scores_write_no_timeline_and_say_so(tmp_path):
     video = write_video(tmp_path / 'v.mp4', moving_frames(16, 36, 48))
     with pytest.raises(Exception, match=r'v.mp4: the model gave non-finite scores for 2 of 2 windows'):
         video_timeline(video, Broken(), PREP, torch.device('cpu'), normalization(PREP))
+
+
+def test_flags_of_the_whole_video_path_are_refused_with_timeline_before_the_model_is_read(tmp_path, capsys):
+    for flag in (['--features', str(tmp_path / 'f.hdf5')], ['--cam']):
+        with pytest.raises(SystemExit) as exited:
+            inference.predict(['v.mp4', '--resume_path', str(tmp_path / 'no.pth'), '--timeline', str(tmp_path), *flag])
+        assert exited.value.code == 2
+        assert f'--timeline streams the frames: {flag[0]} needs the whole-video path' in capsys.readouterr().err
