@@ -130,15 +130,16 @@ class WatchedLoader:
         pids = worker_pids(self.loader, batches)
         cpu = split.read_cpu(pids) if pids else None
         epoch = None if cpu is None else (split.clock(), cpu)  # from the workers' start
-        window: Optional[tuple] = None
+        window: Optional[tuple] = None  # (clock, the workers' CPU seconds) where it opened, while it is open
         taken = 0
-        for taken, batch in enumerate(batches, 1):
-            if split.fixed is None and taken - 1 == opens and epoch is not None:
+        for index, batch in enumerate(batches):
+            if index == opens and split.fixed is None and epoch is not None:
                 cpu = split.read_cpu(pids)
                 window = None if cpu is None else (split.clock(), cpu)  # None: a worker gone; the epoch's measure
-            elif window is not None and split.fixed is None and \
-                    (taken - 1 - opens >= BATCHES or split.clock() - window[0] >= SECONDS):
-                self._decide(pids, window, taken - 1 - opens)
+            elif window is not None and (index - opens >= BATCHES or split.clock() - window[0] >= SECONDS):
+                self._decide(pids, window, index - opens)
+                window = None
+            taken = index + 1
             yield batch
         if split.fixed is None:
             if epoch is None:  # nothing to measure: no workers, or no /proc
