@@ -20,6 +20,12 @@ class ClassAccuracy(NamedTuple):
     top5: float
 
 
+def top_classes(scores: Sequence[float], topk: int) -> List[int]:
+    """The indices of the ``topk`` best scores, best first (ties: the lower index first); ``topk`` <= 0: all."""
+    order = sorted(range(len(scores)), key=lambda c: -scores[c])
+    return order if topk <= 0 else order[:topk]
+
+
 def in_top_k(ranking: Ranking, label: Label, k: int) -> bool:
     """Whether ``label`` is among the first ``k`` of a ranking."""
     return any(pred == label for pred, _ in ranking[:k])

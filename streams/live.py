@@ -30,12 +30,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from datasets.encoded_clip import decoded
 from datasets.formats.live_sources import is_stream
+from evaluation.metrics import top_classes
 from preprocessing import normalization
 from runs.stopping import StopSignals
 from streams.frames import Frame, FrameStream
 from streams.timeline import score_clips
-from datasets.encoded_clip import decoded
 from streams.windows import ClipWindows, Window
 
 
@@ -191,7 +192,7 @@ def run_live(args: Any, model: nn.Module, prep: Any, names: Sequence[str], devic
     writer = LabelledWriter(args.annotate) if args.annotate else None
     reader = LiveReader(source, windows, paced=not is_stream(source), timeout=args.live_timeout,
                         on_frame=writer.add if writer else None)
-    normalize, k = normalization(prep), len(names) if args.output_topk <= 0 else min(args.output_topk, len(names))
+    normalize = normalization(prep)
     recent: Deque[np.ndarray] = deque(maxlen=args.live_smooth)
     latencies: List[float] = []
     model_s, ended = 0.0, 'the stream ended'
@@ -215,7 +216,7 @@ def run_live(args: Any, model: nn.Module, prep: Any, names: Sequence[str], devic
                                       channels_last=math.channels_last, multilabel=multilabel)[0])
             model_s += time.perf_counter() - begun
             scores = np.mean(recent, axis=0)
-            order = np.argsort(-scores, kind='stable')[:k]
+            order = top_classes(scores, args.output_topk)
             if writer is not None:
                 writer.label = f'{names[order[0]]} {scores[order[0]]:.2f}'
             latencies.append((time.perf_counter() - item.arrival) * 1000)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from common.errors import UserError
 from datasets.formats.live_sources import is_stream
+from evaluation.metrics import top_classes
 from models.precision import autocast
 from preprocessing import to_device
 from streams.frames import FrameStream
@@ -69,10 +70,9 @@ class Timeline:
 
     def to_json(self, names: Sequence[str], topk: int = 5) -> Dict[str, Any]:
         """The timeline JSON: the video, its rate and duration, the window, the windows' top-k scores, the segments."""
-        k = len(names) if topk <= 0 else min(topk, len(names))
         windows = []
         for a, b, p in zip(self.starts, self.ends, self.scores):
-            order = np.argsort(-p, kind='stable')[:k]
+            order = top_classes(p, topk)
             windows.append({'start': round(a, 3), 'end': round(b, 3),
                             'scores': {names[c]: round(float(p[c]), 4) for c in order}})
         return {'video': self.video, 'fps': self.fps, 'duration': round(self.duration, 3),

@@ -272,3 +272,10 @@ def test_runs_as_a_module_without_torch(files):
                             'print("torch" in sys.modules)'],
                            cwd=root, capture_output=True, text=True, timeout=60)
     assert check.stdout.strip() == 'False'
+
+
+def test_top_classes_best_first_ties_by_index_and_all_when_topk_is_not_positive():
+    from evaluation.metrics import top_classes
+    assert top_classes([0.1, 0.5, 0.2, 0.5], 2) == [1, 3]
+    assert top_classes([0.1, 0.5, 0.2, 0.5], 0) == [1, 3, 2, 0] == top_classes([0.1, 0.5, 0.2, 0.5], -1)
+    assert top_classes([0.3], 5) == [0]
