@@ -260,15 +260,15 @@ class SharedFrames:
     def crop_resized(self, box: Box, size: Tuple[int, int]) -> torch.Tensor:
         """As ``EncodedClip.crop_resized``, from the shared decodes."""
         parts = self._parts(reduction(box, size, self.source.size))
-        if parts is None or len(parts) == 1:
+        if parts is None:  # a transform that was not asked first: decoded again
             return resize_clip(self.decode_for(box, size), size)
-        out: Optional[torch.Tensor] = None
-        for d, frames, slots, picks in parts:
-            clip = resize_clip(frames_of(cut(frames, box, d), picks), size)
-            if out is None:
-                out = clip.new_empty((clip.shape[0], len(self.positions), *clip.shape[2:]))
+        clips = [(slots, resize_clip(frames_of(cut(frames, box, d), picks), size)) for d, frames, slots, picks in parts]
+        if len(clips) == 1:
+            return clips[0][1]
+        first = clips[0][1]
+        out = first.new_empty((first.shape[0], len(self.positions), *first.shape[2:]))
+        for slots, clip in clips:
             out[:, slots] = clip
-        assert out is not None
         return out
 
     def decode_for(self, box: Optional[Box] = None, out: Optional[Tuple[int, int]] = None) -> torch.Tensor:
