@@ -200,10 +200,9 @@ def infer_subset(opt: Any, proc: Any, state: Any, loader_args: Dict[str, Any],
     datasets.require_videos(f'inference ({opt.inference_subset})', infer_data, proc.master)
     names = state.class_names or infer_data.class_names
     datasets.check_class_count(names, state.options['n_classes'])
-    shard = torch.utils.data.Subset(infer_data, list(range(proc.rank, len(infer_data), proc.world)))
-    batch = opt.inference_batch_size or opt.batch_size
-    loader = data_loader(shard, proc.device, opt.decode_device == 'cuda', batch_size=max(1, batch // proc.local_world),
-                         **loader_args)
+    batch = max(1, (opt.inference_batch_size or opt.batch_size) // proc.local_world)
+    shard = datasets.rank_share(infer_data, proc.rank, proc.world, batch, loader_args['num_workers'])
+    loader = data_loader(shard, proc.device, opt.decode_device == 'cuda', batch_size=batch, **loader_args)
     started = time.perf_counter()
     math = state.math.inference  # the run's math for inference (runs.math_choice)
     set_layout(state.model, math.channels_last)

@@ -13,7 +13,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import Subset
 
 import datasets
 from common.errors import UserError
@@ -209,8 +208,8 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         train_data = datasets.get_pretext_data(opt, 'training') if opt.pretext else datasets.get_training_data(opt)
         datasets.require_videos('training', train_data, proc.master)
         names = train_data.class_names
-        data.sampler = datasets.EpochSampler(len(train_data), seed=opt.manual_seed, rank=proc.rank, world=proc.world,
-                                             batch_size=data.batching.videos)  # never a one-clip batch: BatchNorm
+        data.sampler = datasets.epoch_sampler(train_data, opt.manual_seed, proc.rank, proc.world, data.batching.videos,
+                                              workers, opt.shard_buffer)  # never a one-clip batch: BatchNorm
         if opt.multigrid:  # the schedule, checked against the model, printed; full-shape clips for BatchNorm
             data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank * opt.repeat_aug, per_rank_batch,
                                                       state.options, say=proc.master)
@@ -224,10 +223,9 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         val_data = datasets.get_pretext_data(opt, 'validation') if opt.pretext else datasets.get_validation_data(opt)
         datasets.require_videos('validation', val_data, proc.master)
         names = names or val_data.class_names
-        shard = Subset(val_data, list(range(proc.rank, len(val_data), proc.world)))  # no padding duplicates
-        clips_per_video = 1 if opt.pretext else opt.n_val_samples
-        data.val = data_loader(shard, proc.device, on_device, batch_size=max(1, per_rank_batch // clips_per_video),
-                               **loader_args)
+        val_batch = max(1, per_rank_batch // (1 if opt.pretext else opt.n_val_samples))
+        shard = datasets.rank_share(val_data, proc.rank, proc.world, val_batch, workers)  # no padding duplicates
+        data.val = data_loader(shard, proc.device, on_device, batch_size=val_batch, **loader_args)
     state.class_names = names or state.class_names
     datasets.check_class_count(state.class_names, state.options['n_classes'])
     return data

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from common.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in
 from common.errors import UserError
 from common.processes import available_cpus
+from datasets.formats.shard_index import option_problem, source_or_path
 from models import MODEL_DEFAULTS, MODEL_DEPTHS, MODEL_OPTION_NAMES, arch_name
 from models.conv_lstm import LSTM_EVAL_OUTPUTS
 from models.factory import FRAME_NET_MODELS, TWO_STREAM_MODELS
@@ -78,8 +79,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     g = parser.add_argument_group('data')
     g.add_argument('--root_path', default=None, type=Path,
                    help='Prefix joined to the relative video, annotation, result, resume and pretrain paths')
-    g.add_argument('--video_path', default=None, type=Path, nargs='+',
-                   help='Root of the frame folders, hdf5 or video files (one per annotation file, or one for all)')
+    g.add_argument('--video_path', default=None, type=source_or_path, nargs='+',
+                   help='Root of the frame folders, hdf5 or video files (one per annotation file, or one for all); '
+                        'with --file_type shards a folder, http(s)://, s3://, gs:// prefix or pipe:COMMAND with {name}')
     g.add_argument('--annotation_path', default=None, type=Path, nargs='+',
                    help='Annotation JSON file(s); several merge into one label space')
     g.add_argument('--result_path', default=None, type=Path, help='Output directory')
@@ -88,8 +90,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
          choices=['kinetics', 'activitynet', 'ucf101', 'hmdb51', 'mit', 'folder'])
     flag('class_fraction', 1.0, 'Keep this seeded fraction of the classes', type=FRACTION)
     flag('instance_fraction', 1.0, 'Keep this seeded fraction of the training videos of each class', type=FRACTION)
-    flag('file_type', 'jpg', 'jpg frame folders, hdf5 files, or video files decoded directly',
-         choices=['jpg', 'hdf5', 'video'])
+    flag('file_type', 'jpg', 'jpg folders, hdf5 or video files, or tar shards of them (docs/cluster.md)',
+         choices=['jpg', 'hdf5', 'video', 'shards'])
+    flag('shard_buffer', 64, '--file_type shards: samples a DataLoader worker shuffles together (and holds)',
+         type=POSITIVE)
     flag('input_type', 'rgb', 'flow reads video_u/video_v from hdf5 files; rgb_flow: RGB from the --video_path '
          'hdf5 files and flow from the same-named files under --flow_path, 5 channels',
          choices=['rgb', 'flow', 'rgb_flow'])
@@ -252,10 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _join_root(root: Optional[Path], path: Any) -> Any:
-    if root is None or path is None:
+    if root is None or path is None or isinstance(path, str):
         return path
     if isinstance(path, list):
-        return [root / p for p in path]
+        return [_join_root(root, p) for p in path]
     return root / path
 
 
@@ -281,9 +285,9 @@ def finalize_opts(opt: argparse.Namespace, parser: Optional[argparse.ArgumentPar
         on = 'every frame' if opt.model == 'lstm' else 'its snapshots'
         fail(f'--channels_last is a layout of 3D convolutions: --model {opt.model} runs 2D ones on {on}')
     from datasets.paired import check_rgb_flow_options
-    problem = check_rgb_flow_options(opt)
-    if problem:
-        fail(problem)
+    for problem in (check_rgb_flow_options(opt), option_problem(opt)):
+        if problem:
+            fail(problem)
     if len(MODEL_DEPTHS[opt.model]) > 1 and opt.model_depth not in MODEL_DEPTHS[opt.model]:
         depths = ', '.join(str(d) for d in MODEL_DEPTHS[opt.model])
         fail(f'--model_depth must be one of {depths} for --model {opt.model}, not {opt.model_depth}')

@@ -22,7 +22,7 @@ _EXPORTS = {
     'EpochSampler': 'samplers', 'EpochBatches': 'samplers', 'sample_seed': 'samplers',
     'MultiClipDataset': 'video_dataset', 'VideoDataset': 'video_dataset', 'collate': 'video_dataset',
     'get_inference_data': 'build', 'get_loader': 'build', 'get_normalization': 'build',
-    'get_pretext_data': 'build', 'require_inputs': 'build', 'require_videos': 'build', 'check_class_count': 'build', 'get_training_data': 'build', 'get_validation_data': 'build',
+    'get_pretext_data': 'build', 'epoch_sampler': 'build', 'rank_share': 'build', 'require_inputs': 'build', 'require_videos': 'build', 'check_class_count': 'build', 'get_training_data': 'build', 'get_validation_data': 'build',
 }
 __all__ = sorted(_EXPORTS)
 

@@ -18,6 +18,7 @@ from datasets.cubic_puzzle import CubicPuzzleDataset
 from datasets.decode import VideoReadError
 from datasets.formats.annotation_json import canonical_subset
 from datasets.loaders import Hdf5Loader, JpgLoader
+from datasets.samplers import EpochSampler
 from datasets.video_dataset import MultiClipDataset, VideoDataset
 from datasets.video_loader import VideoLoader
 from preprocessing import Preprocessing, inference_transforms, normalization, subsampling
@@ -41,8 +42,12 @@ def get_loader(file_type: str, input_type: str = 'rgb', scaled: bool = False, pl
     return loaders[file_type]()
 
 
-def _clip_loader(opt: Namespace) -> Callable:
-    """The loader of the clip datasets, with ``--jpeg_decode``; RGB + flow pairs (``--flow_path``) for rgb_flow."""
+def _clip_loader(opt: Namespace, videos: Any = None) -> Callable:
+    """The loader of the clip datasets, with ``--jpeg_decode``; RGB + flow pairs (``--flow_path``) for rgb_flow;
+    the samples of ``videos``' shards for ``--file_type shards``."""
+    if opt.file_type == 'shards':
+        from datasets.shards.samples import ShardLoader
+        return ShardLoader(videos, scaled=getattr(opt, 'jpeg_decode', 'scaled') == 'scaled', planar=True)
     if opt.input_type == 'rgb_flow':
         from datasets.paired import paired_loader
         return paired_loader(opt)
@@ -54,9 +59,16 @@ def get_normalization(opt: Namespace) -> st.ClipNormalize:
     return normalization(Preprocessing.from_opts(opt))
 
 
-def _video_list(opt: Namespace, subset: str, whole_videos: bool = False) -> VideoList:
+def _video_list(opt: Namespace, subset: str, whole_videos: bool = False) -> Any:
     if not opt.annotation_path or not opt.video_path:
         raise AnnotationError('--annotation_path and --video_path are required')
+    if opt.file_type == 'shards':
+        from datasets.formats.annotation_json import file_labels, read_annotation_json
+        from datasets.shards.samples import shard_videos
+        path = _as_list(opt.annotation_path)[0]
+        source = opt.video_path[0] if isinstance(opt.video_path, (list, tuple)) else opt.video_path
+        return shard_videos(str(source), canonical_subset(subset), file_labels(path, read_annotation_json(path)),
+                            capacity=getattr(opt, 'shard_buffer', 64) + 8)
     return load_video_list(_as_list(opt.annotation_path), _as_list(opt.video_path), subset,
                            opt.file_type, opt.dataset, whole_videos,
                            getattr(opt, 'class_fraction', 1.0), getattr(opt, 'instance_fraction', 1.0),
@@ -74,7 +86,8 @@ def _subsampling(opt: Namespace) -> List[Callable]:
 def get_training_data(opt: Namespace) -> VideoDataset:
     """One randomly placed, augmented clip per training video (``--repeat_aug`` K: K clips from one read)."""
     temporal, spatial = training_transforms(opt)
-    return VideoDataset(_video_list(opt, 'training'), _clip_loader(opt), temporal, spatial,
+    videos = _video_list(opt, 'training')
+    return VideoDataset(videos, _clip_loader(opt, videos), temporal, spatial,
                         multilabel=getattr(opt, 'multilabel', False), reshaped=partial(training_transforms, opt),
                         repeat=getattr(opt, 'repeat_aug', 1))
 
@@ -104,8 +117,9 @@ def get_validation_data(opt: Namespace) -> MultiClipDataset:
     """``n_val_samples`` evenly spaced centre-cropped clips per validation video."""
     temporal = tt.TemporalCompose(_subsampling(opt) + [tt.TemporalEvenCrop(opt.sample_duration, opt.n_val_samples)])
     spatial = st.Compose([st.Resize(opt.sample_size), st.CenterCrop(opt.sample_size)])
-    return MultiClipDataset(_video_list(opt, 'validation'), _clip_loader(opt),
-                            temporal, spatial, multilabel=getattr(opt, 'multilabel', False))
+    videos = _video_list(opt, 'validation')
+    return MultiClipDataset(videos, _clip_loader(opt, videos), temporal, spatial,
+                            multilabel=getattr(opt, 'multilabel', False))
 
 
 def get_inference_data(opt: Namespace, prep: Optional[Preprocessing] = None) -> MultiClipDataset:
@@ -116,8 +130,8 @@ def get_inference_data(opt: Namespace, prep: Optional[Preprocessing] = None) -> 
     uniform clips, each as one crop or several views (``preprocessing.inference_transforms``).
     """
     temporal, spatial = inference_transforms(prep or Preprocessing.from_opts(opt), opt.inference_stride)
-    return MultiClipDataset(_video_list(opt, canonical_subset(opt.inference_subset), whole_videos=True),
-                            _clip_loader(opt), temporal, spatial,
+    videos = _video_list(opt, canonical_subset(opt.inference_subset), whole_videos=True)
+    return MultiClipDataset(videos, _clip_loader(opt, videos), temporal, spatial,
                             multilabel=getattr(opt, 'multilabel', False))
 
 
@@ -126,6 +140,29 @@ def get_pretext_data(opt: Namespace, subset: str) -> CubicPuzzleDataset:
     return CubicPuzzleDataset(_video_list(opt, subset), get_loader(opt.file_type, opt.input_type),
                               opt.sample_duration, opt.sample_size, jitter=opt.puzzle_jitter,
                               fixed=subset == 'validation')
+
+
+def epoch_sampler(dataset: Any, seed: int, rank: int, world: int, batch_size: int, workers: int,
+                  shard_buffer: int = 64) -> EpochSampler:
+    """The training order of ``dataset``: a seeded permutation (files), or the shards' order (shards, one lane
+    per DataLoader worker: ``datasets.shards.order``)."""
+    from datasets.shards.samples import is_sharded
+    if is_sharded(dataset):
+        from datasets.shards.order import ShardSampler
+        return ShardSampler(dataset.videos.shards.counts, seed=seed, rank=rank, world=world, batch_size=batch_size,
+                            lanes=max(1, workers), block=shard_buffer)
+    return EpochSampler(len(dataset), seed=seed, rank=rank, world=world, batch_size=batch_size)
+
+
+def rank_share(dataset: Any, rank: int, world: int, batch_size: int, workers: int) -> Any:
+    """This rank's part of an unshuffled pass (validation, inference) over ``dataset``: each video once over the
+    ranks; a sharded dataset's part contiguous, in one lane per DataLoader worker (so each reads its shards)."""
+    from torch.utils.data import Subset
+    from datasets.shards.samples import is_sharded
+    if is_sharded(dataset):
+        from datasets.shards.order import validation_share
+        return Subset(dataset, validation_share(dataset.videos.shards.counts, rank, world, batch_size, workers))
+    return Subset(dataset, list(range(rank, len(dataset), world)))
 
 
 def require_inputs(opt: Any) -> None:
@@ -137,7 +174,7 @@ def require_inputs(opt: Any) -> None:
         if not Path(path).is_file():
             raise UserError(f'{path}: no such annotation file (--annotation_path)')
     for path in (opt.video_path if isinstance(opt.video_path, (list, tuple)) else [opt.video_path]):
-        if path is not None and not Path(path).exists():
+        if path is not None and not isinstance(path, str) and not Path(path).exists():  # a str: a URL
             raise UserError(f'{path}: no such folder or file (--video_path)')
 
 

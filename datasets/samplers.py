@@ -156,9 +156,14 @@ class EpochSampler(Sampler):
         self.set_start(self._items(0, batches, self.per_rank))
         self.phase = batches
 
-    def rest_from(self, done: int, phase: int = 0) -> None:
+    def layout(self) -> Dict[str, Any]:
+        """What besides the world size and the batches this order depends on ({}: nothing; shards: lanes...)."""
+        return {}
+
+    def rest_from(self, done: int, phase: int = 0, was: Optional[Dict[str, Any]] = None) -> None:
         """Train only what follows the first ``done`` positions of the epoch's order, re-sharded over these
-        ranks, in batches from the cycle's ``phase`` (the epoch's batches done before)."""
+        ranks, in batches from the cycle's ``phase`` (the epoch's batches done before). ``was``: the record of
+        the run that did them (an order that depends on its layout needs it; this one does not)."""
         self.rest, self.start, self.offset, self.phase = done, 0, done, phase
         self.per_rank = epoch_length(max(0, self.n - done), self.world, sizes=self.sizes, phase=phase)
 

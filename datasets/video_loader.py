@@ -152,6 +152,13 @@ class VideoLoader:
         if container is not None:
             container.close()
 
+    def forget(self, path: Path) -> None:
+        """Close ``path`` and drop its index (a file about to be removed, or replaced by other content)."""
+        self._forget(path)
+        idx = self.index_cache.pop(path, None)
+        if idx is not None:
+            self.cached_bytes -= idx.nbytes
+
     def __getstate__(self) -> Dict:
         # Open containers cannot cross into DataLoader worker processes; each opens its own.
         return {**self.__dict__, 'open_files': {}}

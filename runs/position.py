@@ -15,7 +15,7 @@ def sampler_record(sampler: Any, seed: int, epoch: int, world: int, per_rank_bat
     """What a checkpoint records of the epoch's order after this run's ``batches_in_run`` batches."""
     return {'seed': seed, 'epoch': epoch, 'world': world, 'per_rank_batch': per_rank_batch, 'n': sampler.n,
             'samples_done': sampler.samples_done(batches_in_run), 'resharded': sampler.rest is not None,
-            'batches': list(sampler.sizes)}
+            'batches': list(sampler.sizes), 'layout': sampler.layout()}
 
 
 def continue_epoch(position: Mapping[str, Any], sampler: Any, *, world: int, per_rank_batch: int, seed: int,
@@ -41,10 +41,16 @@ def continue_epoch(position: Mapping[str, Any], sampler: Any, *, world: int, per
         raise UserError(f'{source}: epoch {epoch} was preempted on {n} training videos, not the {sampler.n} here: '
                         'the rest of its order cannot be known')
     if (was_world, was_batch, was_sizes) == (world, per_rank_batch, list(sampler.sizes)) \
-            and not record.get('resharded'):
+            and record.get('layout', {}) == sampler.layout() and not record.get('resharded'):
         sampler.skip_batches(batch)
         return batch, f'epoch {epoch}: resuming after batch {batch} of {per_epoch}'
-    sampler.rest_from(done, phase=batch)
+    if record.get('layout', {}).get('order') != sampler.layout().get('order'):
+        raise UserError(f"{source}: epoch {epoch} was preempted reading {record.get('layout', {}).get('order', 'files')}"
+                        f", not {sampler.layout().get('order', 'files')}: its order continues only from the same data")
+    try:
+        sampler.rest_from(done, phase=batch, was=record)
+    except ValueError as e:
+        raise UserError(f'{source}: epoch {epoch} cannot continue: {e}') from None
     return batch, (f'epoch {epoch}: resuming after {min(done, n)} of its {n} samples, done by {was_world} processes '
                    f'x batch {was_batch}; the other {max(0, n - done)} are re-sharded over {world} x batch '
                    f'{per_rank_batch}, each trained once')

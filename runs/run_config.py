@@ -14,6 +14,7 @@ from typing import Any, Collection, Dict
 
 from common.cli import closest, invalid_choice_text
 from common.errors import UserError
+from datasets.formats.shard_index import source_or_path
 
 SWITCHES = (argparse._StoreTrueAction, argparse._StoreFalseAction)
 
@@ -39,7 +40,7 @@ def _kind(action: argparse.Action, plural: bool = False) -> str:
     """How an error names what the flag takes: ``a path (a string)``, or ``paths (strings)``."""
     if isinstance(action, SWITCHES):
         return 'true or false'
-    one, many = (('a path (a string)', 'paths (strings)') if action.type is Path else
+    one, many = (('a path (a string)', 'paths (strings)') if action.type in (Path, source_or_path) else
                  ('a string', 'strings') if action.type in (None, str) else ('a number', 'numbers'))
     return many if plural else one
 
@@ -49,10 +50,10 @@ def _scalar(action: argparse.Action, value: Any, where: str) -> Any:
     wrong = UserError(f'{where} must be {_kind(action)}, not {json.dumps(value)}')
     if isinstance(value, (bool, list, dict)) or value is None:
         raise wrong
-    if action.type in (None, str, Path):
+    if action.type in (None, str, Path, source_or_path):
         if not isinstance(value, str):
             raise wrong
-        converted: Any = Path(value) if action.type is Path else value
+        converted: Any = value if action.type in (None, str) else action.type(value)
     else:
         try:
             converted = action.type(str(value))

@@ -97,7 +97,7 @@ def test_a_misspelled_choice_names_the_closest_one(capsys):
         f"error: --model: invalid choice 'resnt' (did you mean 'resnet'? choose from {choices})\n"
     assert "did you mean 'cubic_puzzle'? choose from '', cubic_puzzle)" in parse_error(['--pretext', 'cubic'], capsys)
     assert parse_error(['--file_type', 'mp4'], capsys) == \
-        "error: --file_type: invalid choice 'mp4' (choose from jpg, hdf5, video)\n"
+        "error: --file_type: invalid choice 'mp4' (choose from jpg, hdf5, video, shards)\n"
     assert parse_error(['--lerning_rate', '0.1'], capsys) == \
         'error: unrecognized arguments: --lerning_rate 0.1 (did you mean --learning_rate?)\n'
 

@@ -66,16 +66,20 @@ def fingerprint(video: PathLike) -> Dict[str, Any]:
     return {'bytes': size, 'fingerprint': digest.hexdigest()}
 
 
-def write(video: PathLike, fields: Dict[str, Any]) -> Path:
-    """Store the table ``fields`` (``FrameTable``'s: pts, seek_points, time_base, rate, counted_by,
-    error) beside ``video``, atomically."""
+def table_record(video: PathLike, fields: Dict[str, Any]) -> Dict[str, Any]:
+    """The stored form of the table ``fields`` (``FrameTable``'s: pts, seek_points, time_base, rate,
+    counted_by, error) of ``video`` (tied to it by its fingerprint; a shard carries it too)."""
     rate = fields['rate']
-    record = {'format': FORMAT, 'version': VERSION, 'video': fingerprint(video),
-              'time_base': [fields['time_base'].numerator, fields['time_base'].denominator],
-              'rate': None if rate is None else [rate.numerator, rate.denominator],
-              'counted_by': fields['counted_by'], 'error': fields['error'], 'pts': list(fields['pts']),
-              'seek_points': sorted([int(k), int(v)] for k, v in fields['seek_points'].items())}
-    return atomic_write_json(table_path(video), record)
+    return {'format': FORMAT, 'version': VERSION, 'video': fingerprint(video),
+            'time_base': [fields['time_base'].numerator, fields['time_base'].denominator],
+            'rate': None if rate is None else [rate.numerator, rate.denominator],
+            'counted_by': fields['counted_by'], 'error': fields['error'], 'pts': list(fields['pts']),
+            'seek_points': sorted([int(k), int(v)] for k, v in fields['seek_points'].items())}
+
+
+def write(video: PathLike, fields: Dict[str, Any]) -> Path:
+    """Store the table ``fields`` beside ``video``, atomically (``table_record``)."""
+    return atomic_write_json(table_path(video), table_record(video, fields))
 
 
 def read(video: PathLike) -> Optional[Dict[str, Any]]:

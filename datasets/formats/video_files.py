@@ -53,7 +53,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import av
 
@@ -353,9 +353,13 @@ def frame_table(path: PathLike) -> FrameTable:
 def store_frame_table(path: PathLike) -> FrameTable:
     """Build the video's table from the file and store it beside it (``frame_table_file``)."""
     table = _built_table(path)
-    frame_table_file.write(path, {name: getattr(table, name) for name in
-                                  ('pts', 'seek_points', 'time_base', 'rate', 'counted_by', 'error')})
+    frame_table_file.write(path, table_fields(table))
     return table
+
+
+def table_fields(table: FrameTable) -> Dict[str, Any]:
+    """The fields of ``table`` that ``frame_table_file`` stores."""
+    return {name: getattr(table, name) for name in ('pts', 'seek_points', 'time_base', 'rate', 'counted_by', 'error')}
 
 
 def count_frames(path: PathLike) -> int:

@@ -1,0 +1,233 @@
+"""Samples out of a subset's tar shards, read the way the epoch's order asks for them.
+
+``ShardSet`` is the subset's index (``datasets.formats.shard_index``) and its source: sample
+numbers 0..N-1 run through the shards in index order. ``ShardReader`` gives sample ``k`` to the
+process that asks: from a bounded cache of the samples last read, else by reading on in the shard
+it has open (WebDataset's tar iterator over WebDataset's opener: a file, a URL or a ``pipe:``
+command), else by entering the shard again (a local file at the sample's byte offset, a stream
+from its start). The epoch's order (``datasets.shards.order``) asks each worker for its samples in
+stream order up to a block shuffle, so the common path is one sequential read per shard.
+
+A shard that ends early or holds something else than its index says is a data fault: one warning
+per shard, and every sample from the damaged place on fails (the datasets count each one).
+"""
+import os
+from collections import OrderedDict
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from common.faults import report_fault
+from datasets.formats.shard_index import (ShardIndexError, index_name, is_remote, location, parse_index,
+                                          sample_meta)
+
+KEY_DIGITS = 9
+
+
+class ShardFault(Exception):
+    """A sample that cannot be read from its shard (the message names the shard and the sample)."""
+
+
+def sample_key(k: int) -> str:
+    """The tar key of sample number ``k`` of a subset."""
+    return f'{k:0{KEY_DIGITS}d}'
+
+
+def open_source(where: str) -> Any:
+    """A binary stream of a local path, a URL or a ``pipe:`` command (WebDataset's opener)."""
+    from webdataset.gopen import gopen
+    return gopen(where, 'rb')
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e.args[0]) if e.args else type(e).__name__
+    return ' '.join(text.split(' @ ')[0].split())
+
+
+def _members(file: Any, where: str) -> Iterator[Dict[str, Any]]:
+    """A tar stream's members; where the stream breaks, an end-of-shard mark first, so that the sample read
+    before the break still comes out whole (the one being read comes out without its missing members)."""
+    from webdataset.tariterators import tar_file_expander
+    try:
+        yield from tar_file_expander([{'url': where, 'stream': file}], eof_value=None)
+    except Exception:
+        yield {}
+        raise
+
+
+def tar_samples(file: Any, where: str) -> Iterator[Dict[str, Any]]:
+    """The samples of a tar stream (members grouped by key: WebDataset's tar iterator and grouping)."""
+    from webdataset.tariterators import group_by_keys
+    return group_by_keys(_members(file, where))
+
+
+def read_index(source: str, subset: str) -> Dict[str, Any]:
+    """The checked index of ``subset`` under ``source`` (``ShardIndexError``: one line naming it)."""
+    where = location(source, index_name(subset))
+    try:
+        with open_source(where) as f:
+            text = f.read()
+    except (OSError, ValueError) as e:
+        raise ShardIndexError(f'{where}: cannot read the shard index of {subset} ({e})') from None
+    if not text:
+        raise ShardIndexError(f'{where}: no shard index of {subset} (empty or not found)')
+    return parse_index(text, where)
+
+
+class ShardSet:
+    """A subset's shards: the index, where they are read from, and sample number -> (shard, place)."""
+
+    def __init__(self, source: str, index: Dict[str, Any]):
+        self.source, self.index = source, index
+        self.names: List[str] = [s['name'] for s in index['shards']]
+        self.counts = np.array([s['samples'] for s in index['shards']], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+        self.offsets = [np.asarray(s['offsets'], dtype=np.int64) for s in index['shards']]
+        self.labels: List[str] = list(index['labels'])
+        self.payload: str = index['payload']
+        self.seekable = not is_remote(source)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def locate(self, k: int) -> Tuple[int, int]:
+        """(shard, place in it) of sample number ``k``."""
+        if not 0 <= k < len(self):
+            raise IndexError(f'sample {k} of {len(self)}')
+        s = int(np.searchsorted(self.starts, k, side='right')) - 1
+        return s, k - int(self.starts[s])
+
+    def where(self, k: int) -> str:
+        """'<shard>#<place>': how messages name sample ``k``."""
+        s, j = self.locate(k)
+        return f'{self.names[s]}#{j}'
+
+
+class _Stream:
+    """One open shard, read sample by sample (its members grouped by key) from sample ``next`` on."""
+
+    def __init__(self, shards: ShardSet, s: int, j: int):
+        self.s, self.next = s, j
+        where = location(shards.source, shards.names[s])
+        self.file = open_source(where)
+        if shards.seekable and j > 0:
+            self.file.seek(int(shards.offsets[s][j]))
+        else:
+            self.next = 0
+        self.samples = tar_samples(self.file, where)
+
+    def close(self) -> None:
+        self.samples = iter(())
+        try:
+            self.file.close()
+        except Exception:  # noqa: BLE001 - a pipe whose command failed reports it here; the fault is already known
+            pass
+
+
+class ShardReader:
+    """Samples of a ``ShardSet`` for one process: a cache of the last ``capacity`` read, one shard open.
+
+    ``sample(k)`` returns ``{'meta': checked .json, 'payload': bytes, 'table': bytes or None}`` or raises
+    ``ShardFault``. Pickled into DataLoader workers without its stream or cache (each reads its own).
+    """
+
+    def __init__(self, shards: ShardSet, capacity: int = 72):
+        self.shards, self.capacity = shards, max(2, capacity)
+        self.label_index = {name: i for i, name in enumerate(shards.labels)}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cache: 'OrderedDict[int, Dict[str, Any]]' = OrderedDict()
+        self.stream: Optional[_Stream] = None
+        self.damaged: Dict[int, Tuple[int, str]] = {}  # shard -> (first place that fails, why)
+        self.pid = os.getpid()
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(cache=OrderedDict(), stream=None, damaged={})
+        return state
+
+    def sample(self, k: int) -> Dict[str, Any]:
+        """Sample number ``k`` (``ShardFault`` when its shard cannot give it)."""
+        if self.pid != os.getpid():  # a forked worker: nothing of the parent's stream is ours
+            self._reset()
+        if k in self.cache:
+            self.cache.move_to_end(k)
+            return self.cache[k]
+        s, j = self.shards.locate(k)
+        if s in self.damaged and j >= self.damaged[s][0]:
+            raise ShardFault(f'{self.shards.where(k)}: {self.damaged[s][1]}')
+        if self.stream is None or self.stream.s != s or self.stream.next > j:
+            self._open(s, j)
+        return self._read_to(k, s, j)
+
+    def _open(self, s: int, j: int) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = None
+        try:
+            self.stream = _Stream(self.shards, s, j)
+        except (OSError, ValueError) as e:
+            self._damage(s, 0, f'cannot open the shard ({" ".join(str(e).split())})')
+
+    def _read_to(self, k: int, s: int, j: int) -> Dict[str, Any]:
+        stream = self.stream
+        base = int(self.shards.starts[s])
+        while stream is not None and stream.next <= j:
+            place = stream.next
+            try:
+                raw = next(stream.samples)
+                got = self._checked(raw, base + place)
+            except StopIteration:
+                self._damage(s, place, f'the shard ends after {place} of its {self.shards.counts[s]} samples')
+                break
+            except (ShardFault, ValueError) as e:  # a bad key or metadata: the rest of the shard is not trusted
+                self._damage(s, place, str(e).split(': ', 1)[-1] if isinstance(e, ShardFault) else
+                             f'unreadable ({" ".join(str(e).split())})')
+                break
+            except Exception as e:  # noqa: BLE001 - tarfile, zlib and pipes raise many kinds for a cut stream
+                self._damage(s, place, f'cut short or corrupt ({type(e).__name__}: {_first_line(e)})')
+                break
+            stream.next += 1
+            if place >= j - self.capacity:
+                self._keep(base + place, got)
+        if k not in self.cache:
+            raise ShardFault(f'{self.shards.where(k)}: {self.damaged.get(s, (0, "not read"))[1]}')
+        return self.cache[k]
+
+    def _keep(self, k: int, sample: Dict[str, Any]) -> None:
+        self.cache[k] = sample
+        while len(self.cache) > self.capacity:
+            self.cache.popitem(last=False)
+
+    def _damage(self, s: int, place: int, why: str) -> None:
+        """Samples of shard ``s`` from ``place`` on fail from now on; said once per shard."""
+        if self.stream is not None and self.stream.s == s:
+            self.stream.close()
+            self.stream = None
+        if s not in self.damaged or place < self.damaged[s][0]:
+            self.damaged[s] = (place, why)
+            report_fault(f'{self.shards.names[s]}: {why}; its samples from #{place} on fail')
+
+    def _checked(self, raw: Dict[str, Any], k: int) -> Dict[str, Any]:
+        where = self.shards.where(k)
+        if raw.get('__key__') != sample_key(k):
+            raise ShardFault(f"{where}: sample {raw.get('__key__')!r} where {sample_key(k)!r} was due")
+        if 'json' not in raw:
+            raise ShardFault(f'{where}: no .json member')
+        try:
+            meta = sample_meta(raw['json'], where, self.label_index)
+        except ShardIndexError as e:
+            raise ShardFault(str(e)) from None
+        ext = meta.get('ext', 'jpgs')
+        if not isinstance(ext, str) or ext not in raw:
+            raise ShardFault(f'{where}: no .{ext} member')
+        return {'meta': meta, 'payload': raw[ext], 'table': raw.get('frametable.json')}
+
+    def metas(self) -> Iterator[Tuple[int, Optional[Dict[str, Any]]]]:
+        """(sample number, checked metadata or None where it cannot be read) of every sample, in order."""
+        for k in range(len(self.shards)):
+            try:
+                yield k, self.sample(k)['meta']
+            except ShardFault:
+                yield k, None

@@ -1,0 +1,256 @@
+"""Tar shards (util_scripts.write_shards, main.py --file_type shards): written and read back sample for sample,
+faults counted, every sample once per epoch on any topology, exact resume, sources through a pipe."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import datasets
+from datasets.formats.shard_index import ShardIndexError, location, parse_index
+from datasets.samplers import epoch_length
+from datasets.shards.order import ShardSampler, epoch_order, validation_share
+from runs.position import continue_epoch, sampler_record
+from tests.test_resume import assert_same_weights, start_and_interrupt
+from tests.video_fixtures import make_dataset
+from util_scripts import write_shards
+
+ROOT = Path(__file__).resolve().parents[1]
+N_FRAMES = (12, 20, 9, 16, 14, 10, 18)
+
+
+def write(video_root: Path, ann: Path, out: Path, *extra: str) -> int:
+    return write_shards.main([str(video_root), str(ann), str(out), '--no_progress', *extra])
+
+
+@pytest.fixture(scope='module')
+def made(tmp_path_factory):
+    """The same 14 training and 2 validation videos in every file type, and each written into shards."""
+    root = tmp_path_factory.mktemp('shard_data')
+    out = {}
+    for file_type in ('jpg', 'hdf5', 'video'):
+        ann = make_dataset(root / file_type, file_type, n_frames=N_FRAMES, n_train=7)
+        shards = root / f'{file_type}_shards'
+        assert write(root / file_type, ann, shards, '--file_type', file_type, '--shard_mb', '0.05') == 0
+        out[file_type] = (root / file_type, ann, shards)
+    return out
+
+
+def options(video_path, ann, file_type, **extra) -> Namespace:
+    from opts import parse_opts
+    return parse_opts(['--video_path', str(video_path), '--annotation_path', str(ann), '--file_type', file_type,
+                       '--sample_size', '32', '--sample_duration', '8', '--n_classes', '2', '--n_val_samples', '2',
+                       *[str(x) for kv in extra.items() for x in (f'--{kv[0]}', kv[1])]])
+
+
+@pytest.mark.parametrize('file_type', ['jpg', 'hdf5', 'video'])
+def test_every_sample_reads_back_as_the_files_give_it(made, file_type):
+    video_root, ann, shards = made[file_type]
+    index = json.loads((shards / 'training.shards.json').read_text())
+    assert index['samples'] == 14 and len(index['shards']) > 1 and index['failed'] == []
+    for entry in index['shards']:  # the recorded checksums are the files'
+        import hashlib
+        assert hashlib.sha256((shards / entry['name']).read_bytes()).hexdigest() == entry['sha256']
+    for make in (datasets.get_validation_data, datasets.get_training_data):
+        files = make(options(video_root, ann, file_type))
+        sharded = make(options(shards, ann, 'shards'))
+        assert len(sharded) == len(files) and sharded.class_names == files.class_names
+        by_id = {files.records[i].video_id: i for i in range(len(files))}
+        seen = []
+        for k in range(len(sharded)):
+            record = sharded.records[k]
+            twin = files.records[by_id[record.video_id]]
+            assert (record.frames, record.label, record.segment) == (twin.frames, twin.label, twin.segment)
+            a, b = sharded[(k, 7)], files[(by_id[record.video_id], 7)]  # the same seed: the same draws
+            key = 'clips' if 'clips' in a else 'clip'
+            assert torch.equal(a[key], b[key]) and a['label'] == b['label'] and a['video_id'] == b['video_id']
+            seen.append(record.video_id)
+        assert sorted(seen) == sorted(by_id)
+
+
+def test_a_truncated_shard_fails_its_later_samples_and_the_epoch_goes_on(made, tmp_path):
+    _, ann, shards = made['video']
+    shutil.copytree(shards, tmp_path / 's')
+    index = json.loads((tmp_path / 's' / 'training.shards.json').read_text())
+    victim = index['shards'][1]
+    cut = victim['offsets'][2] + 700  # inside its third sample
+    path = tmp_path / 's' / victim['name']
+    path.write_bytes(path.read_bytes()[:cut])
+    done = subprocess.run([sys.executable, 'main.py', '--file_type', 'shards', '--video_path', str(tmp_path / 's'),
+                           '--annotation_path', str(ann), '--result_path', str(tmp_path / 'out'), '--n_classes', '2',
+                           '--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25',
+                           '--sample_size', '32', '--sample_duration', '8', '--batch_size', '2', '--n_epochs', '1',
+                           '--n_threads', '0', '--no_progress', '--precision', 'fp32', '--no_val'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lost = victim['samples'] - 2
+    assert f"{victim['name']}: cut short or corrupt" in done.stderr and 'its samples from #2 on fail' in done.stderr
+    failed = [line.split('\t') for line in (tmp_path / 'out' / 'train.log').read_text().splitlines()]
+    assert dict(zip(failed[0], failed[1]))['failed_videos'] == str(lost)
+
+
+def test_a_pipe_source_trains_bitwise_as_the_folder(made, tmp_path):
+    _, ann, shards = made['jpg']
+    runs = {}
+    for name, source in (('folder', str(shards)), ('pipe', f'pipe:cat {shards}/{{name}}')):
+        cmd = [sys.executable, 'main.py', '--file_type', 'shards', '--video_path', source, '--annotation_path', str(ann),
+               '--result_path', str(tmp_path / name), '--n_classes', '2', '--model', 'resnet', '--model_depth', '10',
+               '--resnet_widen_factor', '0.25', '--sample_size', '32', '--sample_duration', '8', '--batch_size', '2',
+               '--n_epochs', '1', '--n_threads', '2', '--no_progress', '--precision', 'fp32', '--cpu_threads', '1',
+               '--inference', '--inference_subset', 'val']
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, OMP_NUM_THREADS='1'))
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = torch.load(tmp_path / name / 'save_latest.pth', weights_only=True)['state_dict']
+    assert_same_weights(runs['folder'], runs['pipe'])
+    assert (tmp_path / 'folder' / 'val.json').read_bytes() == (tmp_path / 'pipe' / 'val.json').read_bytes()
+
+
+def test_bad_videos_are_named_counted_and_listed(tmp_path):
+    ann = make_dataset(tmp_path / 'v', 'video', n_frames=N_FRAMES, n_train=3)
+    (tmp_path / 'v' / 'jump' / 'jump_1.mp4').write_bytes(b'\0' * 4096)  # no longer a video
+    code = subprocess.run([sys.executable, '-m', 'util_scripts.write_shards', str(tmp_path / 'v'), str(ann),
+                           str(tmp_path / 's'), '--file_type', 'video', '--subset', 'training'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert code.returncode == 1
+    assert 'jump_1.mp4' in code.stderr and 'not written' in code.stderr
+    assert 'training: 5 videos in 1 shards' in code.stdout and '1 failed' in code.stdout
+    index = json.loads((tmp_path / 's' / 'training.shards.json').read_text())
+    assert [f['id'] for f in index['failed']] == ['jump_1']
+
+
+def test_an_interrupted_write_continues_and_ends_as_an_uninterrupted_one(made, tmp_path, monkeypatch):
+    video_root, ann, shards = made['hdf5']
+    import datasets.shards.writer as writer
+    real, calls = writer.make_sample, []
+
+    def dying(*args):
+        calls.append(1)
+        if len(calls) == 9:
+            raise KeyboardInterrupt  # a kill between two samples, after some shards were closed
+        return real(*args)
+    monkeypatch.setattr(writer, 'make_sample', dying)
+    with pytest.raises(KeyboardInterrupt):
+        write(video_root, ann, tmp_path, '--file_type', 'hdf5', '--shard_mb', '0.05', '--subset', 'training')
+    assert (tmp_path / 'training.shards.partial.json').exists() and not (tmp_path / 'training.shards.json').exists()
+    monkeypatch.setattr(writer, 'make_sample', real)
+    assert write(video_root, ann, tmp_path, '--file_type', 'hdf5', '--shard_mb', '0.05', '--subset', 'training') == 0
+    assert not (tmp_path / 'training.shards.partial.json').exists() and not list(tmp_path.glob('.*.tmp'))
+    assert (tmp_path / 'training.shards.json').read_bytes() == (shards / 'training.shards.json').read_bytes()
+
+
+def test_index_names_never_leave_the_folder_or_reach_a_shell():
+    good = {'format': 'video-shards', 'version': 1, 'payload': 'video', 'labels': ['a'], 'samples': 1,
+            'shards': [{'name': 'training-000000.tar', 'samples': 1, 'bytes': 2048, 'offsets': [0],
+                        'sha256': '0' * 64}]}
+    parse_index(json.dumps(good).encode(), 'i.json')
+    for name in ('../x.tar', 'a;rm -rf ~.tar', '/etc/x.tar', 'x.tar\n'):
+        bad = json.loads(json.dumps(good))
+        bad['shards'][0]['name'] = name
+        with pytest.raises(ShardIndexError, match='i.json: shard 0 has the name'):
+            parse_index(json.dumps(bad).encode(), 'i.json')
+    for field, value in (('offsets', [4096]), ('offsets', [3]), ('samples', 2), ('bytes', -1)):
+        bad = json.loads(json.dumps(good))
+        bad['shards'][0][field] = value
+        with pytest.raises(ShardIndexError):
+            parse_index(json.dumps(bad).encode(), 'i.json')
+    assert location('pipe:curl -s https://h/{name}', 'training-000000.tar') == 'pipe:curl -s https://h/training-000000.tar'
+    with pytest.raises(ShardIndexError, match='needs {name}'):
+        location('pipe:cat x', 'training-000000.tar')
+    assert location('s3://b/k/', 'training-000000.tar') == 'pipe:aws s3 cp s3://b/k/training-000000.tar -'
+
+
+def test_a_url_video_path_is_kept_as_written():
+    opt = options('https://host/kinetics/shards', 'a.json', 'shards')
+    assert opt.video_path == ['https://host/kinetics/shards']
+    with pytest.raises(SystemExit):
+        options('https://host/kinetics', 'a.json', 'jpg')
+
+
+COUNTS = np.array([7, 9, 3, 11, 8, 5])  # 43 samples in 6 shards
+
+
+@pytest.mark.parametrize('world,lanes,batch', [(1, 1, 4), (2, 2, 3), (3, 2, 2), (4, 1, 5)])
+def test_every_sample_once_per_epoch_each_rank_reading_its_own_shards(world, lanes, batch):
+    samplers = [ShardSampler(COUNTS, seed=3, rank=r, world=world, batch_size=batch, lanes=lanes, block=4)
+                for r in range(world)]
+    for s in samplers:
+        s.set_epoch(2)
+    mine = [s.indices() for s in samplers]
+    assert all(len(m) == epoch_length(43, world, batch) for m in mine)
+    assert sorted(set().union(*map(set, mine))) == list(range(43))  # padding repeats, nothing is left out
+    starts = np.cumsum(np.r_[0, COUNTS])
+    shard_of = lambda k: int(np.searchsorted(starts, k, side='right')) - 1  # noqa: E731
+    n_real = [len(range(r, 43, world)) for r in range(world)]
+    for r, m in enumerate(mine):  # a rank reads a run of consecutive shards in the epoch's shard order
+        touched = {shard_of(k) for k in m[:n_real[r]]}
+        assert len(touched) <= -(-n_real[r] // min(COUNTS)) + 1
+    other = ShardSampler(COUNTS, seed=3, world=world, batch_size=batch, lanes=lanes, block=4)
+    other.set_epoch(3)
+    assert other.indices() != ShardSampler(COUNTS, seed=3, world=world, batch_size=batch, lanes=lanes,
+                                           block=4).indices()  # another epoch, another order
+
+
+@pytest.mark.parametrize('world,batch,new_world,new_batch', [(2, 2, 3, 2), (2, 3, 1, 4), (3, 2, 2, 2)])
+def test_a_preempted_epoch_continues_on_another_topology_each_sample_once(world, batch, new_world, new_batch):
+    done_batches = 3
+    trained = []
+    for r in range(world):
+        s = ShardSampler(COUNTS, seed=5, rank=r, world=world, batch_size=batch, lanes=2, block=4)
+        s.set_epoch(1)
+        trained += [i for b in list(s.batches())[:done_batches] for i, *_ in b]
+    record = sampler_record(s, 5, 1, world, batch, done_batches)
+    position = {'epoch': 1, 'batch': done_batches, 'sampler': json.loads(json.dumps(record))}
+    rest = []
+    for r in range(new_world):
+        s = ShardSampler(COUNTS, seed=5, rank=r, world=new_world, batch_size=new_batch, lanes=1, block=4)
+        s.set_epoch(1)
+        continue_epoch(position, s, world=new_world, per_rank_batch=new_batch, seed=5, source='ckpt', per_epoch=9)
+        rest += [i for b in s.batches() for i, *_ in b]
+    assert set(trained) | set(rest) == set(range(43))
+    assert len(set(trained) & set(rest)) <= new_world + 1  # only the padding of the rest repeats a sample
+
+
+def test_the_same_topology_continues_exactly_and_validation_shares_cover_each_video_once():
+    s = ShardSampler(COUNTS, seed=5, rank=1, world=2, batch_size=3, lanes=2)
+    s.set_epoch(4)
+    full = list(s.batches())
+    record = json.loads(json.dumps(sampler_record(s, 5, 4, 2, 3, 4)))
+    again = ShardSampler(COUNTS, seed=5, rank=1, world=2, batch_size=3, lanes=2)
+    again.set_epoch(4)
+    batch, say = continue_epoch({'epoch': 4, 'batch': 4, 'sampler': record}, again, world=2, per_rank_batch=3,
+                                seed=5, source='ckpt', per_epoch=len(full))
+    assert say.startswith('epoch 4: resuming after batch 4') and list(again.batches()) == full[4:]
+    for world, lanes in ((1, 1), (2, 3), (4, 2)):
+        shares = [validation_share(COUNTS, r, world, 2, lanes) for r in range(world)]
+        assert sorted(k for share in shares for k in share) == list(range(43))
+    assert sorted(epoch_order(COUNTS, 0, 1, False, 2, 2, [3], 4).tolist()) == list(range(43))
+
+
+def test_shards_resume_bitwise_after_sigterm(made, tmp_path):
+    _, ann, shards = made['video']
+    base = [sys.executable, 'main.py', '--file_type', 'shards', '--video_path', str(shards), '--annotation_path',
+            str(ann), '--n_classes', '2', '--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25',
+            '--sample_size', '32', '--sample_duration', '8', '--batch_size', '2', '--n_threads', '2', '--n_epochs',
+            '2', '--checkpoint', '0', '--learning_rate', '0.01', '--n_val_samples', '1', '--deterministic',
+            '--manual_seed', '3', '--no_progress', '--precision', 'fp32', '--cpu_threads', '1', '--shard_buffer', '3']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    done = subprocess.run(base + ['--result_path', str(tmp_path / 'ref')], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / 'cut'
+    proc = start_and_interrupt(base + ['--result_path', str(out)], out, signal.SIGTERM, 7 + 3)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and 'stopped after batch' in stdout, stderr[-3000:]
+    done = subprocess.run(base + ['--result_path', str(out), '--resume_path', 'auto'], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0 and 'resuming after batch' in done.stdout, done.stderr[-3000:]
+    ref = torch.load(tmp_path / 'ref' / 'save_latest.pth', weights_only=True)['state_dict']
+    assert_same_weights(ref, torch.load(out / 'save_latest.pth', weights_only=True)['state_dict'])
