@@ -63,11 +63,13 @@ def _video_list(opt: Namespace, subset: str, whole_videos: bool = False) -> Any:
     if not opt.annotation_path or not opt.video_path:
         raise AnnotationError('--annotation_path and --video_path are required')
     if opt.file_type == 'shards':
-        from datasets.formats.annotation_json import file_labels, read_annotation_json
+        from datasets.formats.annotation_json import file_labels
+        from datasets.formats.annotation_stream import read_entries
         from datasets.shards.samples import shard_videos
         path = _as_list(opt.annotation_path)[0]
         source = opt.video_path[0] if isinstance(opt.video_path, (list, tuple)) else opt.video_path
-        return shard_videos(str(source), canonical_subset(subset), file_labels(path, read_annotation_json(path)),
+        header, _ = read_entries(path)  # the labels come before the database: its entries are not parsed
+        return shard_videos(str(source), canonical_subset(subset), file_labels(path, header),
                             capacity=getattr(opt, 'shard_buffer', 64) + 8)
     return load_video_list(_as_list(opt.annotation_path), _as_list(opt.video_path), subset,
                            opt.file_type, opt.dataset, whole_videos,

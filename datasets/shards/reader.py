@@ -11,6 +11,7 @@ stream order up to a block shuffle, so the common path is one sequential read pe
 A shard that ends early or holds something else than its index says is a data fault: one warning
 per shard, and every sample from the damaged place on fails (the datasets count each one).
 """
+import io
 import os
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -104,17 +105,26 @@ class ShardSet:
 
 
 class _Stream:
-    """One open shard, read sample by sample (its members grouped by key) from sample ``next`` on."""
+    """One open shard, read sample by sample from sample ``next`` on (a local one can jump to any sample)."""
 
-    def __init__(self, shards: ShardSet, s: int, j: int):
-        self.s, self.next = s, j
-        where = location(shards.source, shards.names[s])
-        self.file = open_source(where)
-        if shards.seekable and j > 0:
-            self.file.seek(int(shards.offsets[s][j]))
-        else:
-            self.next = 0
-        self.samples = tar_samples(self.file, where)
+    def __init__(self, shards: ShardSet, s: int):
+        self.s, self.next, self.seekable = s, 0, shards.seekable
+        self.where = location(shards.source, shards.names[s])
+        self.offsets = shards.offsets[s]
+        self.file = open_source(self.where)
+        self.samples = None if self.seekable else tar_samples(self.file, self.where)
+
+    def read(self) -> Dict[str, Any]:
+        """Sample ``next`` as WebDataset groups it (StopIteration past the end). A local shard's sample is read
+        in one piece, its offsets bounding it, and parsed from memory: tarfile's stream mode reads 10 KB at a time."""
+        if self.samples is not None:
+            return next(self.samples)
+        if self.next >= len(self.offsets):
+            raise StopIteration
+        self.file.seek(int(self.offsets[self.next]))
+        end = self.offsets[self.next + 1] if self.next + 1 < len(self.offsets) else None
+        piece = self.file.read() if end is None else self.file.read(int(end - self.offsets[self.next]))
+        return next(tar_samples(io.BytesIO(piece), f'{self.where}#{self.next}'))
 
     def close(self) -> None:
         self.samples = iter(())
@@ -125,31 +135,31 @@ class _Stream:
 
 
 class ShardReader:
-    """Samples of a ``ShardSet`` for one process: a cache of the last ``capacity`` read, one shard open.
+    """Samples of a ``ShardSet`` for one process: a cache of the last ``capacity`` read, a few shards open.
 
     ``sample(k)`` returns ``{'meta': checked .json, 'payload': bytes, 'table': bytes or None}`` or raises
-    ``ShardFault``. Pickled into DataLoader workers without its stream or cache (each reads its own).
+    ``ShardFault``. Pickled into DataLoader workers without its streams or cache (each reads its own).
     """
 
-    def __init__(self, shards: ShardSet, capacity: int = 72):
-        self.shards, self.capacity = shards, max(2, capacity)
+    def __init__(self, shards: ShardSet, capacity: int = 72, open_shards: int = 4):
+        self.shards, self.capacity, self.open_shards = shards, max(2, capacity), open_shards
         self.label_index = {name: i for i, name in enumerate(shards.labels)}
         self._reset()
 
     def _reset(self) -> None:
         self.cache: 'OrderedDict[int, Dict[str, Any]]' = OrderedDict()
-        self.stream: Optional[_Stream] = None
+        self.streams: 'OrderedDict[int, _Stream]' = OrderedDict()  # a block of the order may span two shards
         self.damaged: Dict[int, Tuple[int, str]] = {}  # shard -> (first place that fails, why)
         self.pid = os.getpid()
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(cache=OrderedDict(), stream=None, damaged={})
+        state.update(cache=OrderedDict(), streams=OrderedDict(), damaged={})
         return state
 
     def sample(self, k: int) -> Dict[str, Any]:
         """Sample number ``k`` (``ShardFault`` when its shard cannot give it)."""
-        if self.pid != os.getpid():  # a forked worker: nothing of the parent's stream is ours
+        if self.pid != os.getpid():  # a forked worker: nothing of the parent's streams is ours
             self._reset()
         if k in self.cache:
             self.cache.move_to_end(k)
@@ -157,43 +167,52 @@ class ShardReader:
         s, j = self.shards.locate(k)
         if s in self.damaged and j >= self.damaged[s][0]:
             raise ShardFault(f'{self.shards.where(k)}: {self.damaged[s][1]}')
-        if self.stream is None or self.stream.s != s or self.stream.next > j:
-            self._open(s, j)
-        return self._read_to(k, s, j)
-
-    def _open(self, s: int, j: int) -> None:
-        if self.stream is not None:
-            self.stream.close()
-        self.stream = None
-        try:
-            self.stream = _Stream(self.shards, s, j)
-        except (OSError, ValueError) as e:
-            self._damage(s, 0, f'cannot open the shard ({" ".join(str(e).split())})')
-
-    def _read_to(self, k: int, s: int, j: int) -> Dict[str, Any]:
-        stream = self.stream
-        base = int(self.shards.starts[s])
-        while stream is not None and stream.next <= j:
-            place = stream.next
-            try:
-                raw = next(stream.samples)
-                got = self._checked(raw, base + place)
-            except StopIteration:
-                self._damage(s, place, f'the shard ends after {place} of its {self.shards.counts[s]} samples')
-                break
-            except (ShardFault, ValueError) as e:  # a bad key or metadata: the rest of the shard is not trusted
-                self._damage(s, place, str(e).split(': ', 1)[-1] if isinstance(e, ShardFault) else
-                             f'unreadable ({" ".join(str(e).split())})')
-                break
-            except Exception as e:  # noqa: BLE001 - tarfile, zlib and pipes raise many kinds for a cut stream
-                self._damage(s, place, f'cut short or corrupt ({type(e).__name__}: {_first_line(e)})')
-                break
-            stream.next += 1
-            if place >= j - self.capacity:
-                self._keep(base + place, got)
+        stream = self._stream(s, j)
+        if stream is not None:
+            self._read_to(stream, j)
         if k not in self.cache:
             raise ShardFault(f'{self.shards.where(k)}: {self.damaged.get(s, (0, "not read"))[1]}')
         return self.cache[k]
+
+    def _stream(self, s: int, j: int) -> Optional[_Stream]:
+        """Shard ``s`` open where sample ``j`` is next or ahead (a stream past it starts again); None if it cannot."""
+        stream = self.streams.pop(s, None)
+        if stream is not None and stream.next > j and not stream.seekable:
+            stream.close()
+            stream = None
+        if stream is None:
+            try:
+                stream = _Stream(self.shards, s)
+            except (OSError, ValueError) as e:
+                self._damage(s, 0, f'cannot open the shard ({" ".join(str(e).split())})')
+                return None
+            while len(self.streams) >= self.open_shards:
+                self.streams.popitem(last=False)[1].close()
+        if stream.seekable:
+            stream.next = j
+        self.streams[s] = stream
+        return stream
+
+    def _read_to(self, stream: _Stream, j: int) -> None:
+        """Read ``stream`` on through sample ``j``, keeping what the order may still ask for."""
+        s, base = stream.s, int(self.shards.starts[stream.s])
+        while stream.next <= j:
+            place = stream.next
+            try:
+                got = self._checked(stream.read(), base + place)
+            except StopIteration:
+                self._damage(s, place, f'the shard ends after {place} of its {self.shards.counts[s]} samples')
+                return
+            except (ShardFault, ValueError) as e:  # a bad key or metadata: the rest of the shard is not trusted
+                self._damage(s, place, str(e).split(': ', 1)[-1] if isinstance(e, ShardFault) else
+                             f'unreadable ({" ".join(str(e).split())})')
+                return
+            except Exception as e:  # noqa: BLE001 - tarfile, zlib and pipes raise many kinds for a cut stream
+                self._damage(s, place, f'cut short or corrupt ({type(e).__name__}: {_first_line(e)})')
+                return
+            stream.next += 1
+            if place >= j - self.capacity:
+                self._keep(base + place, got)
 
     def _keep(self, k: int, sample: Dict[str, Any]) -> None:
         self.cache[k] = sample
@@ -202,9 +221,8 @@ class ShardReader:
 
     def _damage(self, s: int, place: int, why: str) -> None:
         """Samples of shard ``s`` from ``place`` on fail from now on; said once per shard."""
-        if self.stream is not None and self.stream.s == s:
-            self.stream.close()
-            self.stream = None
+        if s in self.streams:
+            self.streams.pop(s).close()
         if s not in self.damaged or place < self.damaged[s][0]:
             self.damaged[s] = (place, why)
             report_fault(f'{self.shards.names[s]}: {why}; its samples from #{place} on fail')

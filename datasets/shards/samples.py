@@ -25,7 +25,7 @@ from datasets.formats import frame_table_file
 from datasets.formats.shard_index import ShardIndexError
 from datasets.frame_sizes import sampled_size
 from datasets.loaders import encoded
-from datasets.records import VideoRecord
+from datasets.records import RecordTable, VideoRecord
 from datasets.shards.reader import ShardFault, ShardReader, ShardSet, read_index
 from datasets.video_loader import VideoLoader
 
@@ -38,6 +38,7 @@ class ShardRecords:
 
     def __init__(self, reader: ShardReader):
         self.reader, self.shards = reader, reader.shards
+        self.table: Optional[RecordTable] = None
 
     def __len__(self) -> int:
         return len(self.shards)
@@ -58,9 +59,12 @@ class ShardRecords:
             return self.record(k, None, str(e))
 
     def __iter__(self) -> Iterator[VideoRecord]:
-        """Every record, in order: a pass over the shards (the results' reports read labels this way)."""
-        for k, meta in self.reader.metas():
-            yield self.record(k, meta, f'{self.shards.where(k)}: unreadable')
+        """Every record, in order: one pass over the shards, kept in flat arrays for the next (the results'
+        reports read the labels of a subset this way, several times)."""
+        if self.table is None:
+            self.table = RecordTable.from_records(self.record(k, meta, f'{self.shards.where(k)}: unreadable')
+                                                  for k, meta in self.reader.metas())
+        return iter(self.table)
 
     def first_multilabel(self) -> Optional[VideoRecord]:
         """A stand-in record when the index says a sample has several labels (the datasets refuse them then)."""
