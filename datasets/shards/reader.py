@@ -11,8 +11,8 @@ stream order up to a block shuffle, so the common path is one sequential read pe
 A shard that ends early or holds something else than its index says is a data fault: one warning
 per shard, and every sample from the damaged place on fails (the datasets count each one).
 """
-import io
 import os
+import tarfile
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -23,6 +23,7 @@ from datasets.formats.shard_index import (ShardIndexError, index_name, is_remote
                                           sample_meta)
 
 KEY_DIGITS = 9
+LAZY_BYTES = 64 << 10  # members larger than this are read when used (local shards)
 
 
 class ShardFault(Exception):
@@ -104,6 +105,27 @@ class ShardSet:
         return f'{self.names[s]}#{j}'
 
 
+class FileRange:
+    """Bytes ``[start, start + size)`` of a local file, read when sliced (a sample's frames: only the clip's)."""
+
+    def __init__(self, path: str, start: int, size: int):
+        self.path, self.start, self.size = path, start, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def pieces(self, spans: List[Tuple[int, int]]) -> List[bytes]:
+        """The bytes of each ``(begin, end)`` span (relative to the range), with one open of the file."""
+        with open(self.path, 'rb') as f:
+            return [os.pread(f.fileno(), max(0, min(b, self.size) - a), self.start + a) for a, b in spans]
+
+    def __getitem__(self, span: slice) -> bytes:
+        return self.pieces([(span.start or 0, self.size if span.stop is None else span.stop)])[0]
+
+    def __bytes__(self) -> bytes:
+        return self[:]
+
+
 class _Stream:
     """One open shard, read sample by sample from sample ``next`` on (a local one can jump to any sample)."""
 
@@ -115,16 +137,26 @@ class _Stream:
         self.samples = None if self.seekable else tar_samples(self.file, self.where)
 
     def read(self) -> Dict[str, Any]:
-        """Sample ``next`` as WebDataset groups it (StopIteration past the end). A local shard's sample is read
-        in one piece, its offsets bounding it, and parsed from memory: tarfile's stream mode reads 10 KB at a time."""
+        """Sample ``next`` as WebDataset groups it (StopIteration past the end); a local shard's large members
+        (a video, a clip's JPEG frames) as ``FileRange``s, read when and where the loader needs them."""
         if self.samples is not None:
             return next(self.samples)
         if self.next >= len(self.offsets):
             raise StopIteration
+        size = os.fstat(self.file.fileno()).st_size
+        end = int(self.offsets[self.next + 1]) if self.next + 1 < len(self.offsets) else size
         self.file.seek(int(self.offsets[self.next]))
-        end = self.offsets[self.next + 1] if self.next + 1 < len(self.offsets) else None
-        piece = self.file.read() if end is None else self.file.read(int(end - self.offsets[self.next]))
-        return next(tar_samples(io.BytesIO(piece), f'{self.where}#{self.next}'))
+        tar = tarfile.open(fileobj=self.file, mode='r:')  # headers only: the members' data is skipped over
+        sample: Dict[str, Any] = {}
+        for info in tar:
+            key, _, ext = info.name.partition('.')
+            if info.offset >= end or sample.setdefault('__key__', key) != key:
+                break
+            if info.offset_data + info.size > size:
+                raise EOFError(f'{info.name} needs {info.offset_data + info.size} bytes; the file has {size}')
+            sample[ext] = FileRange(self.where, info.offset_data, info.size) if info.size > LAZY_BYTES else \
+                tar.extractfile(info).read()
+        return sample
 
     def close(self) -> None:
         self.samples = iter(())
@@ -234,13 +266,14 @@ class ShardReader:
         if 'json' not in raw:
             raise ShardFault(f'{where}: no .json member')
         try:
-            meta = sample_meta(raw['json'], where, self.label_index)
+            meta = sample_meta(bytes(raw['json']), where, self.label_index)
         except ShardIndexError as e:
             raise ShardFault(str(e)) from None
         ext = meta.get('ext', 'jpgs')
         if not isinstance(ext, str) or ext not in raw:
             raise ShardFault(f'{where}: no .{ext} member')
-        return {'meta': meta, 'payload': raw[ext], 'table': raw.get('frametable.json')}
+        table = raw.get('frametable.json')
+        return {'meta': meta, 'payload': raw[ext], 'table': None if table is None else bytes(table)}
 
     def metas(self) -> Iterator[Tuple[int, Optional[Dict[str, Any]]]]:
         """(sample number, checked metadata or None where it cannot be read) of every sample, in order."""

@@ -26,7 +26,7 @@ from datasets.formats.shard_index import ShardIndexError
 from datasets.frame_sizes import sampled_size
 from datasets.loaders import encoded
 from datasets.records import RecordTable, VideoRecord
-from datasets.shards.reader import ShardFault, ShardReader, ShardSet, read_index
+from datasets.shards.reader import FileRange, ShardFault, ShardReader, ShardSet, read_index
 from datasets.video_loader import VideoLoader
 
 TEMP_PREFIX = 'video-shards-'
@@ -162,7 +162,12 @@ class ShardLoader:
                 return None
             return payload[ends[i - start]:ends[i - start + 1]]
 
-        blobs = {i: blob(i) for i in dict.fromkeys(indices)}
+        wanted = [i for i in dict.fromkeys(indices) if start <= i < stop and ends[i - start] < ends[i - start + 1]]
+        if isinstance(payload, FileRange):  # a local shard: only the clip's frames are read, with one open
+            got = dict(zip(wanted, payload.pieces([(ends[i - start], ends[i - start + 1]) for i in wanted])))
+        else:
+            got = {i: blob(i) for i in wanted}
+        blobs = {i: got.get(i) for i in dict.fromkeys(indices)}
         size = lambda: sampled_size(stop - start, lambda p: blob(start + p))  # noqa: E731
         lazy = self.scaled and encoded(blobs, indices, where, blob, size)
         if lazy:
@@ -186,7 +191,7 @@ class ShardLoader:
             self.copies.move_to_end(k)
             return self.copies[k]
         path = Path(folder) / f"{k}.{sample['meta'].get('ext', 'mp4')}"
-        path.write_bytes(sample['payload'])
+        path.write_bytes(bytes(sample['payload']))
         if sample['table'] is not None:
             frame_table_file.table_path(path).write_bytes(sample['table'])
         self.copies[k] = path
