@@ -214,7 +214,7 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
             data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank * opt.repeat_aug, per_rank_batch,
                                                       state.options, say=proc.master)
             items = calibration_items(len(train_data), opt.manual_seed, opt.multigrid_bn_batches * per_rank_batch,
-                                      proc.rank, proc.world)
+                                      proc.rank, proc.world, contiguous=opt.file_type == 'shards')
             data.calibration = data_loader(train_data, proc.device, on_device, batch_size=per_rank_batch,
                                            sampler=items, **dict(loader_args, persistent_workers=False)) if items else None
         data.train = data_loader(train_data, proc.device, on_device, batch_sampler=datasets.EpochBatches(data.sampler),

@@ -196,8 +196,15 @@ class Batching:
         return sum(self.batches_in(e, n, world) for e in range(1, epoch))
 
 
-def calibration_items(n: int, seed: int, clips: int, rank: int, world: int) -> List[Tuple[int, int]]:
+def calibration_items(n: int, seed: int, clips: int, rank: int, world: int, contiguous: bool = False
+                      ) -> List[Tuple[int, int]]:
     """This rank's ``clips`` training items (a share of ``clips`` x ``world``) for the BatchNorm recalibration
-    after a coarse epoch (``--multigrid_bn_batches``): the same videos and draws every epoch."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:min(n, clips * world)].tolist()
+    after a coarse epoch (``--multigrid_bn_batches``): the same videos and draws every epoch. ``contiguous``
+    (shards): consecutive samples from a seeded place, so that they are read from a shard or two, not all."""
+    g = torch.Generator().manual_seed(seed)
+    if contiguous:
+        start = int(torch.randint(max(1, n), (1,), generator=g))
+        order = [(start + i) % n for i in range(min(n, clips * world))]
+    else:
+        order = torch.randperm(n, generator=g)[:min(n, clips * world)].tolist()
     return [(i, sample_seed(seed, 0, i)) for i in order[rank::world]]

@@ -75,7 +75,8 @@ def test_every_sample_reads_back_as_the_files_give_it(made, file_type):
         assert sorted(seen) == sorted(by_id)
 
 
-def test_a_truncated_shard_fails_its_later_samples_and_the_epoch_goes_on(made, tmp_path):
+@pytest.mark.parametrize('remote', [False, True], ids=['folder', 'pipe'])
+def test_a_truncated_shard_fails_its_later_samples_and_the_epoch_goes_on(made, tmp_path, remote):
     _, ann, shards = made['video']
     shutil.copytree(shards, tmp_path / 's')
     index = json.loads((tmp_path / 's' / 'training.shards.json').read_text())
@@ -83,7 +84,8 @@ def test_a_truncated_shard_fails_its_later_samples_and_the_epoch_goes_on(made, t
     cut = victim['offsets'][2] + 700  # inside its third sample
     path = tmp_path / 's' / victim['name']
     path.write_bytes(path.read_bytes()[:cut])
-    done = subprocess.run([sys.executable, 'main.py', '--file_type', 'shards', '--video_path', str(tmp_path / 's'),
+    source = f"pipe:cat {tmp_path / 's'}/{{name}}" if remote else str(tmp_path / 's')
+    done = subprocess.run([sys.executable, 'main.py', '--file_type', 'shards', '--video_path', source,
                            '--annotation_path', str(ann), '--result_path', str(tmp_path / 'out'), '--n_classes', '2',
                            '--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25',
                            '--sample_size', '32', '--sample_duration', '8', '--batch_size', '2', '--n_epochs', '1',
@@ -91,7 +93,11 @@ def test_a_truncated_shard_fails_its_later_samples_and_the_epoch_goes_on(made, t
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lost = victim['samples'] - 2
-    assert f"{victim['name']}: cut short or corrupt" in done.stderr and 'its samples from #2 on fail' in done.stderr
+    if remote:  # a stream cannot go past the cut: one warning, and the shard's samples from there on fail
+        assert f"{victim['name']}: cut short or corrupt" in done.stderr and 'its samples from #2 on fail' in done.stderr
+    else:  # each sample is read at its own offset: those past the cut fail, each named
+        assert f"{victim['name']}#2: cut short or corrupt" in done.stderr, done.stderr
+    assert f"{victim['name']}#1:" not in done.stderr and f"{victim['name']}#{victim['samples'] - 1}:" in done.stderr
     failed = [line.split('\t') for line in (tmp_path / 'out' / 'train.log').read_text().splitlines()]
     assert dict(zip(failed[0], failed[1]))['failed_videos'] == str(lost)
 
@@ -254,3 +260,70 @@ def test_shards_resume_bitwise_after_sigterm(made, tmp_path):
     assert done.returncode == 0 and 'resuming after batch' in done.stdout, done.stderr[-3000:]
     ref = torch.load(tmp_path / 'ref' / 'save_latest.pth', weights_only=True)['state_dict']
     assert_same_weights(ref, torch.load(out / 'save_latest.pth', weights_only=True)['state_dict'])
+
+
+def test_multi_view_inference_from_shards_is_the_files_to_the_byte(made, tmp_path):
+    video_root, ann, shards = made['video']
+    common = ['--annotation_path', str(ann), '--n_classes', '2', '--model', 'resnet', '--model_depth', '10',
+              '--resnet_widen_factor', '0.25', '--sample_size', '32', '--sample_duration', '8', '--n_threads', '2',
+              '--no_progress', '--precision', 'fp32', '--cpu_threads', '1', '--inference', '--inference_subset',
+              'val', '--inference_crop', 'three', '--inference_flip', '--inference_stride', '4']
+    train = subprocess.run([sys.executable, 'main.py', '--file_type', 'video', '--video_path', str(video_root),
+                            '--result_path', str(tmp_path / 'model'), '--n_epochs', '1', '--batch_size', '2', *common],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr[-3000:]
+    for name, source in (('files', ['--file_type', 'video', '--video_path', str(video_root)]),
+                         ('shards', ['--file_type', 'shards', '--video_path', str(shards)])):
+        done = subprocess.run([sys.executable, 'main.py', *source, '--result_path', str(tmp_path / name), '--no_train',
+                               '--no_val', '--resume_path', str(tmp_path / 'model' / 'save_latest.pth'), *common],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    ours, theirs = (tmp_path / 'shards' / 'val.json').read_bytes(), (tmp_path / 'files' / 'val.json').read_bytes()
+    assert ours == theirs and len(json.loads(ours)['results']) == 2
+
+
+def test_a_video_sample_is_read_with_the_frame_table_its_shard_carries(made, monkeypatch):
+    _, ann, shards = made['video']
+    import datasets.formats.video_files as video_files
+    built = []
+    real = video_files._built_table
+    monkeypatch.setattr(video_files, '_built_table', lambda path: built.append(path) or real(path))
+    data = datasets.get_validation_data(options(shards, ann, 'shards'))
+    for k in range(len(data)):
+        assert 'failed' not in data[k]
+    assert built == []  # every table came from the shard, none was rebuilt by decoding the video
+
+
+@pytest.mark.parametrize('problem', ['no index', 'other labels'])
+def test_shards_that_do_not_fit_the_run_are_one_line_errors(made, tmp_path, problem):
+    _, ann, shards = made['jpg']
+    source = tmp_path if problem == 'no index' else shards
+    if problem == 'other labels':
+        data = json.loads(ann.read_text())
+        data['labels'] = ['wave', 'jump']
+        ann = tmp_path / 'other.json'
+        ann.write_text(json.dumps(data))
+    done = subprocess.run([sys.executable, 'main.py', '--file_type', 'shards', '--video_path', str(source),
+                           '--annotation_path', str(ann), '--result_path', str(tmp_path / 'out'), '--n_classes', '2',
+                           '--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25',
+                           '--sample_size', '32', '--no_progress'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count('\n') == 1, done.stderr
+    assert ('training.shards.json' in done.stderr if problem == 'no index' else
+            'were written with 2 classes' in done.stderr), done.stderr
+
+
+def test_a_multigrid_run_reads_shards_in_its_cycle_of_batch_sizes(made, tmp_path):
+    from datasets.multigrid import calibration_items
+    _, ann, shards = made['jpg']
+    done = subprocess.run([sys.executable, 'main.py', '--file_type', 'shards', '--video_path', str(shards),
+                           '--annotation_path', str(ann), '--result_path', str(tmp_path / 'out'), '--n_classes', '2',
+                           '--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25',
+                           '--sample_size', '32', '--sample_duration', '8', '--batch_size', '2', '--n_threads', '2',
+                           '--n_epochs', '2', '--n_val_samples', '1', '--no_progress', '--precision', 'fp32',
+                           '--multigrid', '--multigrid_min_steps', '2', '--multigrid_bn_batches', '2'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'failed' not in done.stderr and len((tmp_path / 'out' / 'train.log').read_text().splitlines()) == 3
+    items = [i for i, _ in calibration_items(43, 3, 4, 0, 2, contiguous=True)] + \
+        [i for i, _ in calibration_items(43, 3, 4, 1, 2, contiguous=True)]
+    assert sorted((i - items[0]) % 43 for i in items) == list(range(8))  # a run of 8 consecutive samples

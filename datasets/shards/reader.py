@@ -2,14 +2,16 @@
 
 ``ShardSet`` is the subset's index (``datasets.formats.shard_index``) and its source: sample
 numbers 0..N-1 run through the shards in index order. ``ShardReader`` gives sample ``k`` to the
-process that asks: from a bounded cache of the samples last read, else by reading on in the shard
-it has open (WebDataset's tar iterator over WebDataset's opener: a file, a URL or a ``pipe:``
-command), else by entering the shard again (a local file at the sample's byte offset, a stream
-from its start). The epoch's order (``datasets.shards.order``) asks each worker for its samples in
-stream order up to a block shuffle, so the common path is one sequential read per shard.
+process that asks: from a bounded cache of the samples last read; from a local shard, at the
+sample's byte offset (its tar headers parsed there, its large members read only where the loader
+needs them); from a remote one (WebDataset's tar iterator over WebDataset's opener: a URL or a
+``pipe:`` command), by reading on in the shard's stream, or from its start again. The epoch's
+order (``datasets.shards.order``) asks each worker for its samples in stream order up to a block
+shuffle, so each shard is read once per epoch.
 
-A shard that ends early or holds something else than its index says is a data fault: one warning
-per shard, and every sample from the damaged place on fails (the datasets count each one).
+A sample that cannot be read is a data fault, counted by the datasets as an unreadable video: a
+local sample fails alone; in a remote shard, a stream cannot go past the damage, so its samples
+from there on fail (one warning per shard and process).
 """
 import os
 import tarfile
@@ -201,7 +203,7 @@ class ShardReader:
             raise ShardFault(f'{self.shards.where(k)}: {self.damaged[s][1]}')
         stream = self._stream(s, j)
         if stream is not None:
-            self._read_to(stream, j)
+            self._read_to(stream, j)  # ShardFault for a local sample that cannot be read
         if k not in self.cache:
             raise ShardFault(f'{self.shards.where(k)}: {self.damaged.get(s, (0, "not read"))[1]}')
         return self.cache[k]
@@ -226,25 +228,30 @@ class ShardReader:
         return stream
 
     def _read_to(self, stream: _Stream, j: int) -> None:
-        """Read ``stream`` on through sample ``j``, keeping what the order may still ask for."""
+        """Read ``stream`` on through sample ``j``, keeping what the order may still ask for. A local sample that
+        cannot be read fails alone (whatever was read before: the order does not matter); a stream cannot go past
+        it, so a remote shard's samples from there on fail."""
         s, base = stream.s, int(self.shards.starts[stream.s])
         while stream.next <= j:
             place = stream.next
             try:
                 got = self._checked(stream.read(), base + place)
             except StopIteration:
-                self._damage(s, place, f'the shard ends after {place} of its {self.shards.counts[s]} samples')
-                return
+                why = f'the shard ends after {place} of its {self.shards.counts[s]} samples'
             except (ShardFault, ValueError) as e:  # a bad key or metadata: the rest of the shard is not trusted
-                self._damage(s, place, str(e).split(': ', 1)[-1] if isinstance(e, ShardFault) else
-                             f'unreadable ({" ".join(str(e).split())})')
-                return
+                why = str(e).split(': ', 1)[-1] if isinstance(e, ShardFault) else \
+                    f'unreadable ({" ".join(str(e).split())})'
             except Exception as e:  # noqa: BLE001 - tarfile, zlib and pipes raise many kinds for a cut stream
-                self._damage(s, place, f'cut short or corrupt ({type(e).__name__}: {_first_line(e)})')
-                return
-            stream.next += 1
-            if place >= j - self.capacity:
-                self._keep(base + place, got)
+                why = f'cut short or corrupt ({type(e).__name__}: {_first_line(e)})'
+            else:
+                stream.next += 1
+                if place >= j - self.capacity:
+                    self._keep(base + place, got)
+                continue
+            if stream.seekable:
+                raise ShardFault(f'{self.shards.where(base + place)}: {why}')
+            self._damage(s, place, why)
+            return
 
     def _keep(self, k: int, sample: Dict[str, Any]) -> None:
         self.cache[k] = sample
