@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -80,8 +80,6 @@ class ShardVideos:
     def __init__(self, shards: ShardSet, capacity: int):
         self.shards, self.labels, self.subset = shards, shards.labels, shards.index.get('subset', '')
         self.records = ShardRecords(ShardReader(shards, capacity))
-        self.missing: List[str] = []
-        self.empty: List[str] = []
 
     def summary(self) -> str:
         """One line: samples, shards, classes, and the videos the writer could not store."""
