@@ -27,7 +27,7 @@ N_FRAMES = (12, 20, 9, 16, 14, 10, 18)
 
 
 def write(video_root: Path, ann: Path, out: Path, *extra: str) -> int:
-    return write_shards.main([str(video_root), str(ann), str(out), '--no_progress', *extra])
+    return write_shards.main([str(video_root), str(ann), str(out), '--no_progress', '--n_jobs', '1', *extra])
 
 
 @pytest.fixture(scope='module')
@@ -119,17 +119,19 @@ def test_a_pipe_source_trains_bitwise_as_the_folder(made, tmp_path):
     assert (tmp_path / 'folder' / 'val.json').read_bytes() == (tmp_path / 'pipe' / 'val.json').read_bytes()
 
 
-def test_bad_videos_are_named_counted_and_listed(tmp_path):
+def test_bad_videos_are_named_counted_and_listed_and_any_number_of_readers_writes_the_same_shards(tmp_path):
     ann = make_dataset(tmp_path / 'v', 'video', n_frames=N_FRAMES, n_train=3)
     (tmp_path / 'v' / 'jump' / 'jump_1.mp4').write_bytes(b'\0' * 4096)  # no longer a video
-    code = subprocess.run([sys.executable, '-m', 'util_scripts.write_shards', str(tmp_path / 'v'), str(ann),
-                           str(tmp_path / 's'), '--file_type', 'video', '--subset', 'training'],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert code.returncode == 1
-    assert 'jump_1.mp4' in code.stderr and 'not written' in code.stderr
-    assert 'training: 5 videos in 1 shards' in code.stdout and '1 failed' in code.stdout
-    index = json.loads((tmp_path / 's' / 'training.shards.json').read_text())
-    assert [f['id'] for f in index['failed']] == ['jump_1']
+    for jobs in ('1', '2'):
+        code = subprocess.run([sys.executable, '-m', 'util_scripts.write_shards', str(tmp_path / 'v'), str(ann),
+                               str(tmp_path / jobs), '--file_type', 'video', '--subset', 'training', '--n_jobs', jobs,
+                               '--shard_mb', '0.02'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert code.returncode == 1
+        assert 'jump_1.mp4' in code.stderr and 'not written' in code.stderr
+        assert 'training: 5 videos in' in code.stdout and '1 failed' in code.stdout
+        index = json.loads((tmp_path / jobs / 'training.shards.json').read_text())
+        assert [f['id'] for f in index['failed']] == ['jump_1'] and len(index['shards']) > 1
+    assert (tmp_path / '1' / 'training.shards.json').read_bytes() == (tmp_path / '2' / 'training.shards.json').read_bytes()
 
 
 def test_an_interrupted_write_continues_and_ends_as_an_uninterrupted_one(made, tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """Write a dataset's videos into tar shards, for clusters without a shared file system.
 
     python -m util_scripts.write_shards VIDEO_PATH ANNOTATION_PATH OUT_DIR [--file_type video|jpg|hdf5]
-        [--dataset kinetics|...] [--subset training --subset validation] [--shard_mb 256] [--seed 0]
+        [--dataset kinetics|...] [--subset training --subset validation] [--shard_mb 256] [--seed 0] [--n_jobs N]
 
 Each video of each subset (default: every subset the annotation file has) becomes one sample of a
 WebDataset tar shard ``OUT_DIR/<subset>-000000.tar``: its bytes as stored (the video file with its
@@ -19,6 +19,7 @@ from typing import List, Optional
 
 from common import cli
 from common.errors import UserError
+from common.processes import available_cpus
 from datasets.formats.annotation_json import FILE_TYPES, read_annotation_json
 
 
@@ -39,7 +40,7 @@ def write(args) -> int:
         if not len(videos.records) and not videos.missing and not videos.empty:
             raise UserError(f"{args.annotation_path}: no entry of subset {subset!r} (it has: {', '.join(found)})")
         index = write_subset(videos, args.out_dir, args.file_type, args.shard_mb, args.seed,
-                             show_progress=not args.no_progress)
+                             show_progress=not args.no_progress, n_jobs=args.n_jobs or available_cpus())
         failures += len(index['failed'])
         print(f"{subset}: {index['samples']} videos in {len(index['shards'])} shards "
               f"({sum(s['bytes'] for s in index['shards']) / 2**20:.1f} MB), {len(index['failed'])} failed "
@@ -63,6 +64,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='Start a new shard once one holds this many MB (default 256)')
     parser.add_argument('--seed', type=cli.int_in(0, 2**31 - 1), default=0,
                         help='Seed of the order the videos are spread over the shards')
+    parser.add_argument('--n_jobs', type=cli.int_in(0, 1024), default=0,
+                        help='Processes reading the videos (default 0: the CPUs this process may use)')
     parser.add_argument('--no_progress', action='store_true', help='No progress lines')
     args = parser.parse_args(argv)
     from datasets.formats.shard_index import ShardIndexError

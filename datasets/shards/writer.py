@@ -12,11 +12,13 @@ listed in the index's ``failed``; the index is written last.
 import hashlib
 import json
 import random
+from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from common.atomic import atomic_path, atomic_write_json
 from common.faults import report_fault
+from common.pool import worker_pool
 from common.progress import progress
 from datasets.annotations import VideoList
 from datasets.decode import IMAGE_TEMPLATE
@@ -86,6 +88,31 @@ def _video_file(record: VideoRecord) -> Tuple[Dict[str, Any], bytes, bytes]:
 
 def make_sample(record: VideoRecord, file_type: str, labels: List[str], k: int) -> Dict[str, Any]:
     """The tar sample (WebDataset's dict: ``__key__`` and one bytes value per member) of ``record``."""
+    return {'__key__': sample_key(k), **read_members(record, file_type, labels)}
+
+
+def _members_or_error(record: VideoRecord, file_type: str, labels: List[str]) -> Any:
+    """``read_members``' result, or its SampleError's message (what a pool worker sends back)."""
+    try:
+        return read_members(record, file_type, labels)
+    except SampleError as e:
+        return str(e)
+
+
+def _read_ahead(pool: Any, records: Iterator[VideoRecord], file_type: str, labels: List[str],
+                ahead: int) -> Iterator[Any]:
+    """The pool's ``_members_or_error`` of each record, in order, at most ``ahead`` in flight (memory stays flat)."""
+    pending: 'deque[Any]' = deque()
+    for record in records:
+        pending.append(pool.submit(_members_or_error, record, file_type, labels))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def read_members(record: VideoRecord, file_type: str, labels: List[str]) -> Dict[str, bytes]:
+    """The members of ``record``'s sample, its key aside: ``json`` (metadata), the payload, the frame table."""
     table = None
     if file_type == 'video':
         meta, payload, table = _video_file(record)
@@ -93,10 +120,10 @@ def make_sample(record: VideoRecord, file_type: str, labels: List[str], k: int) 
         meta, payload = (_jpg_frames if file_type == 'jpg' else _hdf5_frames)(record)
     meta.update(id=record.video_id, labels=[labels[i] for i in record.label_set], start=record.frames.start,
                 stop=record.frames.stop, segment=list(record.segment), file_type=file_type)
-    sample = {'__key__': sample_key(k), 'json': json.dumps(meta).encode(), meta['ext']: payload}
+    members = {'json': json.dumps(meta).encode(), meta['ext']: payload}
     if table is not None:
-        sample['frametable.json'] = table
-    return sample
+        members['frametable.json'] = table
+    return members
 
 
 def _sha256(path: Path) -> str:
@@ -180,6 +207,13 @@ class ShardWriter:
         return entry
 
 
+def _keyed(members: Any, k: int) -> Dict[str, Any]:
+    """A pool worker's members as sample number ``k`` (its error message raised as SampleError)."""
+    if isinstance(members, str):
+        raise SampleError(members)
+    return {'__key__': sample_key(k), **members}
+
+
 def _resumed(out: Path, subset: str, plan: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The shards an interrupted run with the same ``plan`` closed (each with where the next one starts)."""
     path = out / f'{subset}{PARTIAL}'
@@ -202,8 +236,9 @@ def _resumed(out: Path, subset: str, plan: Dict[str, Any]) -> List[Dict[str, Any
 
 
 def write_subset(videos: VideoList, out: Path, file_type: str, shard_mb: float, seed: int,
-                 show_progress: bool = True) -> Dict[str, Any]:
-    """Write the shards and index of ``videos`` (one subset) into ``out``; the index written."""
+                 show_progress: bool = True, n_jobs: int = 1) -> Dict[str, Any]:
+    """Write the shards and index of ``videos`` (one subset) into ``out``; the index written. ``n_jobs`` processes
+    read the videos (frame tables built where none is stored), the shards are written here, in order."""
     subset = videos.subset
     records = list(range(len(videos.records)))
     random.Random(seed).shuffle(records)
@@ -226,19 +261,27 @@ def write_subset(videos: VideoList, out: Path, file_type: str, shard_mb: float, 
     most = max((len(videos.records[i].label_set) for i in records), default=1)
     for stale in out.glob(f'.{subset}-*.tmp'):  # a shard a killed run was writing
         stale.unlink(missing_ok=True)
-    for n in progress(range(start, len(records)), total=len(records), initial=start, desc=f'{subset} shards',
-                      unit='videos', enabled=show_progress):
-        record = videos.records[records[n]]
-        try:
-            sample = make_sample(record, file_type, videos.labels, writer.next_key())
-        except SampleError as e:
-            report_fault(f'{e}; not written')
-            failed.append({'id': record.video_id, 'reason': str(e)})
-            continue
-        if writer.add(sample):
-            shard_closed(n + 1)
-    if writer.close_shard() is not None:
-        shard_closed(len(records))
+    todo = (videos.records[records[n]] for n in range(start, len(records)))
+    pool = worker_pool(n_jobs) if n_jobs > 1 else None
+    read = _read_ahead(pool, todo, file_type, videos.labels, 4 * n_jobs) if pool else None
+    try:
+        for n in progress(range(start, len(records)), total=len(records), initial=start, desc=f'{subset} shards',
+                          unit='videos', enabled=show_progress):
+            record = videos.records[records[n]]
+            try:
+                sample = make_sample(record, file_type, videos.labels, writer.next_key()) if read is None else \
+                    _keyed(next(read), writer.next_key())
+            except SampleError as e:
+                report_fault(f'{e}; not written')
+                failed.append({'id': record.video_id, 'reason': str(e)})
+                continue
+            if writer.add(sample):
+                shard_closed(n + 1)
+        if writer.close_shard() is not None:
+            shard_closed(len(records))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if not writer.shards:
         raise ShardIndexError(f'{subset}: no video could be written ({len(failed)} failed)')
     index = index_record(subset, 'video' if file_type == 'video' else 'jpgs', file_type, videos.labels,
