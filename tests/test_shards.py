@@ -148,6 +148,7 @@ def test_an_interrupted_write_continues_and_ends_as_an_uninterrupted_one(made, t
     with pytest.raises(KeyboardInterrupt):
         write(video_root, ann, tmp_path, '--file_type', 'hdf5', '--shard_mb', '0.05', '--subset', 'training')
     assert (tmp_path / 'training.shards.partial.json').exists() and not (tmp_path / 'training.shards.json').exists()
+    assert not list(tmp_path.glob('.*.tmp'))  # the shard it was writing is dropped, not left half-written
     monkeypatch.setattr(writer, 'make_sample', real)
     assert write(video_root, ann, tmp_path, '--file_type', 'hdf5', '--shard_mb', '0.05', '--subset', 'training') == 0
     assert not (tmp_path / 'training.shards.partial.json').exists() and not list(tmp_path.glob('.*.tmp'))

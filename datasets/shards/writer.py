@@ -152,7 +152,7 @@ def _verify(path: Path, first: int, count: int, offsets: List[int]) -> None:
 
 
 class ShardWriter:
-    """One subset's shards under ``out``: ``add(sample)`` until ``finish()``; resumable shard by shard."""
+    """One subset's shards under ``out``: ``add(sample)``, then ``close_shard()``; ``abort()`` drops an open one."""
 
     def __init__(self, out: Path, subset: str, shard_bytes: int):
         self.out, self.subset, self.shard_bytes = out, subset, shard_bytes
@@ -187,6 +187,13 @@ class ShardWriter:
             self.close_shard()
             return True
         return False
+
+    def abort(self) -> None:
+        """Drop the open shard (its temp file removed): the run stopped before it was full."""
+        if self.tar is not None:
+            self.file.close()
+            self.context.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+            self.tar = None
 
     def close_shard(self) -> Optional[Dict[str, Any]]:
         """Close, check and rename the open shard (None when none is open); its index entry."""
@@ -279,6 +286,9 @@ def write_subset(videos: VideoList, out: Path, file_type: str, shard_mb: float, 
                 shard_closed(n + 1)
         if writer.close_shard() is not None:
             shard_closed(len(records))
+    except BaseException:
+        writer.abort()
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
