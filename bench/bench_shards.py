@@ -10,7 +10,7 @@ training epoch through a DataLoader as ``main.py`` builds it (``--workers`` work
 16 x 112 x 112 random crops): from the files, and from the shards. Each is read warm (a pass
 before, so the page cache holds the data) and, unless ``--no_cold``, cold (the page cache dropped
 through ``/proc/sys/vm/drop_caches`` before the pass: root only). Memory: the peak RSS of the main
-process and of the workers over the pass. Scale: an index of ``--samples`` samples in ``--shards``
+process and of the workers over the pass, and the workers' RSS after each of ``--epochs`` epochs from shards. Scale: an index of ``--samples`` samples in ``--shards``
 shards (offsets made up; no tar is read) -> the training dataset's records and one rank's epoch
 order of a 64-rank job, timed, with the memory it adds. Prints Markdown tables (docs/benchmarks.md).
 """
@@ -42,13 +42,13 @@ def rss_mb(pid: int) -> float:
         return 0.0
 
 
-def make_videos(work: Path, videos: int, frames: int) -> None:
+def make_videos(work: Path, videos: int, frames: int, media: Path) -> None:
     """``videos`` clips of real footage, as JPG folders (work/jpg) and mp4 files (work/video), 6 classes."""
     from PIL import Image
     from conversion.writers import encode_video
     from datasets.formats.video_files import store_frame_table
     pictures = []
-    for path in sorted(MEDIA.glob('*.mp4')):
+    for path in sorted(media.glob('*.mp4')):
         with av.open(str(path)) as container:
             pictures += [f.to_ndarray(width=320, height=240, format='rgb24') for f in container.decode(video=0)]
     for k in range(videos):
@@ -64,12 +64,12 @@ def make_videos(work: Path, videos: int, frames: int) -> None:
         store_frame_table(mp4)
 
 
-def prepare(work: Path, videos: int, frames: int) -> Dict[str, float]:
+def prepare(work: Path, videos: int, frames: int, media: Path) -> Dict[str, float]:
     """The footage, its annotations and its shards (made once per work dir); seconds each write took."""
     from util_scripts import folder_json, write_shards
     took = {}
     if not (work / 'video').is_dir():
-        make_videos(work, videos, frames)
+        make_videos(work, videos, frames, media)
     for kind in ('jpg', 'video'):
         ann = work / f'{kind}.json'
         if not ann.exists():
@@ -128,6 +128,27 @@ def one_epoch(work: Path, kind: str, sharded: bool, workers: int) -> Dict[str, f
     return {'clips_s': clips / seconds, 'clips': clips, 'failed': failed, **peak}
 
 
+def worker_memory(work: Path, kind: str, workers: int, epochs: int) -> List[float]:
+    """The DataLoader workers' RSS (MB, the largest) after each of ``epochs`` epochs from shards (persistent workers)."""
+    import torch
+    import datasets
+    from opts import parse_opts
+    opt = parse_opts(['--video_path', str(work / f'{kind}_shards'), '--annotation_path', str(work / f'{kind}.json'),
+                      '--file_type', 'shards', '--n_classes', '6', '--sample_duration', '16', '--sample_size', '112'])
+    data = datasets.get_training_data(opt)
+    sampler = datasets.epoch_sampler(data, 1, 0, 1, 8, workers, opt.shard_buffer)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=datasets.EpochBatches(sampler), num_workers=workers,
+                                         collate_fn=datasets.collate, persistent_workers=True, prefetch_factor=4)
+    after = []
+    for epoch in range(1, epochs + 1):
+        sampler.set_epoch(epoch)
+        for _ in loader:
+            pass
+        me = os.getpid()
+        after.append(max(rss_mb(int(p)) for p in os.listdir('/proc') if p.isdigit() and _parent(int(p)) == me))
+    return after
+
+
 def _parent(pid: int) -> int:
     try:
         with open(f'/proc/{pid}/stat') as f:
@@ -176,7 +197,9 @@ def main(argv: List[str] = None) -> int:
     p.add_argument('--frames', type=int, default=48)
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--work_dir', type=Path, default=Path('/tmp/bench_shards'))
+    p.add_argument('--media', type=Path, default=MEDIA, help='Folder of real .mp4 clips (default: shared/media)')
     p.add_argument('--no_cold', action='store_true')
+    p.add_argument('--epochs', type=int, default=5, help='Epochs of the memory measurement (persistent workers)')
     p.add_argument('--scale_only', action='store_true')
     p.add_argument('--samples', type=int, default=700_000)
     p.add_argument('--shards', type=int, default=1000)
@@ -184,7 +207,7 @@ def main(argv: List[str] = None) -> int:
     print(f'{time.strftime("%Y-%m-%d %H:%M")}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; '
           f'python {platform.python_version()}')
     if not args.scale_only:
-        took = prepare(args.work_dir, args.videos, args.frames)
+        took = prepare(args.work_dir, args.videos, args.frames, args.media)
         for kind, seconds in took.items():
             size = sum(f.stat().st_size for f in (args.work_dir / f'{kind}_shards').glob('*.tar')) / 2 ** 20
             print(f'write_shards {kind}: {seconds:.1f} s for {size:.0f} MB')
@@ -201,6 +224,10 @@ def main(argv: List[str] = None) -> int:
                     r = one_epoch(args.work_dir, kind, sharded, args.workers)
                     print(f"| {kind} | {'shards' if sharded else 'files'} | {'cold' if cold else 'warm'} | "
                           f"{r['clips_s']:.1f} | {r['failed']} | {r['main']:.0f} | {r['workers']:.0f} |", flush=True)
+        for kind in ('jpg', 'video'):
+            after = worker_memory(args.work_dir, kind, args.workers, args.epochs)
+            print(f"\nworker RSS from {kind} shards after each of {args.epochs} epochs (MB): "
+                  + ', '.join(f'{m:.0f}' for m in after), flush=True)
     r = scale(args.samples, args.shards, args.work_dir)
     print(f"\nscale: {r['samples']:,} samples in {args.shards} shards (index {r['index_mb']:.1f} MB; annotation file "
           f"{r['annotation_mb']:.0f} MB): dataset ready in "

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
 
 import bench_loader  # noqa: E402
 import bench_scale  # noqa: E402
+import bench_shards  # noqa: E402
 import bench_time_to_accuracy  # noqa: E402
 import moving_task  # noqa: E402
 
@@ -85,3 +86,13 @@ def test_bench_time_to_accuracy_reports_the_plain_recipe(tmp_path, capsys, media
     run, = json.loads((work / 'time_to_accuracy.json').read_text())['runs']
     assert run['exit_code'] == 0 and run['epochs'][0]['epoch'] == 1
     assert 0 < run['epochs'][0]['wall_s'] <= run['wall_s'] and run['epochs'][0]['video_top1'] is not None
+
+
+def test_bench_shards_reads_files_and_shards_alike(tmp_path, capsys, media):
+    assert bench_shards.main(['--videos', '12', '--frames', '20', '--workers', '1', '--no_cold', '--epochs', '2',
+                              '--media', str(media), '--work_dir', str(tmp_path), '--samples', '3000',
+                              '--shards', '10']) == 0
+    out = capsys.readouterr().out
+    rows = [line.split('|') for line in out.splitlines() if line.startswith('| jpg') or line.startswith('| video')]
+    assert len(rows) == 4 and all(float(r[4]) > 0 and r[5].strip() == '0' for r in rows)  # clips/s, none failed
+    assert 'after each of 2 epochs' in out and 'scale: 3,000 samples in 10 shards' in out
