@@ -128,13 +128,14 @@ def one_epoch(work: Path, kind: str, sharded: bool, workers: int) -> Dict[str, f
     return {'clips_s': clips / seconds, 'clips': clips, 'failed': failed, **peak}
 
 
-def worker_memory(work: Path, kind: str, workers: int, epochs: int) -> List[float]:
-    """The DataLoader workers' RSS (MB, the largest) after each of ``epochs`` epochs from shards (persistent workers)."""
+def worker_memory(work: Path, kind: str, sharded: bool, workers: int, epochs: int) -> List[float]:
+    """The DataLoader workers' RSS (MB, the largest) after each of ``epochs`` epochs (persistent workers)."""
     import torch
     import datasets
     from opts import parse_opts
-    opt = parse_opts(['--video_path', str(work / f'{kind}_shards'), '--annotation_path', str(work / f'{kind}.json'),
-                      '--file_type', 'shards', '--n_classes', '6', '--sample_duration', '16', '--sample_size', '112'])
+    opt = parse_opts(['--video_path', str(work / (f'{kind}_shards' if sharded else kind)), '--annotation_path',
+                      str(work / f'{kind}.json'), '--file_type', 'shards' if sharded else kind, '--n_classes', '6',
+                      '--sample_duration', '16', '--sample_size', '112'])
     data = datasets.get_training_data(opt)
     sampler = datasets.epoch_sampler(data, 1, 0, 1, 8, workers, opt.shard_buffer)
     loader = torch.utils.data.DataLoader(data, batch_sampler=datasets.EpochBatches(sampler), num_workers=workers,
@@ -199,7 +200,7 @@ def main(argv: List[str] = None) -> int:
     p.add_argument('--work_dir', type=Path, default=Path('/tmp/bench_shards'))
     p.add_argument('--media', type=Path, default=MEDIA, help='Folder of real .mp4 clips (default: shared/media)')
     p.add_argument('--no_cold', action='store_true')
-    p.add_argument('--epochs', type=int, default=5, help='Epochs of the memory measurement (persistent workers)')
+    p.add_argument('--epochs', type=int, default=6, help='Epochs of the memory measurement (persistent workers)')
     p.add_argument('--scale_only', action='store_true')
     p.add_argument('--samples', type=int, default=700_000)
     p.add_argument('--shards', type=int, default=1000)
@@ -224,10 +225,12 @@ def main(argv: List[str] = None) -> int:
                     r = one_epoch(args.work_dir, kind, sharded, args.workers)
                     print(f"| {kind} | {'shards' if sharded else 'files'} | {'cold' if cold else 'warm'} | "
                           f"{r['clips_s']:.1f} | {r['failed']} | {r['main']:.0f} | {r['workers']:.0f} |", flush=True)
+        print()
         for kind in ('jpg', 'video'):
-            after = worker_memory(args.work_dir, kind, args.workers, args.epochs)
-            print(f"\nworker RSS from {kind} shards after each of {args.epochs} epochs (MB): "
-                  + ', '.join(f'{m:.0f}' for m in after), flush=True)
+            for sharded in (False, True):
+                after = worker_memory(args.work_dir, kind, sharded, args.workers, args.epochs)
+                print(f"worker RSS reading {kind} {'shards' if sharded else 'files'} after each of {args.epochs} "
+                      'epochs (MB): ' + ', '.join(f'{m:.0f}' for m in after), flush=True)
     r = scale(args.samples, args.shards, args.work_dir)
     print(f"\nscale: {r['samples']:,} samples in {args.shards} shards (index {r['index_mb']:.1f} MB; annotation file "
           f"{r['annotation_mb']:.0f} MB): dataset ready in "
