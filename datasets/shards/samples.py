@@ -98,10 +98,17 @@ def shard_videos(source: str, subset: str, labels: Optional[Sequence[str]], capa
     """The shards of ``subset`` under ``source``; ``labels`` (the annotation file's) must be the index's."""
     shards = ShardSet(source, read_index(source, subset))
     if labels is not None and list(labels) != shards.labels:
-        raise ShardIndexError(f'{source}: the shards of {subset} were written with {len(shards.labels)} classes '
-                              f'({", ".join(shards.labels[:3])}...), not the annotation file\'s {len(labels)}: '
-                              'write them again from this annotation file')
+        first = next((k for k, (a, b) in enumerate(zip(shards.labels, labels)) if a != b), min(len(labels),
+                                                                                             len(shards.labels)))
+        raise ShardIndexError(f'{source}: the shards of {subset} were written with {len(shards.labels)} classes, the '
+                              f'annotation file has {len(labels)}, and class {first} differs '
+                              f'({_label(shards.labels, first)} in the shards, {_label(labels, first)} in the file): '
+                              'use the annotation file they were written from, or write them again from this one')
     return ShardVideos(shards, capacity)
+
+
+def _label(labels: Sequence[str], k: int) -> str:
+    return repr(labels[k]) if k < len(labels) else 'none'
 
 
 def _stale_temp_folders(base: str) -> None:
