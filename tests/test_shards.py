@@ -47,7 +47,7 @@ def options(video_path, ann, file_type, **extra) -> Namespace:
     from opts import parse_opts
     return parse_opts(['--video_path', str(video_path), '--annotation_path', str(ann), '--file_type', file_type,
                        '--sample_size', '32', '--sample_duration', '8', '--n_classes', '2', '--n_val_samples', '2',
-                       *[str(x) for kv in extra.items() for x in (f'--{kv[0]}', kv[1])]])
+                       *[str(x) for k, v in extra.items() for x in ((f'--{k}',) if v is True else (f'--{k}', v))]])
 
 
 @pytest.mark.parametrize('file_type', ['jpg', 'hdf5', 'video'])
@@ -330,3 +330,16 @@ def test_a_multigrid_run_reads_shards_in_its_cycle_of_batch_sizes(made, tmp_path
     items = [i for i, _ in calibration_items(43, 3, 4, 0, 2, contiguous=True)] + \
         [i for i, _ in calibration_items(43, 3, 4, 1, 2, contiguous=True)]
     assert sorted((i - items[0]) % 43 for i in items) == list(range(8))  # a run of 8 consecutive samples
+
+
+def test_multi_label_videos_keep_every_label_and_need_multilabel(tmp_path):
+    ann = make_dataset(tmp_path / 'jpg', 'jpg', n_frames=(12, 20), n_train=2)
+    data = json.loads(ann.read_text())
+    data['database']['jump_0']['annotations']['label'] = ['jump', 'wave']
+    ann.write_text(json.dumps(data))
+    assert write(tmp_path / 'jpg', ann, tmp_path / 's', '--file_type', 'jpg') == 0
+    with pytest.raises(datasets.AnnotationError, match='has 2 labels: train multi-label data with --multilabel'):
+        datasets.get_training_data(options(tmp_path / 's', ann, 'shards'))
+    train = datasets.get_training_data(options(tmp_path / 's', ann, 'shards', multilabel=True))
+    targets = {train.records[k].video_id: train.target(k).tolist() for k in range(len(train))}
+    assert targets == {'jump_0': [1.0, 1.0], 'jump_1': [1.0, 0.0], 'wave_0': [0.0, 1.0], 'wave_1': [0.0, 1.0]}
