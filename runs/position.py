@@ -40,13 +40,14 @@ def continue_epoch(position: Mapping[str, Any], sampler: Any, *, world: int, per
     if n != sampler.n:
         raise UserError(f'{source}: epoch {epoch} was preempted on {n} training videos, not the {sampler.n} here: '
                         'the rest of its order cannot be known')
+    layout = record.get('layout') if isinstance(record.get('layout'), dict) else {}  # what else the order hung on
     if (was_world, was_batch, was_sizes) == (world, per_rank_batch, list(sampler.sizes)) \
-            and record.get('layout', {}) == sampler.layout() and not record.get('resharded'):
+            and layout == sampler.layout() and not record.get('resharded'):
         sampler.skip_batches(batch)
         return batch, f'epoch {epoch}: resuming after batch {batch} of {per_epoch}'
-    if record.get('layout', {}).get('order') != sampler.layout().get('order'):
-        raise UserError(f"{source}: epoch {epoch} was preempted reading {record.get('layout', {}).get('order', 'files')}"
-                        f", not {sampler.layout().get('order', 'files')}: its order continues only from the same data")
+    if layout.get('order') != sampler.layout().get('order'):
+        raise UserError(f"{source}: epoch {epoch} was preempted reading {layout.get('order', 'files')}, not "
+                        f"{sampler.layout().get('order', 'files')}: its order continues only from the same data")
     try:
         sampler.rest_from(done, phase=batch, was=record)
     except ValueError as e:

@@ -343,3 +343,14 @@ def test_multi_label_videos_keep_every_label_and_need_multilabel(tmp_path):
     train = datasets.get_training_data(options(tmp_path / 's', ann, 'shards', multilabel=True))
     targets = {train.records[k].video_id: train.target(k).tolist() for k in range(len(train))}
     assert targets == {'jump_0': [1.0, 1.0], 'jump_1': [1.0, 0.0], 'wave_0': [0.0, 1.0], 'wave_1': [0.0, 1.0]}
+
+
+@pytest.mark.parametrize('layout', [[1, 2], {'order': 'shards', 'world': 'x'}, {'order': 'files'}])
+def test_a_bad_recorded_layout_is_a_one_line_error(layout):
+    s = ShardSampler(COUNTS, seed=5, world=2, batch_size=3, lanes=2)
+    s.set_epoch(1)
+    record = dict(sampler_record(s, 5, 1, 2, 3, 2), layout=layout)
+    from common.errors import UserError
+    with pytest.raises(UserError, match='ckpt: epoch 1 '):
+        continue_epoch({'epoch': 1, 'batch': 2, 'sampler': record}, s, world=2, per_rank_batch=3, seed=5,
+                       source='ckpt', per_epoch=8)
