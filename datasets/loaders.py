@@ -27,6 +27,18 @@ def encoded(blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: s
     return None if clip is None else (clip, 0)
 
 
+def jpeg_clip(blobs: Dict[int, Optional[bytes]], indices: Sequence[int], source: str,
+              read_more: Callable[[int], Optional[bytes]], video_size: Callable[[], Optional[Size]],
+              scaled: bool) -> Tuple[Any, int]:
+    """A clip of one file's JPEG frames (``blobs``: index -> bytes or None): encoded, to decode at its crop's scale
+    (``scaled``), else decoded now; a missing or bad frame is replaced by its nearest good one (``read_more`` reads
+    further frames) and counted."""
+    lazy = scaled and encoded(blobs, indices, source, read_more, video_size)
+    if lazy:
+        return lazy
+    return assemble(indices, decode_many(blobs), lambda i: decode_many({i: read_more(i)})[i], source, video_size)
+
+
 class JpgLoader:
     """Frames from a folder of ``image_%05d.jpg`` files (1-based indices, as the original).
 
@@ -46,21 +58,13 @@ class JpgLoader:
         except OSError:
             return None
 
-    def _read(self, folder: str, index: int) -> Optional[torch.Tensor]:
-        return decode_many({index: self._bytes(folder, index)})[index]
-
     def __call__(self, path: Path, indices: Sequence[int]) -> Tuple[torch.Tensor, int]:
         if not path.is_dir():
             raise VideoReadError(f'{path}: frame folder not found')
         folder = str(path)
         blobs = {i: self._bytes(folder, i) for i in dict.fromkeys(indices)}
-        lazy = self.scaled and encoded(blobs, indices, folder, lambda i: self._bytes(folder, i),
-                                       lambda: self.video_size(folder))
-        if lazy:
-            return lazy  # type: ignore[return-value]
-        frames = decode_many(blobs)
-        return assemble(indices, frames, lambda i: self._read(folder, i), folder,
-                        lambda: self.video_size(folder))
+        return jpeg_clip(blobs, indices, folder, lambda i: self._bytes(folder, i), lambda: self.video_size(folder),
+                         self.scaled)
 
     def video_size(self, folder: str) -> Optional[Size]:
         """The majority frame size of the folder (``datasets.frame_sizes``), cached."""

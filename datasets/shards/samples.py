@@ -20,11 +20,11 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 from common.processes import pid_alive
-from datasets.decode import VideoReadError, assemble, decode_many
+from datasets.decode import VideoReadError
 from datasets.formats import frame_table_file
 from datasets.formats.shard_index import ShardIndexError
 from datasets.frame_sizes import sampled_size
-from datasets.loaders import encoded
+from datasets.loaders import jpeg_clip
 from datasets.records import RecordTable, VideoRecord
 from datasets.shards.reader import FileRange, ShardFault, ShardReader, ShardSet, read_index
 from datasets.video_loader import VideoLoader
@@ -162,22 +162,19 @@ class ShardLoader:
         start, stop = meta['start'], meta['stop']
         ends = np.cumsum([0] + meta['frame_bytes'])
 
-        def blob(i: int) -> Optional[bytes]:
-            if not start <= i < stop or ends[i - start] == ends[i - start + 1]:
-                return None
-            return payload[ends[i - start]:ends[i - start + 1]]
+        def span(i: int) -> Optional[Tuple[int, int]]:  # None: outside the video, or stored empty (missing)
+            k = i - start
+            return (int(ends[k]), int(ends[k + 1])) if 0 <= k < stop - start and ends[k] < ends[k + 1] else None
 
-        wanted = [i for i in dict.fromkeys(indices) if start <= i < stop and ends[i - start] < ends[i - start + 1]]
-        if isinstance(payload, FileRange):  # a local shard: only the clip's frames are read, with one open
-            got = dict(zip(wanted, payload.pieces([(ends[i - start], ends[i - start + 1]) for i in wanted])))
-        else:
-            got = {i: blob(i) for i in wanted}
-        blobs = {i: got.get(i) for i in dict.fromkeys(indices)}
-        size = lambda: sampled_size(stop - start, lambda p: blob(start + p))  # noqa: E731
-        lazy = self.scaled and encoded(blobs, indices, where, blob, size)
-        if lazy:
-            return lazy
-        return assemble(indices, decode_many(blobs), lambda i: decode_many({i: blob(i)})[i], where, size)
+        def pieces(wanted: Sequence[int]) -> Dict[int, Optional[bytes]]:
+            """Frames' bytes (None where missing); from a local shard only these frames are read, with one open."""
+            found = [i for i in wanted if span(i)]
+            data = payload.pieces([span(i) for i in found]) if isinstance(payload, FileRange) else \
+                [payload[slice(*span(i))] for i in found]
+            return {**dict.fromkeys(wanted), **dict(zip(found, data))}
+
+        return jpeg_clip(pieces(list(dict.fromkeys(indices))), indices, where, lambda i: pieces([i])[i],
+                         lambda: sampled_size(stop - start, lambda p: pieces([start + p])[start + p]), self.scaled)
 
     def _temp_folder(self) -> str:
         if self.folder is None or self.pid != os.getpid():
