@@ -354,3 +354,20 @@ def test_a_bad_recorded_layout_is_a_one_line_error(layout):
     with pytest.raises(UserError, match='ckpt: epoch 1 '):
         continue_epoch({'epoch': 1, 'batch': 2, 'sampler': record}, s, world=2, per_rank_batch=3, seed=5,
                        source='ckpt', per_epoch=8)
+
+
+@pytest.mark.parametrize('file_type', ['jpg', 'hdf5'])
+def test_jpeg_frames_in_shards_decode_at_their_crops_scale(tmp_path, file_type):
+    from datasets.encoded_clip import EncodedClip
+    ann = make_dataset(tmp_path / file_type, file_type, n_frames=(12, 20), n_train=1, h=96, w=128)
+    assert write(tmp_path / file_type, ann, tmp_path / 's', '--file_type', file_type) == 0
+    files = datasets.get_validation_data(options(tmp_path / file_type, ann, file_type))
+    sharded = datasets.get_validation_data(options(tmp_path / 's', ann, 'shards'))
+    by_id = {files.records[i].video_id: i for i in range(len(files))}
+    for k in range(len(sharded)):
+        record = sharded.records[k]
+        clip, _ = sharded.loader(record.path, list(record.frames)[:8])
+        assert isinstance(clip, EncodedClip)  # still encoded: decoded by the crop, at its scale
+        sharded.spatial_transform(clip)
+        assert clip.factor == 2  # 96 rows to a 32-pixel short side: decoded at half size
+        assert torch.equal(sharded[k]['clips'], files[by_id[record.video_id]]['clips'])
