@@ -134,6 +134,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _HashedFile:
+    """A file being written, hashed as it is (the shard's SHA-256 without reading it a second time)."""
+
+    def __init__(self, path: Path):
+        self.file, self.digest = open(path, 'wb'), hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.file.write(data)
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def _verify(path: Path, first: int, count: int, offsets: List[int]) -> None:
     """Read a written shard back: its samples are ``first``.. in order, at ``offsets``, each with its metadata."""
     with open(path, 'rb') as f:
@@ -164,7 +178,7 @@ class ShardWriter:
         self.name = shard_name(self.subset, len(self.shards))
         self.context = atomic_path(self.out / self.name)
         self.tmp = self.context.__enter__()
-        self.file = open(self.tmp, 'wb')
+        self.file = _HashedFile(self.tmp)
         self.tar = TarWriter(self.file, encoder=False, mtime=0)  # int: no PAX header per member
         self.offsets: List[int] = []
         self.first = self.samples_before()
@@ -204,7 +218,7 @@ class ShardWriter:
             self.file.close()
             _verify(self.tmp, self.first, len(self.offsets), self.offsets)
             entry = {'name': self.name, 'samples': len(self.offsets), 'bytes': self.tmp.stat().st_size,
-                     'sha256': _sha256(self.tmp), 'offsets': self.offsets}
+                     'sha256': self.file.digest.hexdigest(), 'offsets': self.offsets}
         except BaseException as e:
             self.context.__exit__(type(e), e, e.__traceback__)
             raise
