@@ -157,8 +157,8 @@ def index_record(subset: str, payload: str, file_type: str, labels: Sequence[str
             'seed': seed, 'shards': shards, 'failed': failed}
 
 
-def sample_meta(data: bytes, where: str, labels: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
-    """A sample's ``.json`` member, checked (``ShardIndexError`` naming ``where``)."""
+def sample_meta(data: bytes, labels: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    """A sample's ``.json`` member, checked (``ShardIndexError`` saying what is wrong; the caller names the sample)."""
     try:
         meta = json.loads(data)
         if not isinstance(meta, dict) or not isinstance(meta.get('id'), str) or not meta['id']:
@@ -180,5 +180,5 @@ def sample_meta(data: bytes, where: str, labels: Optional[Dict[str, int]] = None
             if unknown:
                 raise ShardIndexError(f'label {unknown[0]!r} is not one of the classes')
     except (ValueError, RecursionError) as e:
-        raise ShardIndexError(f'{where}: bad sample metadata ({e})') from None
+        raise ShardIndexError(f'bad sample metadata ({e})') from None
     return meta

@@ -29,7 +29,11 @@ LAZY_BYTES = 64 << 10  # members larger than this are read when used (local shar
 
 
 class ShardFault(Exception):
-    """A sample that cannot be read from its shard (the message names the shard and the sample)."""
+    """A sample that cannot be read from its shard: ``'<shard>#<place>: why'``."""
+
+    def __init__(self, where: str, why: str):
+        super().__init__(f'{where}: {why}')
+        self.why = why
 
 
 def sample_key(k: int) -> str:
@@ -200,12 +204,12 @@ class ShardReader:
             return self.cache[k]
         s, j = self.shards.locate(k)
         if s in self.damaged and j >= self.damaged[s][0]:
-            raise ShardFault(f'{self.shards.where(k)}: {self.damaged[s][1]}')
+            raise ShardFault(self.shards.where(k), self.damaged[s][1])
         stream = self._stream(s, j)
         if stream is not None:
             self._read_to(stream, j)  # ShardFault for a local sample that cannot be read
         if k not in self.cache:
-            raise ShardFault(f'{self.shards.where(k)}: {self.damaged.get(s, (0, "not read"))[1]}')
+            raise ShardFault(self.shards.where(k), self.damaged.get(s, (0, 'not read'))[1])
         return self.cache[k]
 
     def _stream(self, s: int, j: int) -> Optional[_Stream]:
@@ -238,9 +242,10 @@ class ShardReader:
                 got = self._checked(stream.read(), base + place)
             except StopIteration:
                 why = f'the shard ends after {place} of its {self.shards.counts[s]} samples'
-            except (ShardFault, ValueError) as e:  # a bad key or metadata: the rest of the shard is not trusted
-                why = str(e).split(': ', 1)[-1] if isinstance(e, ShardFault) else \
-                    f'unreadable ({" ".join(str(e).split())})'
+            except ShardFault as e:  # a bad key or metadata: the rest of the shard is not trusted
+                why = e.why
+            except ValueError as e:
+                why = f'unreadable ({" ".join(str(e).split())})'
             except Exception as e:  # noqa: BLE001 - tarfile, zlib and pipes raise many kinds for a cut stream
                 why = f'cut short or corrupt ({type(e).__name__}: {_first_line(e)})'
             else:
@@ -249,7 +254,7 @@ class ShardReader:
                     self._keep(base + place, got)
                 continue
             if stream.seekable:
-                raise ShardFault(f'{self.shards.where(base + place)}: {why}')
+                raise ShardFault(self.shards.where(base + place), why)
             self._damage(s, place, why)
             return
 
@@ -269,16 +274,16 @@ class ShardReader:
     def _checked(self, raw: Dict[str, Any], k: int) -> Dict[str, Any]:
         where = self.shards.where(k)
         if raw.get('__key__') != sample_key(k):
-            raise ShardFault(f"{where}: sample {raw.get('__key__')!r} where {sample_key(k)!r} was due")
+            raise ShardFault(where, f"sample {raw.get('__key__')!r} where {sample_key(k)!r} was due")
         if 'json' not in raw:
-            raise ShardFault(f'{where}: no .json member')
+            raise ShardFault(where, 'no .json member')
         try:
-            meta = sample_meta(bytes(raw['json']), where, self.label_index)
+            meta = sample_meta(bytes(raw['json']), self.label_index)
         except ShardIndexError as e:
-            raise ShardFault(str(e)) from None
+            raise ShardFault(where, str(e)) from None
         ext = meta.get('ext', 'jpgs')
         if not isinstance(ext, str) or ext not in raw:
-            raise ShardFault(f'{where}: no .{ext} member')
+            raise ShardFault(where, f'no .{ext} member')
         table = raw.get('frametable.json')
         return {'meta': meta, 'payload': raw[ext], 'table': None if table is None else bytes(table)}
 
