@@ -371,3 +371,24 @@ def test_jpeg_frames_in_shards_decode_at_their_crops_scale(tmp_path, file_type):
         sharded.spatial_transform(clip)
         assert clip.factor == 2  # 96 rows to a 32-pixel short side: decoded at half size
         assert torch.equal(sharded[k]['clips'], files[by_id[record.video_id]]['clips'])
+
+
+@pytest.mark.parametrize('remote', [False, True], ids=['folder', 'pipe'])
+def test_a_sample_with_bad_metadata_fails_and_so_does_what_a_stream_cannot_pass(made, tmp_path, remote):
+    import tarfile
+    _, ann, shards = made['jpg']
+    shutil.copytree(shards, tmp_path / 's')
+    index = json.loads((tmp_path / 's' / 'training.shards.json').read_text())
+    victim = index['shards'][0]
+    path = tmp_path / 's' / victim['name']
+    with tarfile.open(path) as tar:
+        member = next(m for m in tar.getmembers() if m.name == '000000001.json')
+    with open(path, 'r+b') as f:  # the same length, no longer JSON: the tar itself stays sound
+        f.seek(member.offset_data)
+        f.write(b'[' * member.size)
+    source = f"pipe:cat {tmp_path / 's'}/{{name}}" if remote else str(tmp_path / 's')
+    train = datasets.get_training_data(options(source, ann, 'shards'))
+    failed = [k for k in range(victim['samples']) if not train.records[k].frames]
+    assert failed == (list(range(1, victim['samples'])) if remote else [1])
+    assert 'bad sample metadata' in str(train.records[1].path)
+    assert all(train.records[k].frames for k in range(victim['samples'], len(train)))  # other shards unharmed
