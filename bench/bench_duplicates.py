@@ -48,13 +48,9 @@ def search(n: int, val_share: float, planted: int, flips: int) -> None:
 
 
 def hashing(media: Path, n: int = 8) -> None:
-    import av
     from conversion.writers import encode_video
-    frames = []
-    for path in sorted(media.glob('*.mp4')):
-        with av.open(str(path)) as container:
-            frames += [f.reformat(width=320, height=240, format='rgb24').to_ndarray()
-                       for f in container.decode(video=0)]
+    from real_frames import media_frames
+    frames = media_frames(media)
     loader = get_loader('video')
     with tempfile.TemporaryDirectory() as tmp:
         paths = []

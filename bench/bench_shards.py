@@ -25,12 +25,10 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-import av
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MEDIA = ROOT.parent / 'shared' / 'media'
+from real_frames import MEDIA, media_frames  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -47,10 +45,7 @@ def make_videos(work: Path, videos: int, frames: int, media: Path) -> None:
     from PIL import Image
     from conversion.writers import encode_video
     from datasets.formats.video_files import store_frame_table
-    pictures = []
-    for path in sorted(media.glob('*.mp4')):
-        with av.open(str(path)) as container:
-            pictures += [f.to_ndarray(width=320, height=240, format='rgb24') for f in container.decode(video=0)]
+    pictures = media_frames(media)
     for k in range(videos):
         name, cls = f'v{k:05d}', f'class{k % 6}'
         clip = [pictures[(k * 37 + i) % len(pictures)] for i in range(frames)]

@@ -29,31 +29,19 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import av
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conversion.writers import encode_video  # noqa: E402
+from real_frames import media_frames  # noqa: E402
 from models import generate_model, save_checkpoint  # noqa: E402
 from preprocessing import Preprocessing  # noqa: E402
 
 MODELS = {'demo ResNet-10 w0.25, 8 x 56², stride 2': (dict(model='resnet', model_depth=10, n_classes=6,
                                                           resnet_widen_factor=0.25), 56, 8, 2),
           'ResNet-18, 16 x 112²': (dict(model='resnet', model_depth=18, n_classes=400), 112, 16, 1)}
-
-
-def source_frames(media: Path, size: Tuple[int, int] = (240, 320)) -> List[np.ndarray]:
-    """Every frame of the media folder's mp4 files, scaled to ``size`` (H, W)."""
-    frames = []
-    for path in sorted(media.glob('*.mp4')):
-        with av.open(str(path)) as container:
-            frames += [f.reformat(width=size[1], height=size[0], format='rgb24').to_ndarray()
-                       for f in container.decode(video=0)]
-    if not frames:
-        raise SystemExit(f'no mp4 in {media}')
-    return frames
 
 
 def looped(frames: List[np.ndarray], n: int):
@@ -107,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
-    frames = source_frames(args.media)
+    frames = media_frames(args.media)
     short = make_video(work / f'short_{args.seconds:g}s.mp4', frames, args.seconds)
     long = make_video(work / f'long_{args.hours:g}h.mp4', frames, args.hours * 3600)
     checkpoints = make_checkpoints(work)
