@@ -54,25 +54,28 @@ def stream(counts: np.ndarray, seed: int, epoch: int, shuffle: bool) -> np.ndarr
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
+def _share(n: int, world: int, r: int) -> range:
+    """Rank r's contiguous part of a stream of ``n``: as many samples as positions r, r + world, ... below n."""
+    lo = sum(len(range(q, n, world)) for q in range(r))
+    return range(lo, lo + len(range(r, n, world)))
+
+
 def epoch_order(counts: np.ndarray, seed: int, epoch: int, shuffle: bool, world: int, lanes: int,
                 sizes: Sequence[int], block: int) -> np.ndarray:
     """The epoch's order: rank r's share at positions r, r + world, ... (see the module docstring)."""
     s = stream(counts, seed, epoch, shuffle)
-    out, lo = np.empty_like(s), 0
+    out = np.empty_like(s)
     for r in range(world):
-        m = len(range(r, len(s), world))
+        part = _share(len(s), world, r)
         rng = np.random.default_rng([seed, epoch, 2, r]) if shuffle else None
-        out[r::world] = share_order(s[lo:lo + m], sizes, lanes, block, rng)
-        lo += m
+        out[r::world] = share_order(s[part.start:part.stop], sizes, lanes, block, rng)
     return out
 
 
 def validation_share(counts: np.ndarray, rank: int, world: int, batch: int, lanes: int) -> List[int]:
     """A rank's share of an unshuffled pass (validation, inference): contiguous, in lanes; each sample once."""
-    n = int(np.sum(counts))
-    lo = sum(len(range(r, n, world)) for r in range(rank))
-    region = np.arange(lo, lo + len(range(rank, n, world)))
-    return share_order(region, [max(1, batch)], lanes, 1, None).tolist()
+    part = _share(int(np.sum(counts)), world, rank)
+    return share_order(np.arange(part.start, part.stop), [max(1, batch)], lanes, 1, None).tolist()
 
 
 class ShardSampler(EpochSampler):

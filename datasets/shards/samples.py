@@ -78,7 +78,7 @@ class ShardVideos:
     """A subset's shards where a ``VideoList`` would be: ``labels``, ``records``, ``summary()``."""
 
     def __init__(self, shards: ShardSet, capacity: int):
-        self.shards, self.labels, self.subset = shards, shards.labels, shards.index.get('subset', '')
+        self.shards, self.labels = shards, shards.labels
         self.records = ShardRecords(ShardReader(shards, capacity))
 
     def summary(self) -> str:
