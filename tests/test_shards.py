@@ -392,3 +392,32 @@ def test_a_sample_with_bad_metadata_fails_and_so_does_what_a_stream_cannot_pass(
     assert failed == (list(range(1, victim['samples'])) if remote else [1])
     assert 'bad sample metadata' in str(train.records[1].path)
     assert all(train.records[k].frames for k in range(victim['samples'], len(train)))  # other shards unharmed
+
+
+@pytest.mark.skipif(shutil.which('curl') is None, reason='WebDataset opens http(s) URLs with curl')
+def test_an_http_source_streams_the_same_samples_as_the_folder(made, tmp_path):
+    import socket
+    import time
+    _, ann, shards = made['jpg']
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, '-m', 'http.server', str(port), '--bind', '127.0.0.1', '--directory',
+                               str(shards)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(('127.0.0.1', port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        local = datasets.get_validation_data(options(shards, ann, 'shards'))
+        remote = datasets.get_validation_data(options(f'http://127.0.0.1:{port}/', ann, 'shards'))
+        assert not remote.videos.shards.seekable and len(remote) == len(local)
+        for k in range(len(local)):
+            assert remote.records[k].video_id == local.records[k].video_id
+            assert torch.equal(remote[k]['clips'], local[k]['clips'])
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
