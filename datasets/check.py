@@ -23,12 +23,12 @@ import numpy as np
 from common.pool import worker_pool
 from common.progress import progress
 from datasets.annotations import VideoRecord, load_video_list
-from datasets.decode import IMAGE_TEMPLATE, VideoReadError, decode_image
+from datasets.decode import VideoReadError, decode_image
 from datasets.duplicates import duplicate_problems, signature
 from datasets.formats.annotation_faults import Fault
 from datasets.formats.annotation_json import SUBSETS
 from datasets.formats.frame_table_file import table_path
-from datasets.formats.video_layout import count_frames, unreadable_errors
+from datasets.formats.video_layout import IMAGE_TEMPLATE, count_frames, unreadable_errors
 from datasets.formats.video_files import (UNREADABLE, declared_frames, declared_size, frame_table, open_video,
                                           truncation, video_stream)
 from datasets.frame_sizes import Size, odd_sized

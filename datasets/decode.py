@@ -25,7 +25,6 @@ except ImportError:  # torchvision dropped its image decoders: PIL does the work
 warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision',
                         category=DeprecationWarning)
 
-IMAGE_TEMPLATE = 'image_{:05d}.jpg'  # the original's frame names (1-based)
 K = TypeVar('K', bound=Hashable)  # what a batch of images is keyed by (a frame index, (sample, index))
 PROBE_RADIUS = 16  # how far outside the clip to look for a good frame before giving up
 

@@ -13,8 +13,9 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from datasets.decode import IMAGE_TEMPLATE, VideoReadError, assemble, decode_image, decode_many
+from datasets.decode import VideoReadError, assemble, decode_image, decode_many
 from datasets.encoded_clip import EncodedClip
+from datasets.formats.video_layout import IMAGE_TEMPLATE
 from datasets.frame_sizes import Size, folder_size, sampled_size
 from datasets.video_loader import VideoLoader  # noqa: F401  (the third loader, importable beside the others)
 

@@ -17,6 +17,7 @@ from datasets.formats.video_files import UNREADABLE, has_video_extension
 PathLike = Union[str, os.PathLike]
 
 TEST_LABEL = 'test'  # the class folder that holds testing videos, as in the original
+IMAGE_TEMPLATE = 'image_{:05d}.jpg'  # the original's frame names (1-based)
 
 
 def is_frame_file(name: str) -> bool:

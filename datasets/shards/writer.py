@@ -21,7 +21,7 @@ from common.faults import report_fault
 from common.pool import worker_pool
 from common.progress import progress
 from datasets.annotations import VideoList
-from datasets.decode import IMAGE_TEMPLATE
+from datasets.formats.video_layout import IMAGE_TEMPLATE
 from datasets.formats import frame_table_file
 from datasets.formats.shard_index import ShardIndexError, index_name, index_record, shard_name
 from datasets.formats.video_files import UNREADABLE, UnreadableVideo, frame_table, table_fields
