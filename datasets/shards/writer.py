@@ -88,7 +88,7 @@ def _video_file(record: VideoRecord) -> Tuple[Dict[str, Any], bytes, bytes]:
 
 def make_sample(record: VideoRecord, file_type: str, labels: List[str], k: int) -> Dict[str, Any]:
     """The tar sample (WebDataset's dict: ``__key__`` and one bytes value per member) of ``record``."""
-    return {'__key__': sample_key(k), **read_members(record, file_type, labels)}
+    return _keyed(read_members(record, file_type, labels), k)
 
 
 def _members_or_error(record: VideoRecord, file_type: str, labels: List[str]) -> Any:
