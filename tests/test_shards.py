@@ -75,16 +75,20 @@ def test_every_sample_reads_back_as_the_files_give_it(made, file_type):
         assert sorted(seen) == sorted(by_id)
 
 
+def copy_to_damage(shards: Path, tmp_path: Path, number: int, remote: bool) -> tuple:
+    """A copy of ``shards`` to damage: (its source, folder or ``pipe:cat``; the index entry of shard ``number``;
+    that shard's file)."""
+    shutil.copytree(shards, tmp_path / 's')
+    victim = json.loads((tmp_path / 's' / 'training.shards.json').read_text())['shards'][number]
+    source = f"pipe:cat {tmp_path / 's'}/{{name}}" if remote else str(tmp_path / 's')
+    return source, victim, tmp_path / 's' / victim['name']
+
+
 @pytest.mark.parametrize('remote', [False, True], ids=['folder', 'pipe'])
 def test_a_truncated_shard_fails_its_later_samples_and_the_epoch_goes_on(made, tmp_path, remote):
     _, ann, shards = made['video']
-    shutil.copytree(shards, tmp_path / 's')
-    index = json.loads((tmp_path / 's' / 'training.shards.json').read_text())
-    victim = index['shards'][1]
-    cut = victim['offsets'][2] + 700  # inside its third sample
-    path = tmp_path / 's' / victim['name']
-    path.write_bytes(path.read_bytes()[:cut])
-    source = f"pipe:cat {tmp_path / 's'}/{{name}}" if remote else str(tmp_path / 's')
+    source, victim, path = copy_to_damage(shards, tmp_path, 1, remote)
+    path.write_bytes(path.read_bytes()[:victim['offsets'][2] + 700])  # cut inside its third sample
     done = subprocess.run([sys.executable, 'main.py', '--file_type', 'shards', '--video_path', source,
                            '--annotation_path', str(ann), '--result_path', str(tmp_path / 'out'), '--n_classes', '2',
                            '--model', 'resnet', '--model_depth', '10', '--resnet_widen_factor', '0.25',
@@ -377,16 +381,12 @@ def test_jpeg_frames_in_shards_decode_at_their_crops_scale(tmp_path, file_type):
 def test_a_sample_with_bad_metadata_fails_and_so_does_what_a_stream_cannot_pass(made, tmp_path, remote):
     import tarfile
     _, ann, shards = made['jpg']
-    shutil.copytree(shards, tmp_path / 's')
-    index = json.loads((tmp_path / 's' / 'training.shards.json').read_text())
-    victim = index['shards'][0]
-    path = tmp_path / 's' / victim['name']
+    source, victim, path = copy_to_damage(shards, tmp_path, 0, remote)
     with tarfile.open(path) as tar:
         member = next(m for m in tar.getmembers() if m.name == '000000001.json')
     with open(path, 'r+b') as f:  # the same length, no longer JSON: the tar itself stays sound
         f.seek(member.offset_data)
         f.write(b'[' * member.size)
-    source = f"pipe:cat {tmp_path / 's'}/{{name}}" if remote else str(tmp_path / 's')
     train = datasets.get_training_data(options(source, ann, 'shards'))
     failed = [k for k in range(victim['samples']) if not train.records[k].frames]
     assert failed == (list(range(1, victim['samples'])) if remote else [1])
