@@ -6,6 +6,7 @@ process group comes from the environment; an elastic job that shrank to one proc
 one. ``--distributed --world_size N`` (the original's form) spawns one process per GPU and
 returns the first failing process's own code, after its one-line message.
 """
+import gc
 import os
 import sys
 from datetime import timedelta
@@ -18,6 +19,14 @@ from common.errors import UserError
 
 Run = Callable[..., int]  # run(opt, rank, world, local_rank, local_world) -> exit code
 PEER_GONE = ('Connection reset by peer', 'Connection closed by peer', 'Broken pipe', 'NCCL communicator was aborted')
+
+
+def end_process_group() -> None:
+    """Destroy the process group once what still holds its work is gone: a DDP model (its reducer sits in a reference
+    cycle) left for the interpreter's exit aborted the process in about one exit in six here ('terminate called
+    without an active exception', gloo, torch 2.14), turning the run's exit code into SIGABRT."""
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def launch(opt: Any, run: Run) -> int:
@@ -63,7 +72,7 @@ def torchrun_process(opt: Any, run: Run) -> int:
               f'({" ".join(str(e).split())[:200]})', file=sys.stderr, flush=True)
         return 1
     finally:
-        dist.destroy_process_group()
+        end_process_group()
 
 
 def _spawned(local_rank: int, run: Run, opt: Any, node_rank: int, per_node: int, world: int) -> None:
@@ -78,6 +87,6 @@ def _spawned(local_rank: int, run: Run, opt: Any, node_rank: int, per_node: int,
         print(f'error: {e}', file=sys.stderr, flush=True)
         code = 2
     finally:
-        dist.destroy_process_group()
+        end_process_group()
     if code:
         sys.exit(code)

@@ -18,6 +18,7 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 
 from common.errors import UserError
 from distributed.agreement import Step, agree, on_rank_zero
+from distributed.launch import end_process_group
 from runs.stopping import WorkerDied
 from training import NonFiniteLossError, train_epoch
 
@@ -93,7 +94,8 @@ def _run(rank: int, init: str, out: str, fault: str, at: int) -> None:
     result.update(seconds=time.monotonic() - started, steps=len(steps), reductions=len(reductions), forwards=len(forwards),
                   weight=float(net[1].weight.double().sum()))
     Path(out, f'rank{rank}.json').write_text(json.dumps(result))
-    dist.destroy_process_group()
+    del model  # the DDP model goes before the process group, as main.py's does (distributed.launch)
+    end_process_group()
 
 
 def run_both(tmp_path: Path, fault: str, at: int = 3) -> list:
