@@ -206,8 +206,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                         'alone (a shape for several epochs), short: the short cycle alone (the side changes every '
                         'iteration); no value: both. The schedule is printed at the start')
     g.add_argument('--multigrid_min_steps', default=8, type=POSITIVE,
-                   help='With --multigrid: a coarse batch grows at most to a rank\'s epoch / this many clips, so that '
-                        'a coarse epoch of a small training set still takes this many steps (default: %(default)s)')
+                   help='With --multigrid: a coarse batch grows at most to a rank\'s epoch / this many clips (a small '
+                        'training set\'s coarse epoch still takes this many steps); an epoch\'s steps or more: every '
+                        'batch stays --batch_size, coarse clips make steps cheaper, not fewer (default: %(default)s)')
     g.add_argument('--multigrid_bn_batches', default=8, type=NATURAL,
                    help='With --multigrid: after an epoch that trained on other shapes, re-estimate the BatchNorm '
                         'statistics on this many batches of full-shape training clips (forward passes only), so '

@@ -1,22 +1,24 @@
 """Time to accuracy (issue 23): training recipes and math against the plain recipe's final video top-1.
 
-    python bench/bench_time_to_accuracy.py [--tasks demo moving] [--recipes plain multigrid multigrid+ra2]
+    python bench/bench_time_to_accuracy.py [--tasks demo moving moving16] [--recipes plain multigrid multigrid+ra2]
         [--maths default fp32] [--epochs N] [--repeat N] [--work_dir bench_results/time_to_accuracy]
         [--data_root bench_results/data] [--main_flags='--flag value ...']
     python bench/bench_time_to_accuracy.py --profile [--tasks moving] [--recipes plain] [--maths default]
 
-Tasks: ``demo`` (the demo's data and ``demo.DEMO_FLAGS`` without inference) and ``moving`` (a window
-moving over real footage, ``bench/moving_task.py``, with its ``MOVING_FLAGS``); the data is made
+Tasks: ``demo`` (the demo's data and ``demo.DEMO_FLAGS`` without inference), ``moving`` (a window
+moving over real footage, ``bench/moving_task.py``, with its ``MOVING_FLAGS``) and ``moving16`` (the
+same data at the shape issue 23 timed: a full-width ResNet-10 on 16 x 56 x 56 clips); the data is made
 under ``--data_root`` first if missing. Recipes add ``--multigrid`` or ``--multigrid --repeat_aug 2``
 to the task's flags (on request also either cycle alone, ``multigrid-long`` and ``multigrid-short``,
-and ``ra2``, ``--repeat_aug 2`` alone), maths nothing (the start-up default) or ``--precision fp32``. Each run is
+``multigrid-hold``, every batch held at ``--batch_size``, and ``ra2``, ``--repeat_aug 2`` alone), maths nothing (the start-up default) or ``--precision fp32``. Each run is
 ``main.py`` in a subprocess with its own result folder under ``--work_dir``, validated every epoch.
 There is no time column in ``val.log``: the bench polls it every 0.5 s and notes the wall time since
 the process started at which each row appeared (so the times are late by at most 0.5 s).
 
 Prints, per task, a Markdown table of every recipe x math: the final video top-1, the total wall
 time, the wall time at which the run first reached the final video top-1 of the plain recipe with the
-default math (the target) and the speed-up over that run's own time to it; with the CPU model, its
+default math (the target), the speed-up over that run's own time to it and over that run's whole
+wall time (the time the plain recipe takes to give its model); with the CPU model, its
 bf16 flags, torch's version, the date and the command. Writes every epoch's row to
 ``WORK_DIR/time_to_accuracy.json`` and the tables to ``WORK_DIR/time_to_accuracy.md``. A run that
 fails (say, a flag this main.py does not have yet) is a table row with its exit code and last line.
@@ -52,16 +54,21 @@ from demo import DEMO_FLAGS, prepare_demo_data  # noqa: E402
 from moving_task import MOVING_FLAGS, MovingSpec, prepare_moving_data  # noqa: E402
 from profile_training import python_profile, torch_profile  # noqa: E402
 
+HOLD_STEPS = 100_000  # --multigrid_min_steps at least an epoch's steps: no coarse batch grows
 RECIPES: Dict[str, List[str]] = {'plain': [], 'multigrid': ['--multigrid'],
                                  'multigrid+ra2': ['--multigrid', '--repeat_aug', '2'],
                                  'multigrid-long': ['--multigrid', 'long'], 'multigrid-short': ['--multigrid', 'short'],
-                                 'ra2': ['--repeat_aug', '2']}
+                                 'ra2': ['--repeat_aug', '2'],
+                                 # every batch held at --batch_size: coarse clips make cheaper steps, not fewer
+                                 'multigrid-hold': ['--multigrid', '--multigrid_min_steps', str(HOLD_STEPS)]}
 DEFAULT_RECIPES = ['plain', 'multigrid', 'multigrid+ra2']  # the issue's three; the others on request
 MATHS: Dict[str, List[str]] = {'default': [], 'fp32': ['--precision', 'fp32']}
 BASELINE = ('plain', 'default')
 # The demo's inference flags and how many values each takes: the bench only validates.
 INFERENCE_FLAGS = {'--inference': 0, '--inference_subset': 1, '--inference_stride': 1, '--output_topk': 1}
 POLL_S = 0.5
+# moving16: the moving data at the shape issue 23 timed, where the model's math is most of a step
+ISSUE_SHAPE = ['--resnet_widen_factor', '1', '--sample_duration', '16', '--sample_t_stride', '1']
 
 
 @dataclass
@@ -124,10 +131,10 @@ def make_tasks(data_root: Path, spec: MovingSpec, media: Optional[Path] = None) 
     ``shared/media``)."""
     demo, moving = data_root / 'demo', data_root / 'moving'
     demo_flags = without_flags(DEMO_FLAGS, INFERENCE_FLAGS)
-    moving_flags = MOVING_FLAGS + ['--n_classes', str(spec.classes)]
+    moving_flags = data_flags(moving) + MOVING_FLAGS + ['--n_classes', str(spec.classes)]
     return {'demo': Task('demo', demo, data_flags(demo) + demo_flags, lambda: prepare_demo_data(demo)),
-            'moving': Task('moving', moving, data_flags(moving) + moving_flags,
-                           lambda: prepare_moving_data(moving, spec, media))}
+            'moving': Task('moving', moving, moving_flags, lambda: prepare_moving_data(moving, spec, media)),
+            'moving16': Task('moving16', moving, moving_flags + ISSUE_SHAPE, lambda: prepare_moving_data(moving, spec, media))}
 
 
 def data_flags(root: Path) -> List[str]:
@@ -270,26 +277,31 @@ def percent(x: Optional[float]) -> str:
     return '-' if x is None else f'{x:.1%}'
 
 
+def ratio(seconds: Optional[float], first: Optional[Dict[str, Any]]) -> str:
+    """How many times ``seconds`` the wall time of ``first`` (an epoch row) is, as '2.10x'; '-' if either is missing."""
+    return f"{seconds / first['wall_s']:.2f}x" if seconds and first and first['wall_s'] else '-'
+
+
 def task_table(name: str, runs: List[Run]) -> List[str]:
     """The Markdown table of one task: a row per recipe x math (x repeat)."""
     baselines = {r.repeat: r for r in runs if (r.recipe, r.math) == BASELINE and r.exit_code == 0}
     targets = {k: b.final_top1 for k, b in baselines.items()}
     shown = sorted({percent(t) for t in targets.values()}) or ['none: no plain recipe with the default math ran']
     lines = [f'### {name} (target: the plain recipe\'s final video top-1, {", ".join(shown)})', '',
-             '| recipe | math | repeat | final video top-1 | wall s | s to target | speed-up |',
-             '|---|---|---|---|---|---|---|']
+             '| recipe | math | repeat | final video top-1 | wall s | s to target | speed-up | against plain\'s wall |',
+             '|---|---|---|---|---|---|---|---|']
     for r in sorted(runs, key=lambda r: (r.repeat, list(RECIPES).index(r.recipe), list(MATHS).index(r.math))):
         if r.exit_code != 0:
             lines.append(f'| {r.recipe} | {r.math} | {r.repeat} | failed (exit {r.exit_code}): '
-                         f'{r.last_line.replace("|", "/")[:100]} | {r.wall_s:.1f} | - | - |')
+                         f'{r.last_line.replace("|", "/")[:100]} | {r.wall_s:.1f} | - | - | - |')
             continue
         first = r.reaching(targets.get(r.repeat))
         base = baselines.get(r.repeat)
         base_time = base.time_to(targets[r.repeat]) if base else None
-        speedup = f"{base_time / first['wall_s']:.2f}x" if first and first['wall_s'] and base_time else '-'
+        speedup, whole = (ratio(base_time, first), ratio(base.wall_s, first)) if base else ('-', '-')
         reached = 'not reached' if first is None else f"{first['wall_s']:.1f} (epoch {first['epoch']:.0f})"
         lines.append(f'| {r.recipe} | {r.math} | {r.repeat} | {percent(r.final_top1)} | {r.wall_s:.1f} | '
-                     f'{reached} | {speedup} |')
+                     f'{reached} | {speedup} | {whole} |')
     return lines + ['']
 
 
@@ -344,7 +356,7 @@ def profile(task: Task, recipe: str, math: str, args: argparse.Namespace) -> Non
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """The bench's options."""
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument('--tasks', nargs='+', default=['demo', 'moving'], choices=['demo', 'moving'])
+    p.add_argument('--tasks', nargs='+', default=['demo', 'moving', 'moving16'], choices=['demo', 'moving', 'moving16'])
     p.add_argument('--recipes', nargs='+', default=DEFAULT_RECIPES, choices=list(RECIPES))
     p.add_argument('--maths', nargs='+', default=list(MATHS), choices=list(MATHS))
     p.add_argument('--epochs', type=int, default=None, help="Override the task's --n_epochs")

@@ -96,3 +96,21 @@ def test_bench_shards_reads_files_and_shards_alike(tmp_path, capsys, media):
     rows = [line.split('|') for line in out.splitlines() if line.startswith('| jpg') or line.startswith('| video')]
     assert len(rows) == 4 and all(float(r[4]) > 0 and r[5].strip() == '0' for r in rows)  # clips/s, none failed
     assert 'after each of 2 epochs' in out and 'scale: 3,000 samples in 10 shards' in out
+
+
+def test_time_to_accuracy_table_compares_with_the_plain_recipe():
+    def run(recipe, wall, *epochs):
+        rows = [{'epoch': k + 1, 'wall_s': w, 'video_top1': a} for k, (w, a) in enumerate(epochs)]
+        return bench_time_to_accuracy.Run('t', recipe, 'default', 1, [], 0, wall, '', rows)
+    plain = run('plain', 100.0, (50.0, 0.6), (80.0, 0.8), (95.0, 0.7), (100.0, 0.8))
+    fast = run('multigrid-hold', 60.0, (20.0, 0.5), (40.0, 0.85), (60.0, 0.9))
+    slow = run('multigrid', 70.0, (70.0, 0.79))
+    rows = {line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:-1]]
+            for line in bench_time_to_accuracy.task_table('t', [plain, fast, slow]) if line.startswith('| ')}
+    assert rows['plain'][3:] == ['100.0', '80.0 (epoch 2)', '1.00x', '1.25x']  # its target: its own final 80%
+    assert rows['multigrid-hold'][3:] == ['60.0', '40.0 (epoch 2)', '2.00x', '2.50x']
+    assert rows['multigrid'][4:] == ['not reached', '-', '-']
+    flags = bench_time_to_accuracy.run_flags(bench_time_to_accuracy.make_tasks(Path('d'), moving_task.MovingSpec())[
+        'moving16'], 'multigrid-hold', 'fp32', None, [])
+    assert flags[flags.index('--sample_duration', flags.index('--n_classes')) + 1] == '16'  # the shape wins
+    assert flags[-6:] == ['--multigrid', '--multigrid_min_steps', '100000', '--precision', 'fp32', '--no_progress']
