@@ -390,7 +390,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       frames=args.moving_frames)
     tasks = make_tasks(args.data_root, spec, args.media)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    for name in args.tasks:
+    for name in dict((tasks[n].root, n) for n in args.tasks).values():  # moving16 reads moving's data
         if tasks[name].prepare() != 0:
             print(f'error: preparing the {name} data failed', file=sys.stderr)
             return 1
