@@ -1,8 +1,8 @@
 """Time to accuracy (issue 23): training recipes and math against the plain recipe's final video top-1.
 
-    python bench/bench_time_to_accuracy.py [--tasks demo moving moving16] [--recipes plain multigrid multigrid+ra2]
-        [--maths default fp32] [--epochs N] [--repeat N] [--work_dir bench_results/time_to_accuracy]
-        [--data_root bench_results/data] [--main_flags='--flag value ...']
+    python bench/bench_time_to_accuracy.py [--tasks demo moving moving16]
+        [--recipes plain multigrid multigrid+ra2] [--maths default fp32] [--epochs N] [--repeat N]
+        [--work_dir bench_results/time_to_accuracy] [--data_root bench_results/data] [--main_flags='--flag value ...']
     python bench/bench_time_to_accuracy.py --profile [--tasks moving] [--recipes plain] [--maths default]
 
 Tasks: ``demo`` (the demo's data and ``demo.DEMO_FLAGS`` without inference), ``moving`` (a window
@@ -10,8 +10,9 @@ moving over real footage, ``bench/moving_task.py``, with its ``MOVING_FLAGS``) a
 same data at the shape issue 23 timed: a full-width ResNet-10 on 16 x 56 x 56 clips); the data is made
 under ``--data_root`` first if missing. Recipes add ``--multigrid`` or ``--multigrid --repeat_aug 2``
 to the task's flags (on request also either cycle alone, ``multigrid-long`` and ``multigrid-short``,
-``multigrid-hold``, every batch held at ``--batch_size``, and ``ra2``, ``--repeat_aug 2`` alone), maths nothing (the start-up default) or ``--precision fp32``. Each run is
-``main.py`` in a subprocess with its own result folder under ``--work_dir``, validated every epoch.
+``multigrid-hold``, every batch held at ``--batch_size``, and ``ra2``, ``--repeat_aug 2`` alone), maths
+nothing (the start-up default) or ``--precision fp32``. Each run is ``main.py`` in a subprocess with
+its own result folder under ``--work_dir``, validated every epoch.
 There is no time column in ``val.log``: the bench polls it every 0.5 s and notes the wall time since
 the process started at which each row appeared (so the times are late by at most 0.5 s).
 
@@ -67,6 +68,7 @@ BASELINE = ('plain', 'default')
 # The demo's inference flags and how many values each takes: the bench only validates.
 INFERENCE_FLAGS = {'--inference': 0, '--inference_subset': 1, '--inference_stride': 1, '--output_topk': 1}
 POLL_S = 0.5
+TASKS = ['demo', 'moving', 'moving16']
 # moving16: the moving data at the shape issue 23 timed, where the model's math is most of a step
 ISSUE_SHAPE = ['--resnet_widen_factor', '1', '--sample_duration', '16', '--sample_t_stride', '1']
 
@@ -134,7 +136,8 @@ def make_tasks(data_root: Path, spec: MovingSpec, media: Optional[Path] = None) 
     moving_flags = data_flags(moving) + MOVING_FLAGS + ['--n_classes', str(spec.classes)]
     return {'demo': Task('demo', demo, data_flags(demo) + demo_flags, lambda: prepare_demo_data(demo)),
             'moving': Task('moving', moving, moving_flags, lambda: prepare_moving_data(moving, spec, media)),
-            'moving16': Task('moving16', moving, moving_flags + ISSUE_SHAPE, lambda: prepare_moving_data(moving, spec, media))}
+            'moving16': Task('moving16', moving, moving_flags + ISSUE_SHAPE,
+                             lambda: prepare_moving_data(moving, spec, media))}
 
 
 def data_flags(root: Path) -> List[str]:
@@ -278,7 +281,7 @@ def percent(x: Optional[float]) -> str:
 
 
 def ratio(seconds: Optional[float], first: Optional[Dict[str, Any]]) -> str:
-    """How many times ``seconds`` the wall time of ``first`` (an epoch row) is, as '2.10x'; '-' if either is missing."""
+    """``seconds`` over the wall time of ``first`` (an epoch row), as '2.10x'; '-' if either is missing."""
     return f"{seconds / first['wall_s']:.2f}x" if seconds and first and first['wall_s'] else '-'
 
 
@@ -356,7 +359,7 @@ def profile(task: Task, recipe: str, math: str, args: argparse.Namespace) -> Non
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """The bench's options."""
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument('--tasks', nargs='+', default=['demo', 'moving', 'moving16'], choices=['demo', 'moving', 'moving16'])
+    p.add_argument('--tasks', nargs='+', default=TASKS, choices=TASKS)
     p.add_argument('--recipes', nargs='+', default=DEFAULT_RECIPES, choices=list(RECIPES))
     p.add_argument('--maths', nargs='+', default=list(MATHS), choices=list(MATHS))
     p.add_argument('--epochs', type=int, default=None, help="Override the task's --n_epochs")
