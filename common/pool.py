@@ -15,7 +15,6 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Optional
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 CHECK_EVERY_S = 1.0
@@ -46,8 +45,10 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def worker_pool(workers: int, start_method: Optional[str] = 'spawn') -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes that die with this one, started by ``start_method`` (None: the default)."""
-    # spawn: no fork of a parent that holds FFmpeg or tqdm threads
-    return ProcessPoolExecutor(workers, mp_context=get_context(start_method), initializer=die_with_parent,
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` spawned processes that die with this one."""
+    # Never forked: a child forked from a process whose FFmpeg (swscale) or tqdm threads it does not
+    # inherit deadlocks on their locks (a forked check_dataset --duplicates worker hung in
+    # sws_frame_setup after the parent had converted frames)
+    return ProcessPoolExecutor(workers, mp_context=get_context('spawn'), initializer=die_with_parent,
                                initargs=(os.getpid(),))

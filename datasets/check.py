@@ -212,7 +212,7 @@ def _loader(file_type: str) -> Any:
 def _mapped(function: Any, jobs: List[Any], n_jobs: int, desc: str) -> List[Any]:
     """``function`` over ``jobs``, in a pool of ``n_jobs`` workers where more than one, with a progress bar."""
     if n_jobs > 1 and len(jobs) > 1:
-        with worker_pool(n_jobs, start_method=None) as pool:  # workers that die with this process
+        with worker_pool(n_jobs) as pool:  # spawned workers that die with this process
             return list(progress(pool.map(function, jobs, chunksize=8), total=len(jobs), desc=desc, unit='videos'))
     return [function(job) for job in progress(jobs, total=len(jobs), desc=desc, unit='videos')]
 

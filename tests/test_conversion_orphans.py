@@ -91,3 +91,11 @@ def test_without_the_death_signal_the_parent_watch_ends_the_worker(tmp_path):
                            'from common.pool import die_with_parent; die_with_parent(1); print("alive")',
                            str(REPO)], capture_output=True, text=True, timeout=60)
     assert late.returncode == 1 and late.stdout == ''
+
+
+def test_worker_pools_are_spawned_never_forked():
+    # a forked child of a process that ran FFmpeg's threaded swscale hangs on the first frame it converts
+    from common.pool import worker_pool
+    with worker_pool(1) as pool:
+        assert pool._mp_context.get_start_method() == 'spawn'
+        assert pool.submit(os.getpid).result() != os.getpid()
