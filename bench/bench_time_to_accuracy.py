@@ -1,37 +1,25 @@
 """Time to accuracy (issue 23): training recipes and math against the plain recipe's final video top-1.
 
-    python bench/bench_time_to_accuracy.py [--tasks demo moving moving16]
-        [--recipes plain multigrid multigrid+ra2] [--maths default fp32] [--epochs N] [--repeat N]
-        [--work_dir bench_results/time_to_accuracy] [--data_root bench_results/data] [--main_flags='--flag value ...']
+    python bench/bench_time_to_accuracy.py [--tasks demo moving moving16] [--recipes plain multigrid multigrid+ra2]
+        [--maths default fp32] [--epochs N] [--repeat N] [--work_dir DIR] [--data_root DIR] [--main_flags='...']
     python bench/bench_time_to_accuracy.py --profile [--tasks moving] [--recipes plain] [--maths default]
 
-Tasks: ``demo`` (the demo's data and ``demo.DEMO_FLAGS`` without inference), ``moving`` (a window
-moving over real footage, ``bench/moving_task.py``, with its ``MOVING_FLAGS``) and ``moving16`` (the
-same data at the shape issue 23 timed: a full-width ResNet-10 on 16 x 56 x 56 clips); the data is made
-under ``--data_root`` first if missing. Recipes add ``--multigrid`` or ``--multigrid --repeat_aug 2``
-to the task's flags (on request also either cycle alone, ``multigrid-long`` and ``multigrid-short``,
-``multigrid-hold``, every batch held at ``--batch_size``, and ``ra2``, ``--repeat_aug 2`` alone), maths
-nothing (the start-up default) or ``--precision fp32``. Each run is ``main.py`` in a subprocess with
-its own result folder under ``--work_dir``, validated every epoch.
-There is no time column in ``val.log``: the bench polls it every 0.5 s and notes the wall time since
-the process started at which each row appeared (so the times are late by at most 0.5 s).
+Tasks: ``demo`` (``demo.DEMO_FLAGS`` without inference), ``moving`` (a window moving over real footage,
+``bench/moving_task.py``'s ``MOVING_FLAGS``) and ``moving16`` (that data at issue 23's shape: a full-width
+ResNet-10 on 16 x 56 x 56 clips); data made under ``--data_root`` if missing. Recipes: ``RECIPES``; maths:
+the start-up default or ``--precision fp32``. Each run is ``main.py`` in a subprocess with its own result
+folder, validated every epoch; the bench polls ``val.log`` every 0.5 s for when each row appeared.
 
-Prints, per task, a Markdown table of every recipe x math: the final video top-1, the total wall
-time, the wall time at which the run first reached the final video top-1 of the plain recipe with the
-default math (the target), the speed-up over that run's own time to it and over that run's whole
-wall time (the time the plain recipe takes to give its model); with the CPU model, its
-bf16 flags, torch's version, the date and the command. Writes every epoch's row to
-``WORK_DIR/time_to_accuracy.json`` and the tables to ``WORK_DIR/time_to_accuracy.md``. A run that
-fails (say, a flag this main.py does not have yet) is a table row with its exit code and last line.
+Prints per task a Markdown table of every recipe x math: final video top-1, wall time, the wall time at
+which the run first reached the plain recipe's (default math) final video top-1, and the speed-up over
+the plain run's time to it and over its whole wall time; with the CPU, its bf16 flags, torch, the date
+and the command. Every epoch's row goes to ``WORK_DIR/time_to_accuracy.json``, the tables to ``.md``;
+a failed run is a row with its exit code and last line.
 
 ``--profile`` trains the first task x recipe x math for ``--profile_epochs`` in this process with
-``--n_threads 0 --cpu_threads 1`` (the decoding then runs in the profiled process, as it shares the
-same cores with the model on a small CPU machine, and each second is one of CPU work), once under
-torch.profiler and once under cProfile, and prints the
-top operators by self CPU time, the split of the wall time into model math (ATen operators), data
-(the DataLoader's batches: decoding and transforms) and the rest (Python, the autograd engine,
-start-up, logging), the top Python functions, and the data-wait share of ``train.log``.
-"""
+``--n_threads 0 --cpu_threads 1`` (decoding in the profiled process, each second one of CPU work),
+under torch.profiler and cProfile: top operators, the split of the wall time into model math, data and
+the rest (Python, autograd, start-up, logging), top Python functions and ``train.log``'s data wait."""
 import argparse
 import csv
 import json
@@ -55,13 +43,11 @@ from demo import DEMO_FLAGS, prepare_demo_data  # noqa: E402
 from moving_task import MOVING_FLAGS, MovingSpec, prepare_moving_data  # noqa: E402
 from profile_training import python_profile, torch_profile  # noqa: E402
 
-HOLD_STEPS = 100_000  # --multigrid_min_steps at least an epoch's steps: no coarse batch grows
 RECIPES: Dict[str, List[str]] = {'plain': [], 'multigrid': ['--multigrid'],
                                  'multigrid+ra2': ['--multigrid', '--repeat_aug', '2'],
                                  'multigrid-long': ['--multigrid', 'long'], 'multigrid-short': ['--multigrid', 'short'],
                                  'ra2': ['--repeat_aug', '2'],
-                                 # every batch held at --batch_size: coarse clips make cheaper steps, not fewer
-                                 'multigrid-hold': ['--multigrid', '--multigrid_min_steps', str(HOLD_STEPS)]}
+                                 'multigrid-hold': ['--multigrid', '--multigrid_min_steps', '100000']}  # batch held
 DEFAULT_RECIPES = ['plain', 'multigrid', 'multigrid+ra2']  # the issue's three; the others on request
 MATHS: Dict[str, List[str]] = {'default': [], 'fp32': ['--precision', 'fp32']}
 BASELINE = ('plain', 'default')
@@ -69,7 +55,6 @@ BASELINE = ('plain', 'default')
 INFERENCE_FLAGS = {'--inference': 0, '--inference_subset': 1, '--inference_stride': 1, '--output_topk': 1}
 POLL_S = 0.5
 TASKS = ['demo', 'moving', 'moving16']
-# moving16: the moving data at the shape issue 23 timed, where the model's math is most of a step
 ISSUE_SHAPE = ['--resnet_widen_factor', '1', '--sample_duration', '16', '--sample_t_stride', '1']
 
 
