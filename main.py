@@ -211,7 +211,7 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         data.sampler = datasets.epoch_sampler(train_data, opt.manual_seed, proc.rank, proc.world, data.batching.videos,
                                               workers, opt.shard_buffer)  # never a one-clip batch: BatchNorm
         if opt.multigrid:  # the schedule, checked against the model, printed; full-shape clips for BatchNorm
-            data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank * opt.repeat_aug, per_rank_batch,
+            data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank, per_rank_batch,
                                                       state.options, say=proc.master)
             items = calibration_items(len(train_data), opt.manual_seed, opt.multigrid_bn_batches * per_rank_batch,
                                       proc.rank, proc.world, contiguous=opt.file_type == 'shards')

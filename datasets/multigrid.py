@@ -15,7 +15,8 @@ iteration costs about as much as one at the full shape while an epoch takes fewe
   over the same epochs, the final stage again at the full shape).
 
 Fewer frames keep the clip's time span: the temporal stride grows as the frames shrink. The
-learning rate follows the linear scaling rule: base x (batch / ``--batch_size``). Every grid is
+learning rate follows the linear scaling rule: base x (batch / ``--batch_size``), where a batch of
+``--repeat_aug K`` clips per video counts its videos (never below the base rate). Every grid is
 a pure function of the options and the iteration's place in its epoch, so every rank uses the
 same shape at the same step and a resumed run continues the cycle where it stopped.
 """
@@ -59,8 +60,11 @@ def batch_factor(frames: float, side: float) -> int:
 
 
 def grids(frames: int, size: int, t_stride: int, batch: int, t: float, s: float, short: bool,
-          max_batch: int) -> Tuple[Grid, ...]:
-    """The grids of one long-cycle shape ``(t, s)``: one, or the short cycle's three; batches up to ``max_batch``."""
+          max_batch: int, repeat: int = 1) -> Tuple[Grid, ...]:
+    """The grids of one long-cycle shape ``(t, s)``: one, or the short cycle's three; batches up to ``max_batch``.
+
+    The learning rate counts videos: a grid of ``repeat`` clips per video rises above the base rate
+    only once it holds more videos than ``batch``."""
     long_factor = batch_factor(t, s)
     n_frames = max(1, round(frames * t))
     stride = max(1, round(t_stride * frames / n_frames))
@@ -68,7 +72,7 @@ def grids(frames: int, size: int, t_stride: int, batch: int, t: float, s: float,
     for side in (SHORT_CYCLE if short else (1.0,)):
         grown = min(batch * long_factor * batch_factor(1.0, side), max(batch, max_batch))
         shape = (n_frames, max(1, round(size * s * side)), stride)
-        out.append(Grid(grown, None if shape == (frames, size, t_stride) else shape, grown / batch))
+        out.append(Grid(grown, None if shape == (frames, size, t_stride) else shape, max(1.0, grown / repeat / batch)))
     return tuple(out)
 
 
@@ -87,13 +91,16 @@ def split_epochs(first: int, last: int, weights: Sequence[float]) -> List[Tuple[
 
 def schedule(n_epochs: int, milestones: Sequence[int], frames: int, size: int, t_stride: int, batch: int, *,
              long: bool = True, short: bool = True, epoch_samples: Optional[int] = None,
-             min_steps: int = 1) -> List[Stage]:
+             min_steps: int = 1, repeat: int = 1) -> List[Stage]:
     """The stages of epochs 1..``n_epochs``: long cycles (and short ones) per learning-rate stage, then the full shape.
 
     ``epoch_samples`` (a rank's clips per epoch) caps every batch at ``epoch_samples // min_steps``
     (never below ``batch``): on a small training set the paper's 32-fold batch would make a coarse
     epoch one step at 32 x the learning rate; capped, it still takes ``min_steps`` steps and the
-    learning rate follows the batch it gets.
+    learning rate follows the batch it gets. With ``repeat`` clips of each video in a batch
+    (``--repeat_aug``) the rate follows its videos, not its clips: K clips of one video are not K
+    independent samples, and counting them set 2 x the rate of the same schedule without repeats
+    (on the 16-frame bench task the runs diverged in their first epoch and never recovered).
     """
     max_batch = epoch_samples // max(1, min_steps) if epoch_samples else batch * 32
     full = (Grid(batch),)
@@ -108,7 +115,7 @@ def schedule(n_epochs: int, milestones: Sequence[int], frames: int, size: int, t
     shapes = LONG_CYCLE if long else ((1.0, 1.0),)
     for start, end in zip(bounds[:-1], bounds[1:]):
         for (a, b), (t, s) in zip_runs(split_epochs(start, end - 1, [batch_factor(t, s) for t, s in shapes]), shapes):
-            stages.append(Stage(a, b, grids(frames, size, t_stride, batch, t, s, short, max_batch)))
+            stages.append(Stage(a, b, grids(frames, size, t_stride, batch, t, s, short, max_batch, repeat)))
     if final <= n_epochs:
         stages.append(Stage(final, n_epochs, full))
     return stages
@@ -146,15 +153,17 @@ def table(stages: Sequence[Stage], full: Shape, learning_rate: float) -> str:
     return '\n'.join(lines)
 
 
-def multigrid_schedule(opt: Namespace, epoch_samples: int, per_rank_batch: int, model_options: Mapping[str, Any],
+def multigrid_schedule(opt: Namespace, epoch_videos: int, per_rank_batch: int, model_options: Mapping[str, Any],
                        say: bool = True) -> List[Stage]:
-    """``--multigrid``'s schedule for the options, a rank's clips per epoch and batch of clips; printed (``say``).
+    """``--multigrid``'s schedule for the options, a rank's videos per epoch and batch of clips; printed (``say``).
 
-    A model that cannot take its coarsest clips is a UserError naming the shape."""
+    A rank's epoch holds ``--repeat_aug`` clips of each of its videos. A model that cannot take its
+    coarsest clips is a UserError naming the shape."""
     stages = schedule(opt.n_epochs, opt.multistep_milestones if opt.lr_scheduler == 'multistep' else [],
                       opt.sample_duration, opt.sample_size, opt.sample_t_stride, per_rank_batch,
                       long=opt.multigrid in ('both', 'long'), short=opt.multigrid in ('both', 'short'),
-                      epoch_samples=epoch_samples, min_steps=opt.multigrid_min_steps)
+                      epoch_samples=epoch_videos * opt.repeat_aug, min_steps=opt.multigrid_min_steps,
+                      repeat=opt.repeat_aug)
     problem = shape_problem(dict(model_options), smallest_shapes(stages, opt.sample_duration, opt.sample_size))
     if problem:
         raise UserError(f"--multigrid: --model {model_options['model']} cannot take the schedule's {problem}")

@@ -209,6 +209,29 @@ def test_a_model_that_cannot_take_the_schedule_is_refused_in_one_line(data, tmp_
     assert code == 2 and len(err) == 1 and err[0].startswith('error: --multigrid: --model densenet cannot take')
 
 
+def test_with_repeated_clips_the_learning_rate_counts_videos_not_clips():
+    plain = schedule(40, [30], frames=16, size=56, t_stride=1, batch=16, epoch_samples=312, min_steps=8)
+    repeated = schedule(40, [30], frames=16, size=56, t_stride=1, batch=16, epoch_samples=624, min_steps=8, repeat=2)
+    assert max(g.batch for s in plain for g in s.cycle) == 39 and max(g.batch for s in repeated for g in s.cycle) == 78
+    # the coarsest epochs: the same 39 videos a step (2 clips each) at the same rate
+    assert [(g.batch, g.lr_factor) for g in repeated[0].cycle] == [(2 * g.batch, g.lr_factor) for g in plain[0].cycle]
+    assert all(g.lr_factor == max(1.0, g.batch / 2 / 16) for s in repeated for g in s.cycle)
+    assert repeated[-1].cycle == (Grid(16),)  # the full shape: --batch_size clips, 8 videos, the base rate
+
+
+def test_a_run_with_repeated_clips_prints_the_rates_of_its_videos(data, tmp_path, capsys):
+    import main
+    cells = {}
+    for k in (1, 2):
+        args = flags(data, tmp_path / f'k{k}', '--repeat_aug', str(k), '--n_epochs', '1', '--no_val')
+        assert main.main(args) == 0
+        out = capsys.readouterr().out
+        row = out[out.index('multigrid schedule'):].split('\n')[2]
+        cells[k] = [(int(c.split(' x ')[0]), float(c.split(' lr ')[1])) for c in row.split('| ')[1].split(', ')]
+    assert cells[1] == [(6, 0.03), (4, 0.02), (2, 0.01)]  # 24 videos / 4 steps: 6 clips at most, 3 x the rate
+    assert cells[2] == [(8, 0.02), (4, 0.01), (2, 0.01)]  # 4 videos of 2 clips: 2 x the rate; 2 videos: the base
+
+
 @pytest.mark.parametrize('world,new_world,done_batches', [(2, 3, 2), (3, 1, 1), (1, 2, 4)])
 def test_another_topology_re_shards_the_rest_of_a_multigrid_epoch_each_sample_once(world, new_world, done_batches):
     n, cycle = 41, [(5, (2, 20, 4)), (3, (2, 28, 4)), (2, None)]
