@@ -78,15 +78,20 @@ def fastest(seconds: Dict[Math, float]) -> Math:
 
 
 def probe_math(model: nn.Module, shape: Sequence[int], batch: int, device: torch.device, train: bool,
-               threads: int) -> Tuple[MathPlan, str]:
-    """The fastest math for training (when ``train``) and for inference, and a line saying so and what it cost."""
+               threads: int, train_batch: int = 0) -> Tuple[MathPlan, str]:
+    """The fastest math for training (when ``train``) and for inference, and a line saying so and what it cost.
+
+    Inference is timed on ``batch`` clips, training on ``train_batch`` (default: ``batch``; at least 2 for
+    BatchNorm): time it at the batch the run trains with, as the layouts' order changes with the batch
+    (a full-width ResNet-10 on 16 x 56 x 56 clips here: bf16 autocast ahead of bf16 + channels_last_3d
+    at 4 clips in 3 probes of 4, behind it at 8 and 16 clips in 7 of 8)."""
     start = time.perf_counter()
     maths = candidates(model)
     inference_times = time_candidates(model, shape, batch, device, False, maths, threads)
     inference = fastest(inference_times)
     parts = []
     if train:
-        train_times = time_candidates(model, shape, max(2, batch), device, True, maths, threads)  # BatchNorm: 2+
+        train_times = time_candidates(model, shape, max(2, train_batch or batch), device, True, maths, threads)
         chosen = fastest(train_times)
         parts.append(_said(chosen, 'training', train_times))
     else:

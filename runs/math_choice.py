@@ -70,13 +70,14 @@ def _tell(line: str, say: Optional[TextIO]) -> None:
 def run_math(opt: Any, model: nn.Module, prep: Preprocessing, ckpt: Optional[Mapping[str, Any]],
              device: torch.device, rank: int, local_world: int) -> MathPlan:
     """``choose_math`` for a main.py run: the probe (CPU, ``--precision auto``) times a copy of ``model`` at the
-    clip shape of ``prep``, with at most 4 of this rank's clips, on the threads training starts with."""
+    clip shape of ``prep`` on the threads training starts with: training on a rank's batch (a probe costs
+    about 9 training steps), inference on at most 4 of its clips."""
     shape = (INPUT_CHANNELS[prep.input_type], prep.sample_duration, prep.sample_size, prep.sample_size)
-    batch = min(4, max(1, opt.batch_size // local_world))
+    per_rank = max(1, opt.batch_size // local_world)
     threads = opt.cpu_threads or cpu_share(local_world)  # as training.cpu_threads starts
 
     def probe() -> Tuple[MathPlan, str]:
-        return probe_math(model, shape, batch, device, not opt.no_train, threads)
+        return probe_math(model, shape, min(4, per_rank), device, not opt.no_train, threads, train_batch=per_rank)
     return choose_math(opt.precision, opt.channels_last, device, probe=None if opt.pretext else probe,
                        recorded=recorded_math(ckpt), source=str(opt.resume_path), deterministic=opt.deterministic,
                        rank=rank, why_not_probed='--pretext puzzles')

@@ -48,6 +48,22 @@ def test_auto_on_the_cpu_takes_the_probe_and_says_it(capsys, monkeypatch):
     assert capsys.readouterr().out == ''
 
 
+@pytest.mark.parametrize('batch_size,local_world,train_batch,batch', [(16, 1, 16, 4), (16, 2, 8, 4), (3, 1, 3, 3)])
+def test_a_run_probes_training_at_its_own_batch(monkeypatch, batch_size, local_world, train_batch, batch):
+    from argparse import Namespace
+    from preprocessing import Preprocessing
+    asked = {}
+
+    def probe_math(model, shape, batch, device, train, threads, train_batch=0):
+        asked.update(shape=shape, batch=batch, train=train, train_batch=train_batch)
+        return MathPlan.same(FP32, CPU), 'math: fp32'
+    monkeypatch.setattr(math_choice, 'probe_math', probe_math)
+    opt = Namespace(batch_size=batch_size, cpu_threads=1, precision='auto', channels_last=False, no_train=False,
+                    pretext=None, resume_path=None, deterministic=False)
+    math_choice.run_math(opt, None, Preprocessing(sample_size=56, sample_duration=16), None, CPU, 0, local_world)
+    assert asked == dict(shape=(3, 16, 56, 56), batch=batch, train=True, train_batch=train_batch)
+
+
 def test_a_recorded_cpu_choice_is_reused_without_probing(capsys):
     recorded = {'device': 'cpu', 'train': 'fp32', 'inference': 'bf16+cl'}
     plan = choose_math('auto', False, CPU, probe=refused, recorded=recorded, source='run/save_latest.pth')
