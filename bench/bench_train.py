@@ -167,6 +167,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--sample_duration', type=int, default=16)
     parser.add_argument('--data_dir', type=Path, default=Path('/tmp/bench_data'))
     parser.add_argument('--file_type', default='jpg', choices=['jpg', 'hdf5'])
+    parser.add_argument('--annotation_path', type=Path, default=None,
+                        help='end to end on a prepared dataset: this annotation file, its videos in --data_dir')
     parser.add_argument('--workers', type=int, default=16)
     parser.add_argument('--skip_end_to_end', action='store_true')
     parser.add_argument('--skip_sweep', action='store_true', help='no batch-size sweep')
@@ -227,14 +229,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.skip_end_to_end:
         return 0
-    if not (args.data_dir / f'{args.file_type}.json').exists():
+    if args.annotation_path is None and not (args.data_dir / f'{args.file_type}.json').exists():
         from bench.bench_loader import prepare
         prepare(args.data_dir, n_videos=32, n_frames=96)
-    base = ['--video_path', str(args.data_dir / args.file_type), '--annotation_path',
-            str(args.data_dir / f'{args.file_type}.json'), '--file_type', args.file_type,
+    paths = (args.data_dir, args.annotation_path) if args.annotation_path else \
+        (args.data_dir / args.file_type, args.data_dir / f'{args.file_type}.json')
+    base = ['--video_path', str(paths[0]), '--annotation_path', str(paths[1]), '--file_type', args.file_type,
             '--sample_size', str(size), '--sample_duration', str(duration), '--n_classes', '2']
-    opt = opts.parse_opts(base)
-    train = datasets.get_training_data(opt)
+    train = datasets.get_training_data(opts.parse_opts(base))
+    n_classes = len(train.class_names)
     pin = device.type == 'cuda'
     loader = torch.utils.data.DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True,
                                          num_workers=args.workers, collate_fn=datasets.collate, pin_memory=pin,
@@ -243,7 +246,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'\n| model | mode | end-to-end clips/s ({args.file_type}, {args.workers} workers) | % of model-only |')
     print('|---|---|---|---|')
     for arch in archs:
-        options = dict(parse_arch(arch, args.widen_factor), n_classes=2)
+        options = dict(parse_arch(arch, args.widen_factor), n_classes=n_classes)
         model, run = build(options, device, mode)
         rate, _ = train_steps(run, model, from_loader(loader), device, mode, normalize, args.steps, args.warmup)
         print(f'| {arch} | {mode} | {rate:.1f} | {100 * rate / model_only[arch, mode]:.0f}% |', flush=True)
@@ -255,7 +258,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print('|---|---|---|---|')
     dtype, channels_last, _ = MODES[mode]
     for arch in archs:
-        model, run = build(dict(parse_arch(arch, args.widen_factor), n_classes=2), device, mode)
+        model, run = build(dict(parse_arch(arch, args.widen_factor), n_classes=n_classes), device, mode)
         model.eval()
         videos = clips = 0
         synchronize(device)
