@@ -254,7 +254,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     infer = datasets.get_inference_data(opts.parse_opts(base + ['--inference_subset', 'train']))
     infer_loader = torch.utils.data.DataLoader(infer, batch_size=4, num_workers=args.workers,
                                                collate_fn=datasets.collate, pin_memory=pin)
-    print(f'\n| model | mode | inference videos/s | clips/s |')
+    print('\n| model | mode | inference videos/s | clips/s |')
     print('|---|---|---|---|')
     dtype, channels_last, _ = MODES[mode]
     for arch in archs:
