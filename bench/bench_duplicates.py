@@ -32,8 +32,10 @@ def search(n: int, val_share: float, planted: int, flips: int) -> None:
     signatures |= rng.integers(0, 2, size=(n, FRAMES), dtype=np.uint64)
     n_val = int(n * val_share)
     train, val = signatures[n_val:], signatures[:n_val].copy()
+    planted = min(planted, n_val, len(train))  # a small --videos plants what fits
+    step = min(997, len(train) // max(1, planted))
     for j in range(planted):
-        val[j] = train[j * 997]
+        val[j] = train[j * step]
         for k in rng.choice(FRAMES * 64, size=flips, replace=False):
             val[j, k // 64] ^= np.uint64(1) << np.uint64(k % 64)
     tracemalloc.start()
@@ -42,7 +44,7 @@ def search(n: int, val_share: float, planted: int, flips: int) -> None:
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
     tracemalloc.stop()
-    hits = sum(1 for i, j, _ in found if j < planted and i == j * 997)
+    hits = sum(1 for i, j, _ in found if j < planted and i == j * step)
     print(f'| {len(train):,} training, {len(val):,} validation | {seconds:.2f} s | {peak:.0f} MB | '
           f'{hits} of {planted} planted pairs ({flips} bits changed), {len(found) - hits} other pairs |')
 

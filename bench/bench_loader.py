@@ -316,7 +316,7 @@ def main(argv=None) -> int:
                                                  collate_fn=datasets.collate, persistent_workers=True,
                                                  prefetch_factor=4)
             stream = endless(loader)
-            scaling[ft][k] = rate(lambda: len(next(stream)['video_id']), args.seconds)
+            scaling[ft][k] = rate(lambda s=stream: len(next(s)['video_id']), args.seconds)
             del stream, loader
 
     breakdown = video_breakdown(sorted(roots['video'].glob('*/*.mp4')), n_frames)

@@ -10,6 +10,7 @@ from tests.video_fixtures import moving_frames, write_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
 
+import bench_duplicates  # noqa: E402
 import bench_loader  # noqa: E402
 import bench_scale  # noqa: E402
 import bench_shards  # noqa: E402
@@ -25,6 +26,11 @@ def test_bench_loader_measures_every_pipeline(tmp_path, capsys):
     assert all(v > 0 for v in numbers['per_core'].values()) and len(numbers['per_core']) == 18
     assert 'frame table stored (read + check)' in numbers['video_breakdown_ms'] and numbers['workers']['video']['1'] > 0
     assert '| target (x reference) |' in capsys.readouterr().out
+
+
+def test_bench_duplicates_plants_what_a_small_set_holds(capsys):
+    bench_duplicates.search(50, 0.05, 100, 10)  # 48 training, 2 validation signatures: 2 pairs planted, not 100
+    assert '| 48 training, 2 validation |' in capsys.readouterr().out
 
 
 def test_bench_scale_builds_and_reads(tmp_path, capsys):
