@@ -25,6 +25,10 @@ from runs.run_state import recorded_math
 from runs.thread_split import cpu_share
 
 Probe = Callable[[], Tuple[MathPlan, str]]  # () -> (the plan, the line saying so)
+# Training is probed on a rank's batch, up to this many clips: at 4 clips the layouts' order was not the
+# one training saw at 16 (models.math_probe); the cap bounds the probe of a large CPU batch (the
+# original's default 128 clips of a ResNet-18 at 112 px would take minutes).
+PROBE_TRAIN_CLIPS = 16
 
 
 def choose_math(precision: str, channels_last: bool, device: torch.device, *, probe: Optional[Probe],
@@ -70,14 +74,15 @@ def _tell(line: str, say: Optional[TextIO]) -> None:
 def run_math(opt: Any, model: nn.Module, prep: Preprocessing, ckpt: Optional[Mapping[str, Any]],
              device: torch.device, rank: int, local_world: int) -> MathPlan:
     """``choose_math`` for a main.py run: the probe (CPU, ``--precision auto``) times a copy of ``model`` at the
-    clip shape of ``prep`` on the threads training starts with: training on a rank's batch (a probe costs
-    about 9 training steps), inference on at most 4 of its clips."""
+    clip shape of ``prep`` on the threads training starts with: training on a rank's batch up to
+    ``PROBE_TRAIN_CLIPS`` (a probe costs about 9 training steps), inference on at most 4 of its clips."""
     shape = (INPUT_CHANNELS[prep.input_type], prep.sample_duration, prep.sample_size, prep.sample_size)
     per_rank = max(1, opt.batch_size // local_world)
     threads = opt.cpu_threads or cpu_share(local_world)  # as training.cpu_threads starts
 
     def probe() -> Tuple[MathPlan, str]:
-        return probe_math(model, shape, min(4, per_rank), device, not opt.no_train, threads, train_batch=per_rank)
+        return probe_math(model, shape, min(4, per_rank), device, not opt.no_train, threads,
+                          train_batch=min(PROBE_TRAIN_CLIPS, per_rank))
     return choose_math(opt.precision, opt.channels_last, device, probe=None if opt.pretext else probe,
                        recorded=recorded_math(ckpt), source=str(opt.resume_path), deterministic=opt.deterministic,
                        rank=rank, why_not_probed='--pretext puzzles')

@@ -48,7 +48,8 @@ def test_auto_on_the_cpu_takes_the_probe_and_says_it(capsys, monkeypatch):
     assert capsys.readouterr().out == ''
 
 
-@pytest.mark.parametrize('batch_size,local_world,train_batch,batch', [(16, 1, 16, 4), (16, 2, 8, 4), (3, 1, 3, 3)])
+@pytest.mark.parametrize('batch_size,local_world,train_batch,batch',
+                         [(16, 1, 16, 4), (16, 2, 8, 4), (3, 1, 3, 3), (128, 1, 16, 4), (128, 4, 16, 4)])
 def test_a_run_probes_training_at_its_own_batch(monkeypatch, batch_size, local_world, train_batch, batch):
     from argparse import Namespace
     from preprocessing import Preprocessing
