@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.video_fixtures import moving_frames, write_video
+from tests.video_fixtures import make_dataset, moving_frames, write_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
 
@@ -15,6 +15,7 @@ import bench_loader  # noqa: E402
 import bench_scale  # noqa: E402
 import bench_shards  # noqa: E402
 import bench_time_to_accuracy  # noqa: E402
+import bench_train  # noqa: E402
 import moving_task  # noqa: E402
 
 
@@ -31,6 +32,16 @@ def test_bench_loader_measures_every_pipeline(tmp_path, capsys):
 def test_bench_duplicates_plants_what_a_small_set_holds(capsys):
     bench_duplicates.search(50, 0.05, 100, 10)  # 48 training, 2 validation signatures: 2 pairs planted, not 100
     assert '| 48 training, 2 validation |' in capsys.readouterr().out
+
+
+def test_bench_train_runs_end_to_end_on_a_prepared_dataset(tmp_path, capsys):
+    ann = make_dataset(tmp_path / 'jpg', 'jpg', labels=('a', 'b', 'c'), n_train=2, h=24, w=32)
+    assert bench_train.main(['--device', 'cpu', '--model', 'resnet', '--model_depth', '10', '--widen_factor', '0.25',
+                             '--modes', 'fp32', '--skip_sweep', '--batch_size', '2', '--steps', '3', '--warmup', '0',
+                             '--sample_size', '16', '--sample_duration', '4', '--workers', '0',
+                             '--data_dir', str(tmp_path / 'jpg'), '--annotation_path', str(ann)]) == 0
+    out = capsys.readouterr().out  # 3 steps of 2: all 6 videos, labels 0-2, trained as 3 classes from the file
+    assert '| model | mode | end-to-end clips/s (jpg, 0 workers) |' in out and '| resnet-10 | fp32 |' in out
 
 
 def test_bench_scale_builds_and_reads(tmp_path, capsys):
