@@ -1,5 +1,6 @@
 """The run's math: probed on the CPU with --precision auto, explicit flags as given, recorded choices reused."""
 import io
+from argparse import Namespace
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from models import generate_model
 from models.math_probe import FP32, candidates, fastest, probe_math
 from models.precision import Math, MathPlan, set_layout
+from preprocessing import Preprocessing
 from runs import math_choice
 from runs.math_choice import choose_math
 
@@ -51,8 +53,6 @@ def test_auto_on_the_cpu_takes_the_probe_and_says_it(capsys, monkeypatch):
 @pytest.mark.parametrize('batch_size,local_world,train_batch,batch',
                          [(16, 1, 16, 4), (16, 2, 8, 4), (3, 1, 3, 3), (128, 1, 16, 4), (128, 4, 16, 4)])
 def test_a_run_probes_training_at_its_own_batch(monkeypatch, batch_size, local_world, train_batch, batch):
-    from argparse import Namespace
-    from preprocessing import Preprocessing
     asked = {}
 
     def probe_math(model, shape, batch, device, train, threads, train_batch=0):
