@@ -17,7 +17,7 @@ import torch.nn as nn
 import datasets
 from common.errors import UserError
 from datasets.device_decode import data_loader
-from datasets.multigrid import Batching, Grid, calibration_items, multigrid_schedule
+from datasets.multigrid import Batching, Grid, calibration_items, calibration_videos, multigrid_schedule
 from distributed.agreement import on_rank_zero
 from distributed.collectives import any_rank, broadcast_buffers, ddp_without_forward_sync, max_over_ranks, reduce_sums
 from distributed.launch import launch
@@ -210,12 +210,12 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         names = train_data.class_names
         data.sampler = datasets.epoch_sampler(train_data, opt.manual_seed, proc.rank, proc.world, data.batching.videos,
                                               workers, opt.shard_buffer)  # never a one-clip batch: BatchNorm
-        if opt.multigrid:  # the schedule, checked against the model, printed; full-shape clips for BatchNorm
-            data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank, per_rank_batch,
-                                                      state.options, say=proc.master)
-            items = calibration_items(len(train_data), opt.manual_seed, opt.multigrid_bn_batches * per_rank_batch,
-                                      proc.rank, proc.world, contiguous=opt.file_type == 'shards')
-            data.calibration = data_loader(train_data, proc.device, on_device, batch_size=per_rank_batch,
+        if opt.multigrid:  # full-shape clips for BatchNorm; the schedule, checked against the model, printed
+            items = calibration_items(len(train_data), opt.manual_seed, calibration_videos(
+                opt.multigrid_bn_batches, per_rank_batch, opt.repeat_aug), proc.rank, proc.world, opt.file_type == 'shards')
+            data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank, per_rank_batch, state.options,
+                                                      say=proc.master, bn_clips=len(items) * opt.repeat_aug)
+            data.calibration = data_loader(train_data, proc.device, on_device, batch_size=data.batching.videos,
                                            sampler=items, **dict(loader_args, persistent_workers=False)) if items else None
         data.train = data_loader(train_data, proc.device, on_device, batch_sampler=datasets.EpochBatches(data.sampler),
                                  generator=torch.Generator().manual_seed(opt.manual_seed + proc.rank), **loader_args)

@@ -36,6 +36,9 @@ LONG_CYCLE: Tuple[Tuple[float, float], ...] = ((1 / 4, 2 ** -0.5), (1 / 2, 2 ** 
 SHORT_CYCLE: Tuple[float, ...] = (1 / 2, 2 ** -0.5, 1.0)  # side fractions, iteration by iteration
 FINAL_SHARE = 0.1  # of the epochs, at the full shape, when no learning-rate step marks a last stage
 Shape = Tuple[int, int, int]  # (frames, side, temporal stride) of one iteration's clips
+# full-shape clips that re-estimate BatchNorm after a coarse epoch: on the bench's checkpoints 64 gave the
+# validation loss of 128 within 3% in two thirds of the time, 32 up to twice it (docs/benchmarks.md)
+BN_CLIPS = 64
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ def schedule(n_epochs: int, milestones: Sequence[int], frames: int, size: int, t
     (``--repeat_aug``) the rate follows its videos, not its clips: K clips of one video are not K
     independent samples, and counting them set 2 x the rate of the same schedule without repeats
     (on the 16-frame bench task the runs diverged in their first epoch and never recovered).
+    The epochs split 8 : 4 : 2 : 1 also where the cap makes the batches alike, so that the coarse
+    shapes then take more steps than the fine ones: split by the capped batches instead (the same
+    steps at every shape) the bench task's runs ended 5-6 points lower in 3 of 4 seeds (docs/benchmarks.md).
     """
     max_batch = epoch_samples // max(1, min_steps) if epoch_samples else batch * 32
     full = (Grid(batch),)
@@ -154,8 +160,9 @@ def table(stages: Sequence[Stage], full: Shape, learning_rate: float) -> str:
 
 
 def multigrid_schedule(opt: Namespace, epoch_videos: int, per_rank_batch: int, model_options: Mapping[str, Any],
-                       say: bool = True) -> List[Stage]:
-    """``--multigrid``'s schedule for the options, a rank's videos per epoch and batch of clips; printed (``say``).
+                       say: bool = True, bn_clips: int = 0) -> List[Stage]:
+    """``--multigrid``'s schedule for the options, a rank's videos per epoch and batch of clips; printed (``say``)
+    with the ``bn_clips`` that re-estimate BatchNorm after a coarse epoch.
 
     A rank's epoch holds ``--repeat_aug`` clips of each of its videos. A model that cannot take its
     coarsest clips is a UserError naming the shape."""
@@ -169,6 +176,9 @@ def multigrid_schedule(opt: Namespace, epoch_videos: int, per_rank_batch: int, m
         raise UserError(f"--multigrid: --model {model_options['model']} cannot take the schedule's {problem}")
     if say:
         print(table(stages, (opt.sample_duration, opt.sample_size, opt.sample_t_stride), opt.learning_rate))
+        print(f'  BatchNorm after a coarse epoch: re-estimated on {bn_clips} full-shape training clips (batches of '
+              f'{per_rank_batch})' if bn_clips else
+              '  BatchNorm after a coarse epoch: kept (--multigrid_bn_batches 0); the final stage sets it')
     return stages
 
 
@@ -205,15 +215,22 @@ class Batching:
         return sum(self.batches_in(e, n, world) for e in range(1, epoch))
 
 
-def calibration_items(n: int, seed: int, clips: int, rank: int, world: int, contiguous: bool = False
+def calibration_videos(batches: Optional[int], per_rank_batch: int, repeat: int = 1) -> int:
+    """A rank's videos for the BatchNorm re-estimation: ``--multigrid_bn_batches`` batches of ``per_rank_batch``
+    clips (by default the batches that hold ``BN_CLIPS``), ``repeat`` clips (``--repeat_aug``) per video."""
+    n = batches if batches is not None else math.ceil(BN_CLIPS / per_rank_batch)
+    return math.ceil(n * per_rank_batch / repeat)
+
+
+def calibration_items(n: int, seed: int, videos: int, rank: int, world: int, contiguous: bool = False
                       ) -> List[Tuple[int, int]]:
-    """This rank's ``clips`` training items (a share of ``clips`` x ``world``) for the BatchNorm recalibration
+    """This rank's ``videos`` training items (a share of ``videos`` x ``world``) for the BatchNorm recalibration
     after a coarse epoch (``--multigrid_bn_batches``): the same videos and draws every epoch. ``contiguous``
     (shards): consecutive samples from a seeded place, so that they are read from a shard or two, not all."""
     g = torch.Generator().manual_seed(seed)
     if contiguous:
         start = int(torch.randint(max(1, n), (1,), generator=g))
-        order = [(start + i) % n for i in range(min(n, clips * world))]
+        order = [(start + i) % n for i in range(min(n, videos * world))]
     else:
-        order = torch.randperm(n, generator=g)[:min(n, clips * world)].tolist()
+        order = torch.randperm(n, generator=g)[:min(n, videos * world)].tolist()
     return [(i, sample_seed(seed, 0, i)) for i in order[rank::world]]

@@ -10,6 +10,7 @@ from tests.video_fixtures import make_dataset, moving_frames, write_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
 
+import bench_bn_recalibration  # noqa: E402
 import bench_duplicates  # noqa: E402
 import bench_loader  # noqa: E402
 import bench_scale  # noqa: E402
@@ -131,3 +132,19 @@ def test_time_to_accuracy_table_compares_with_the_plain_recipe():
         'moving16'], 'multigrid-hold', 'fp32', None, [])
     assert flags[flags.index('--sample_duration', flags.index('--n_classes')) + 1] == '16'  # the shape wins
     assert flags[-6:] == ['--multigrid', '--multigrid_min_steps', '100000', '--precision', 'fp32', '--no_progress']
+
+
+def test_bench_bn_recalibration_re_estimates_a_runs_checkpoint_on_each_count(tmp_path, capsys):
+    import main
+    ann = make_dataset(tmp_path / 'jpg', 'jpg', labels=('a', 'b'), n_train=4, h=24, w=32)
+    assert main.main(['--video_path', str(tmp_path / 'jpg'), '--annotation_path', str(ann), '--result_path',
+                      str(tmp_path / 'run'), '--n_classes', '2', '--model', 'resnet', '--model_depth', '10',
+                      '--resnet_widen_factor', '0.25', '--sample_size', '32', '--sample_duration', '8',
+                      '--batch_size', '2', '--n_threads', '0', '--n_epochs', '2', '--checkpoint', '1',
+                      '--n_val_samples', '1', '--precision', 'fp32', '--no_progress', '--multigrid']) == 0
+    capsys.readouterr()
+    assert bench_bn_recalibration.main([str(tmp_path / 'run'), '--epochs', '1', '--batches', '1', '2', '8']) == 0
+    rows = [line.split(' | ') for line in capsys.readouterr().out.splitlines() if line.startswith('| save_1 ')]
+    assert [(r[1], r[2]) for r in rows] == [('1', '2'), ('2', '4'), ('8', '8')]  # 8 training videos at most
+    assert all(0 <= float(r[3].rstrip('%')) <= 100 and float(r[5].rstrip(' |')) >= 0 for r in rows), rows
+    assert len({r[4] for r in rows}) == 3  # each count its own statistics: the checkpoint's restored in between

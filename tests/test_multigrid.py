@@ -11,14 +11,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import datasets
-from datasets.multigrid import (LONG_CYCLE, SHORT_CYCLE, Batching, Grid, batch_factor, schedule, smallest_shapes,
-                                split_epochs, stage_of)
+from datasets.multigrid import (LONG_CYCLE, SHORT_CYCLE, Batching, Grid, batch_factor, calibration_videos, schedule,
+                                smallest_shapes, split_epochs, stage_of)
 from datasets.samplers import EpochBatches, EpochSampler, count_batches, epoch_length
 from models import load_checkpoint
 from models.summary import shape_problem
 from opts import parse_opts
 from tests.test_resume import assert_same_weights, run, start_and_interrupt
 from tests.video_fixtures import make_dataset
+from training import recalibrate_batchnorm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +66,7 @@ def test_a_small_training_set_caps_the_batch_and_the_learning_rate_follows_it():
     assert max(g.batch for s in stages for g in s.cycle) == 36
     assert all(g.lr_factor == g.batch / 16 for s in stages for g in s.cycle)
     assert smallest_shapes(stages, 8, 56) == [(2, 20)]
+
 
 
 @pytest.mark.parametrize('n,world', [(37, 1), (37, 2), (6, 3), (100, 2)])
@@ -250,3 +252,41 @@ def test_another_topology_re_shards_the_rest_of_a_multigrid_epoch_each_sample_on
             [cycle[(done_batches + k) % 3][1] for k in range(len(batches))]  # the cycle goes on where it stopped
         rest += [item[0] for b in batches for item in b]
     assert set(rest) | done == set(range(n)) and not (set(rest) & done)
+
+
+def test_batchnorm_is_re_estimated_on_64_clips_unless_told():
+    assert [calibration_videos(None, b) for b in (16, 8, 3, 128)] == [64, 64, 66, 128]  # whole batches
+    assert [calibration_videos(n, 16) for n in (0, 5)] == [0, 80]
+    assert calibration_videos(None, 16, repeat=2) == 32 and calibration_videos(3, 16, repeat=4) == 12  # K clips each
+
+
+def test_recalibration_sets_the_plain_mean_of_its_batches_statistics_and_keeps_the_momentum():
+    norm = torch.nn.BatchNorm3d(2, momentum=0.1)
+    clips = [torch.randn(3, 2, 2, 3, 3) * 4 + 1, torch.randn(5, 2, 2, 3, 3)]
+    loader = [{'clip': c} for c in clips]
+    assert recalibrate_batchnorm(norm, loader, torch.device('cpu'), lambda x: x) == 8
+    mean = torch.stack([c.mean(dim=(0, 2, 3, 4)) for c in clips]).mean(0)
+    var = torch.stack([c.transpose(0, 1).reshape(2, -1).var(dim=1) for c in clips]).mean(0)
+    assert torch.allclose(norm.running_mean, mean, atol=1e-5) and torch.allclose(norm.running_var, var, atol=1e-4)
+    assert norm.momentum == 0.1 and norm.training
+    before = norm.running_mean.clone()
+    assert recalibrate_batchnorm(norm, [], torch.device('cpu'), lambda x: x) == 0  # no clip: the statistics kept
+    assert torch.equal(norm.running_mean, before)
+
+
+@pytest.mark.parametrize('told,repeat,clips', [(None, '1', 24), ('3', '1', 6), ('0', '1', None), (None, '2', 48),
+                                               ('3', '2', 6)])
+def test_a_run_re_estimates_batchnorm_on_the_clips_it_prints(data, tmp_path, capsys, monkeypatch, told, repeat, clips):
+    """64 clips by default (24 videos here, K clips each), or --multigrid_bn_batches batches of --batch_size clips."""
+    import main
+    seen = []
+    real = main.recalibrate_batchnorm
+    monkeypatch.setattr(main, 'recalibrate_batchnorm', lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    extra = ['--n_epochs', '1', '--no_val', '--repeat_aug', repeat] + \
+        ([] if told is None else ['--multigrid_bn_batches', told])
+    assert main.main(flags(data, tmp_path, *extra)) == 0
+    out = capsys.readouterr().out
+    if clips is None:
+        assert seen == [] and 'BatchNorm after a coarse epoch: kept (--multigrid_bn_batches 0)' in out
+    else:
+        assert seen == [clips] and f're-estimated on {clips} full-shape training clips (batches of 2)' in out
