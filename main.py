@@ -211,8 +211,9 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
         data.sampler = datasets.epoch_sampler(train_data, opt.manual_seed, proc.rank, proc.world, data.batching.videos,
                                               workers, opt.shard_buffer)  # never a one-clip batch: BatchNorm
         if opt.multigrid:  # full-shape clips for BatchNorm; the schedule, checked against the model, printed
-            items = calibration_items(len(train_data), opt.manual_seed, calibration_videos(
-                opt.multigrid_bn_batches, per_rank_batch, opt.repeat_aug), proc.rank, proc.world, opt.file_type == 'shards')
+            videos = calibration_videos(opt.multigrid_bn_batches, per_rank_batch, opt.repeat_aug)
+            items = calibration_items(len(train_data), opt.manual_seed, videos, proc.rank, proc.world,
+                                      contiguous=opt.file_type == 'shards')
             data.batching.stages = multigrid_schedule(opt, data.sampler.per_rank, per_rank_batch, state.options,
                                                       say=proc.master, bn_clips=len(items) * opt.repeat_aug)
             data.calibration = data_loader(train_data, proc.device, on_device, batch_size=data.batching.videos,

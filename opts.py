@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from common.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in
+from common.cli import NATURAL, POSITIVE, OneLineParser, float_in, int_in, or_auto
 from common.errors import UserError
 from common.processes import available_cpus
 from datasets.formats.shard_index import option_problem, source_or_path
@@ -209,11 +209,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                    help='With --multigrid: a coarse batch grows at most to a rank\'s epoch / this many clips (a small '
                         'training set\'s coarse epoch still takes this many steps); an epoch\'s steps or more: every '
                         'batch stays --batch_size, coarse clips make steps cheaper, not fewer (default: %(default)s)')
-    g.add_argument('--multigrid_bn_batches', default=None, type=NATURAL,
+    g.add_argument('--multigrid_bn_batches', default='auto', type=or_auto(NATURAL),
                    help='With --multigrid: after an epoch that trained on other shapes, re-estimate the BatchNorm '
                         'statistics on this many batches of full-shape training clips (forward passes only), so '
                         'that validation and the saved checkpoint see full-shape statistics; 0: never, the final '
-                        'full-shape stage sets them (default: the batches that hold 64 clips)')
+                        'full-shape stage sets them; auto: the batches that hold 64 clips (default: %(default)s)')
     g.add_argument('--repeat_aug', default=1, type=POSITIVE,
                    help='Repeated augmentation: K training clips per read of a video (each its own temporal position '
                         'and spatial draw), decoded once; a batch of --batch_size clips holds --batch_size / K videos '

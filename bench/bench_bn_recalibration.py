@@ -35,7 +35,7 @@ from validation import val_epoch, video_metrics  # noqa: E402
 
 
 def run_flags(run_dir: Path) -> List[str]:
-    """The run's own main.py flags (history's first command), without result path, resume and schedule."""
+    """The run's own main.py flags (``opts.json``'s command line) without --result_path and --resume_path."""
     command = json.loads((run_dir / 'opts.json').read_text())['command_line']
     drop = {'--result_path', '--resume_path'}
     out, skip = [], False
@@ -50,7 +50,7 @@ def run_flags(run_dir: Path) -> List[str]:
 
 
 def measure(run_dir: Path, epoch: int, counts: List[int], work: Path) -> List[tuple]:
-    """(count, video top-1, validation loss, recalibration seconds) for one checkpoint."""
+    """(batches, clips seen, video top-1, validation loss, recalibration seconds) per count, for one checkpoint."""
     opt = parse_opts(run_flags(run_dir) + ['--result_path', str(work), '--resume_path',
                                             str(run_dir / f'save_{epoch}.pth'), '--no_progress'])
     proc = m.setup(opt, 0, 1, 0, 1)

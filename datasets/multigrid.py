@@ -23,7 +23,7 @@ same shape at the same step and a resumed run continues the cycle where it stopp
 import math
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -215,10 +215,10 @@ class Batching:
         return sum(self.batches_in(e, n, world) for e in range(1, epoch))
 
 
-def calibration_videos(batches: Optional[int], per_rank_batch: int, repeat: int = 1) -> int:
+def calibration_videos(batches: Union[int, str], per_rank_batch: int, repeat: int = 1) -> int:
     """A rank's videos for the BatchNorm re-estimation: ``--multigrid_bn_batches`` batches of ``per_rank_batch``
-    clips (by default the batches that hold ``BN_CLIPS``), ``repeat`` clips (``--repeat_aug``) per video."""
-    n = batches if batches is not None else math.ceil(BN_CLIPS / per_rank_batch)
+    clips (``auto``: the batches that hold ``BN_CLIPS``), ``repeat`` clips (``--repeat_aug``) per video."""
+    n = math.ceil(BN_CLIPS / per_rank_batch) if batches == 'auto' else int(batches)
     return math.ceil(n * per_rank_batch / repeat)
 
 

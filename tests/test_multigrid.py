@@ -68,7 +68,6 @@ def test_a_small_training_set_caps_the_batch_and_the_learning_rate_follows_it():
     assert smallest_shapes(stages, 8, 56) == [(2, 20)]
 
 
-
 @pytest.mark.parametrize('n,world', [(37, 1), (37, 2), (6, 3), (100, 2)])
 def test_the_sampler_batches_follow_the_cycle_from_any_resumed_batch(n, world):
     cycle = [(5, (2, 20, 4)), (3, (2, 28, 4)), (2, None)]
@@ -255,9 +254,10 @@ def test_another_topology_re_shards_the_rest_of_a_multigrid_epoch_each_sample_on
 
 
 def test_batchnorm_is_re_estimated_on_64_clips_unless_told():
-    assert [calibration_videos(None, b) for b in (16, 8, 3, 128)] == [64, 64, 66, 128]  # whole batches
+    assert [calibration_videos('auto', b) for b in (16, 8, 3, 128)] == [64, 64, 66, 128]  # whole batches
     assert [calibration_videos(n, 16) for n in (0, 5)] == [0, 80]
-    assert calibration_videos(None, 16, repeat=2) == 32 and calibration_videos(3, 16, repeat=4) == 12  # K clips each
+    assert calibration_videos('auto', 16, repeat=2) == 32 and calibration_videos(3, 16, repeat=4) == 12  # K clips
+    assert [parse_opts(a).multigrid_bn_batches for a in ([], ['--multigrid_bn_batches', '3'])] == ['auto', 3]
 
 
 def test_recalibration_sets_the_plain_mean_of_its_batches_statistics_and_keeps_the_momentum():

@@ -89,6 +89,8 @@ def test_other_usage_mistakes_are_one_line_too(capsys):
     assert err.startswith("error: --model: invalid choice 'vgg' (choose from resnet,")
     assert parse_error(['--batch_size'], capsys) == 'error: --batch_size: expected one argument\n'
     assert parse_error(['--keep_checkpoints', '-1'], capsys).startswith('error: --keep_checkpoints must be')
+    assert parse_error(['--multigrid_bn_batches', 'x'], capsys) == \
+        'error: --multigrid_bn_batches must be an integer >= 0 or auto, not x\n'
 
 
 def test_a_misspelled_choice_names_the_closest_one(capsys):
