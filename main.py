@@ -35,7 +35,7 @@ from runs.math_choice import run_math
 from runs.position import PeriodicSave, continue_epoch, sampler_record
 from runs.run_logs import RunLogs
 from runs.run_state import RunState, recorded_model_options, recorded_threads, resume_checkpoint
-from runs.stopping import DEAD_WORKER_HINT, StopSignals, death_anywhere, ignore_stop_signals
+from runs.stopping import DEAD_WORKER_HINT, StopSignals, death_anywhere, signal_safe_worker_init
 from training import SUMS, NonFiniteLossError, cpu_threads, criterion_for, recalibrate_batchnorm, train_epoch, warmup
 from validation import gather_videos, multilabel_metrics, val_epoch, video_metrics
 from visuals.curves import write_curves
@@ -200,7 +200,7 @@ def make_data(opt, proc: Process, state: RunState) -> Data:
     loader_args = dict(num_workers=workers, pin_memory=proc.device.type == 'cuda',
                        collate_fn=datasets.collate_puzzles if opt.pretext else datasets.collate,
                        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
-                       worker_init_fn=ignore_stop_signals)  # a scheduler's SIGTERM is the main process's
+                       worker_init_fn=signal_safe_worker_init())  # a scheduler's SIGTERM is the main process's
     data = Data(None, None, None, per_rank_batch, loader_args, Batching(per_rank_batch, opt.repeat_aug))
     on_device = opt.decode_device == 'cuda'  # workers only read; batches decoded on the GPU (datasets.device_decode)
     names = None

@@ -3,10 +3,13 @@
 ``StopSignals`` turns SIGTERM/SIGINT into a request the loops answer at their next safe point;
 ``fetch_batches`` turns a DataLoader worker's death into ``WorkerDied`` between batches, never in
 the middle of a step; ``ignore_stop_signals`` is every DataLoader worker's start: a scheduler
-(SLURM) signals every process of a job step, and only the main process may act on it.
+(SLURM) signals every process of a job step, and only the main process may act on it
+(``signal_safe_worker_init`` gives it, with the exit handler such workers need).
 """
+import atexit
 import contextlib
 import itertools
+import multiprocessing
 import signal
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
@@ -83,6 +86,27 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
         signal.signal(sig, signal.SIG_IGN)
     if hasattr(signal, 'pthread_sigmask'):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, StopSignals.SIGNALS)
+
+
+def signal_safe_worker_init() -> Callable[[int], None]:
+    """``ignore_stop_signals`` as a DataLoader's ``worker_init_fn``, and, in this process, workers killed at exit.
+
+    multiprocessing's own exit handler ends child processes with SIGTERM and then waits for them:
+    workers that ignore it would keep a process whose uncaught error left a loader alive (its
+    traceback holds it) waiting for ever, a crash turned into a hang. ``_kill_workers`` runs
+    first (atexit is last in, first out; registered again on every call, so always the last).
+    """
+    atexit.unregister(_kill_workers)
+    atexit.register(_kill_workers)
+    return ignore_stop_signals
+
+
+def _kill_workers() -> None:
+    """SIGKILL this process's daemonic children still running (DataLoader workers; a normal exit has none left)."""
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
+            child.join(timeout=5)
 
 
 @contextlib.contextmanager
