@@ -94,6 +94,7 @@ def float_in(lo: Optional[float] = None, hi: Optional[float] = None, open_lo: bo
 
 
 POSITIVE, NATURAL = int_in(1), int_in(0)  # argparse types: an integer >= 1, an integer >= 0
+positive_int = POSITIVE  # the older name, used by the conversion scripts
 
 
 def or_auto(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -107,7 +108,6 @@ def or_auto(parse: Callable[[str], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(e).replace(', not ', ' or auto, not ', 1)) from None
     parse_or_auto.__name__ = parse.__name__
     return parse_or_auto
-positive_int = POSITIVE  # the older name, used by the conversion scripts
 
 
 def closest(word: str, candidates: Iterable[str]) -> Optional[str]:

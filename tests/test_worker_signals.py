@@ -1,4 +1,5 @@
-"""A scheduler's SIGTERM that lands while DataLoader workers start must not kill a worker: it is the main process's."""
+"""A scheduler's SIGTERM that lands while DataLoader workers start must not kill a worker: it is the main process's;
+and workers that ignore it must not keep a failed run from exiting."""
 import os
 import signal
 import subprocess
