@@ -46,7 +46,7 @@ sys.exit(main.main(sys.argv[1:]))
 '''
 
 
-def test_an_unexpected_error_with_live_workers_ends_the_run_instead_of_hanging_at_exit(tmp_path):
+def test_a_run_that_crashes_with_live_workers_exits_at_once_instead_of_hanging(tmp_path):
     """The traceback keeps the loaders (and their SIGTERM-ignoring workers) alive into interpreter exit."""
     ann = make_dataset(tmp_path / 'jpg', 'jpg', labels=('a', 'b'), n_train=2, h=24, w=32)
     args = ['--video_path', str(tmp_path / 'jpg'), '--annotation_path', str(ann), '--result_path', str(tmp_path / 'out'),
