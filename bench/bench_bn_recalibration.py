@@ -7,11 +7,10 @@ result folders) with ``save_<epoch>.pth`` after coarse epochs. For each such che
 count N, the checkpoint's BatchNorm statistics are re-estimated on N batches of full-shape training
 clips (``datasets.multigrid.calibration_items``, as ``main.py`` draws them) and the model is
 validated; printed: video top-1, validation loss and the seconds the recalibration took (its
-loader's start included, as in a run). The run's own options (``opts.json``) give the data,
-model and math. A Markdown table for docs/benchmarks.md.
+loader's start included, as in a run). The run's own options (``--config`` of its ``opts.json``) give
+the data, model and math. A Markdown table for docs/benchmarks.md.
 """
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -34,25 +33,10 @@ from training import criterion_for, recalibrate_batchnorm  # noqa: E402
 from validation import val_epoch, video_metrics  # noqa: E402
 
 
-def run_flags(run_dir: Path) -> List[str]:
-    """The run's own main.py flags (``opts.json``'s command line) without --result_path and --resume_path."""
-    command = json.loads((run_dir / 'opts.json').read_text())['command_line']
-    drop = {'--result_path', '--resume_path'}
-    out, skip = [], False
-    for word in command:
-        if skip:
-            skip = False
-        elif word in drop:
-            skip = True
-        else:
-            out.append(word)
-    return out
-
-
 def measure(run_dir: Path, epoch: int, counts: List[int], work: Path) -> List[tuple]:
     """(batches, clips seen, video top-1, validation loss, recalibration seconds) per count, for one checkpoint."""
-    opt = parse_opts(run_flags(run_dir) + ['--result_path', str(work), '--resume_path',
-                                            str(run_dir / f'save_{epoch}.pth'), '--no_progress'])
+    opt = parse_opts(['--config', str(run_dir / 'opts.json'), '--result_path', str(work), '--resume_path',
+                      str(run_dir / f'save_{epoch}.pth'), '--no_progress'])  # the run's own options
     proc = m.setup(opt, 0, 1, 0, 1)
     ckpt = resume_checkpoint(opt, rank=0)
     model, options, ft = m.build_model(opt, ckpt, proc)
